@@ -1,0 +1,77 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Module layout (dependencies flow one way):
+//   CBLAS, CHDF5, CZlib        system libraries (OpenBLAS, HDF5 serial, zlib)
+//   NASCore                    seeded RNG, network IR (NetworkGraph), Architecture + ArchitectureSpace
+//   Engine                     tensors, kernels on cblas_sgemm, autodiff, layers, optimizers, training loop
+//   HDF5Kit                    a small Swift wrapper over the HDF5 C API
+//   Datasets                   digits CSV, IDX (Fashion-MNIST), HDF5 arrays; splits and batches
+//   Spaces                     YAML search spaces, architectures, decoding to NetworkGraph
+//   Estimators                 params, MACs/FLOPs, measured and predicted latency
+//   Search                     ask/tell searchers (random, regularized evolution), Pareto fronts
+//   Records                    HDF5 experiment records, CSV/JSON export
+//   Lab                        the runner: config → search → evaluation → records
+//   naslab                     the command-line tool
+
+let package = Package(
+    name: "NASLab",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "naslab", targets: ["naslab"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Lab", targets: ["Lab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // MARK: - C libraries
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: - Core and engine
+        .target(name: "NASCore"),
+        .target(name: "Engine", dependencies: ["CBLAS", "NASCore"]),
+        .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
+        .target(name: "Datasets", dependencies: ["CZlib", "HDF5Kit", "NASCore"],
+                resources: [.copy("Resources/digits.csv.gz")]),
+
+        // MARK: - Search side
+        .target(name: "Spaces", dependencies: ["NASCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Estimators", dependencies: ["NASCore", "Engine", "HDF5Kit"]),
+        .target(name: "Search", dependencies: ["NASCore"]),
+        .target(name: "Records", dependencies: ["NASCore", "HDF5Kit"]),
+
+        // MARK: - Apps
+        .target(name: "Lab", dependencies: [
+            "NASCore", "Engine", "Datasets", "Spaces", "Estimators", "Search", "Records", "HDF5Kit",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "naslab", dependencies: [
+            "Lab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .executableTarget(name: "naslab-bench", dependencies: [
+            "Lab", "Engine", "NASCore",
+        ], path: "Benchmarks/Sources/naslab-bench"),
+
+        // MARK: - Tests
+        .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "NASCore", "HDF5Kit"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine"]),
+        .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore"]),
+        .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
+        .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// Datasets — under construction; see the module plan in Package.swift.

@@ -1,0 +1,1 @@
+// Engine — under construction; see the module plan in Package.swift.

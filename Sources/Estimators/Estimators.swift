@@ -1,0 +1,1 @@
+// Estimators — under construction; see the module plan in Package.swift.

@@ -1,0 +1,1 @@
+// HDF5Kit — under construction; see the module plan in Package.swift.

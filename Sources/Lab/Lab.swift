@@ -1,0 +1,1 @@
+// Lab — under construction; see the module plan in Package.swift.

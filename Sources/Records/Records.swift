@@ -1,0 +1,1 @@
+// Records — under construction; see the module plan in Package.swift.

@@ -1,0 +1,1 @@
+// Search — under construction; see the module plan in Package.swift.

@@ -1,0 +1,1 @@
+// Spaces — under construction; see the module plan in Package.swift.

@@ -1,0 +1,77 @@
+import XCTest
+import NASCore
+
+final class SeededGeneratorTests: XCTestCase {
+    func testSameSeedSameSequence() {
+        var a = SeededGenerator(seed: 7), b = SeededGenerator(seed: 7), c = SeededGenerator(seed: 8)
+        let sa = (0..<100).map { _ in a.next() }
+        XCTAssertEqual(sa, (0..<100).map { _ in b.next() })
+        XCTAssertNotEqual(sa, (0..<100).map { _ in c.next() })
+    }
+
+    func testKnownXoshiroValue() {
+        // xoshiro256** reference: state (1, 2, 3, 4) gives 11520 then 0 then 1509978240.
+        var g = SeededGenerator(state: [1, 2, 3, 4])
+        XCTAssertEqual([g.next(), g.next(), g.next()], [11520, 0, 1509978240])
+    }
+
+    func testUniformIntsCoverRangeEvenly() {
+        var g = SeededGenerator(seed: 1)
+        var counts = [Int](repeating: 0, count: 5)
+        for _ in 0..<50_000 { counts[g.nextInt(below: 5)] += 1 }
+        for c in counts { XCTAssertEqual(Double(c), 10_000, accuracy: 400) }
+    }
+
+    func testNormalMoments() {
+        var g = SeededGenerator(seed: 3)
+        let xs = (0..<100_000).map { _ in g.nextNormal() }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count)
+        XCTAssertEqual(mean, 0, accuracy: 0.02)
+        XCTAssertEqual(variance, 1, accuracy: 0.02)
+    }
+
+    func testStateRoundTripsThroughCodable() throws {
+        var g = SeededGenerator(seed: 99)
+        _ = g.next()
+        let data = try JSONEncoder().encode(g)
+        var h = try JSONDecoder().decode(SeededGenerator.self, from: data)
+        XCTAssertEqual(g.next(), h.next())
+    }
+}
+
+final class NetworkGraphTests: XCTestCase {
+    func testShapesOfSmallCNN() throws {
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 28, width: 28))
+        var x = g.add("conv1", .conv2d(Conv2dAttributes(outChannels: 16, kernel: 3, stride: 2, padding: 1)), g.input)
+        let skip = x
+        x = g.add("conv2", .conv2d(Conv2dAttributes(outChannels: 16, kernel: 3, padding: 1, groups: 16)), x)
+        x = g.add("sum", .add, inputs: [x, skip])
+        x = g.add("cat", .concat, inputs: [x, skip])
+        x = g.add("pool", .maxPool(PoolAttributes(kernel: 3, stride: 2, padding: 1)), x)
+        x = g.add("gap", .globalAvgPool, x)
+        x = g.add("fc", .linear(outFeatures: 10, bias: true), x)
+        let shapes = try g.inferShapes()
+        XCTAssertEqual(shapes[1], FeatureShape(channels: 16, height: 14, width: 14))
+        XCTAssertEqual(shapes[4], FeatureShape(channels: 32, height: 14, width: 14))
+        XCTAssertEqual(shapes[5], FeatureShape(channels: 32, height: 7, width: 7))
+        XCTAssertEqual(shapes.last, FeatureShape(features: 10))
+    }
+
+    func testBadGraphsAreReported() {
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 3, height: 4, width: 4))
+        g.add("conv", .conv2d(Conv2dAttributes(outChannels: 8, kernel: 3, groups: 2)), g.input)
+        XCTAssertThrowsError(try g.inferShapes())
+        var h = NetworkGraph(inputShape: FeatureShape(channels: 3, height: 4, width: 4))
+        h.add("fc", .linear(outFeatures: 2, bias: true), h.input)
+        XCTAssertThrowsError(try h.inferShapes())
+        var k = NetworkGraph(inputShape: FeatureShape(channels: 3, height: 2, width: 2))
+        k.add("conv", .conv2d(Conv2dAttributes(outChannels: 8, kernel: 5)), k.input)
+        XCTAssertThrowsError(try k.inferShapes())
+    }
+
+    func testStableHashIsFNV1a() {
+        XCTAssertEqual(stableHash(""), "cbf29ce484222325")
+        XCTAssertEqual(stableHash("a"), "af63dc4c8601ec8c")
+    }
+}
