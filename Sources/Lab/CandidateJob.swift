@@ -1,0 +1,97 @@
+import Foundation
+import NASCore
+
+/// Everything a worker needs to evaluate one candidate, on this machine or on a cluster node.
+/// Self-contained and `Codable`: the Slurm executor writes it as JSON to the shared directory and
+/// `naslab evaluate SPEC.json --output RESULT.json` runs it there.
+public struct CandidateSpec: Codable, Equatable, Sendable {
+    public var id: Int
+    /// The canonical architecture text in `space`.
+    public var architecture: String
+    /// The search-space file's YAML text (so a worker needs no access to the coordinator's files).
+    public var spaceYAML: String
+    public var spaceName: String
+    public var dataset: String
+    public var validationSplit: Double
+    public var training: ExperimentConfig.TrainingSettings
+    /// Seed of this candidate's training (derived from the experiment seed and the candidate id).
+    public var seed: UInt64
+    /// Compute threads for this candidate.
+    public var threads: Int
+
+    public init(id: Int, architecture: String, spaceYAML: String, spaceName: String, dataset: String,
+                validationSplit: Double, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
+        self.id = id
+        self.architecture = architecture
+        self.spaceYAML = spaceYAML
+        self.spaceName = spaceName
+        self.dataset = dataset
+        self.validationSplit = validationSplit
+        self.training = training
+        self.seed = seed
+        self.threads = threads
+    }
+}
+
+/// One epoch of a candidate's training curve.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var validationLoss: Double
+    public var validationAccuracy: Double
+
+    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, validationLoss: Double, validationAccuracy: Double) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+    }
+}
+
+/// The outcome of evaluating a `CandidateSpec`.
+public struct CandidateResult: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable {
+        case completed
+        case failed
+    }
+
+    public var id: Int
+    public var status: Status
+    /// Why the candidate failed (divergence, an exception, a killed or timed-out cluster task…).
+    public var reason: String?
+    public var validationAccuracy: Double
+    public var testAccuracy: Double
+    public var epochs: [EpochMetrics]
+    public var wallSeconds: Double
+    /// Who evaluated it: `local-0`, `slurm-<jobid>_<task>`, …
+    public var worker: String
+
+    public init(id: Int, status: Status, reason: String? = nil, validationAccuracy: Double = .nan,
+                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String) {
+        self.id = id
+        self.status = status
+        self.reason = reason
+        self.validationAccuracy = validationAccuracy
+        self.testAccuracy = testAccuracy
+        self.epochs = epochs
+        self.wallSeconds = wallSeconds
+        self.worker = worker
+    }
+
+    /// A failed result, e.g. for a task that a cluster killed.
+    public static func failed(id: Int, reason: String, worker: String, wallSeconds: Double = 0) -> CandidateResult {
+        CandidateResult(id: id, status: .failed, reason: reason, wallSeconds: wallSeconds, worker: worker)
+    }
+}
+
+/// Runs candidate evaluations somewhere: in this process (`local`) or on a cluster (`slurm`).
+///
+/// The runner hands over one batch at a time (a generation of proposals) and records the results
+/// in candidate-id order, so the record does not depend on which executor ran the batch.
+public protocol CandidateExecutor: AnyObject {
+    /// Evaluates `specs`, returning one result per spec (any order). A candidate that fails is a
+    /// `.failed` result, never a thrown error; throwing means the executor itself cannot go on.
+    func evaluate(_ specs: [CandidateSpec]) throws -> [CandidateResult]
+}

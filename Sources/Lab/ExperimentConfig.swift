@@ -1,0 +1,174 @@
+import Foundation
+
+/// An experiment: what to search, on which data, with which searcher, budget, training
+/// hyperparameters and constraints. Read from `Experiments/*.yaml`; documented in
+/// `docs/experiments.md`. Every default is stated once, here.
+public struct ExperimentConfig: Equatable, Sendable {
+    /// Identifier used for the record's default file name.
+    public var name: String
+    public var seed: UInt64 = 0
+    /// A shipped space name (`small`, `medium`, `large`, `nasbench201`) or a path to a YAML file.
+    public var space: String = "medium"
+    /// `digits`, `fashion-mnist` or a path to a dataset file (HDF5 layout or IDX).
+    public var dataset: String = "digits"
+    public var taskType: String = "classification"
+    public var validationSplit: Double = 0.1
+    public var searcher = SearcherSettings()
+    public var budget = Budget()
+    public var training = TrainingSettings()
+    public var constraints = Constraints()
+    public var evaluator = EvaluatorSettings()
+    /// Candidates trained at the same time on this machine.
+    public var workers: Int = 1
+    /// Total compute threads (OpenBLAS and the engine's loops); shared among workers.
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Where the HDF5 record goes; default `Results/<name>.h5`.
+    public var output: String?
+
+    public struct SearcherSettings: Equatable, Sendable {
+        /// `random`, `regularized_evolution` or `local_search`.
+        public var kind: String = "regularized_evolution"
+        public var populationSize: Int = 20
+        public var sampleSize: Int = 5
+        /// Never evaluate an architecture already seen (by canonical hash).
+        public var deduplicate: Bool = true
+        /// Consecutive constraint rejections after which the search stops as "no feasible architecture found".
+        public var maxConsecutiveRejections: Int = 1_000
+    }
+
+    public struct Budget: Equatable, Sendable {
+        /// Number of candidates to evaluate (trained, or looked up); rejected candidates do not count.
+        public var candidates: Int = 20
+        /// Optional wall-time limit for the whole search.
+        public var wallMinutes: Double?
+    }
+
+    public struct TrainingSettings: Equatable, Sendable {
+        public var epochs: Int = 10
+        public var batchSize: Int = 64
+        public var learningRate: Double = 0.05
+        /// `sgd` or `adamw`.
+        public var optimizer: String = "sgd"
+        public var momentum: Double = 0.9
+        public var nesterov: Bool = true
+        public var weightDecay: Double = 5e-4
+        /// `constant`, `step` or `cosine`.
+        public var schedule: String = "cosine"
+        public var warmupEpochs: Int = 0
+        public var labelSmoothing: Double = 0
+    }
+
+    public struct Constraints: Equatable, Sendable {
+        public var maxParams: Int?
+        /// Upper bound on FLOPs (2 × multiply-accumulates of conv and linear layers, batch 1).
+        public var maxFlops: Double?
+        public var maxLatencyMs: Double?
+        /// `predicted` (lookup table) or `measured` (forward pass timed) latency for `max_latency_ms`.
+        public var latency: String = "predicted"
+        public var isEmpty: Bool { maxParams == nil && maxFlops == nil && maxLatencyMs == nil }
+    }
+
+    public struct EvaluatorSettings: Equatable, Sendable {
+        /// `training` (NASLab's engine) or `tabular` (a lookup table such as NAS-Bench-201).
+        public var kind: String = "training"
+        /// Tabular: path to the CSV table.
+        public var table: String?
+        /// Tabular: column holding the architecture text and the metric to maximise.
+        public var keyColumn: String = "ArchitectureString"
+        public var metricColumn: String = "CIFAR10TestAccuracy200Epochs"
+        /// Tabular: further columns reported (not used for selection).
+        public var reportColumns: [String] = []
+    }
+
+    public init(name: String) { self.name = name }
+
+    /// The record path: `output` or `Results/<name>.h5`.
+    public var outputPath: String { output ?? "Results/\(name).h5" }
+}
+
+extension ExperimentConfig {
+    public static let searcherKinds = ["random", "regularized_evolution", "local_search"]
+
+    /// Loads and validates a config file; errors are `file:line:column: message`.
+    public static func load(path: String) throws -> ExperimentConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 1, column: 1, message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 1, column: 1, message: "the file is not UTF-8 text")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    public static func parse(yaml: String, file: String) throws -> ExperimentConfig {
+        var r = try ConfigReader.parse(yaml: yaml, file: file)
+        var c = ExperimentConfig(name: try r.requiredString("name"))
+        guard !c.name.isEmpty, c.name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw r.error(at: r.valueNode("name")!, "'name' may contain letters, digits, '-', '_' and '.' only")
+        }
+        if let s = try r.int("seed", range: 0...Int.max) { c.seed = UInt64(s) }
+        c.space = try r.string("space") ?? c.space
+        c.dataset = try r.string("dataset") ?? c.dataset
+        c.taskType = try r.choice("task_type", ["classification", "image_classification"]) ?? c.taskType
+        c.validationSplit = try r.double("validation_split", range: 0...0.9) ?? c.validationSplit
+        c.workers = try r.int("workers", range: 1...64) ?? c.workers
+        c.threads = try r.int("threads", range: 1...256) ?? c.threads
+        c.output = try r.string("output")
+
+        if var s = try r.mapping("searcher") {
+            c.searcher.kind = try s.choice("kind", searcherKinds) ?? c.searcher.kind
+            c.searcher.populationSize = try s.int("population_size", range: 2...100_000) ?? c.searcher.populationSize
+            c.searcher.sampleSize = try s.int("sample_size", range: 1...100_000) ?? c.searcher.sampleSize
+            c.searcher.deduplicate = try s.bool("deduplicate") ?? c.searcher.deduplicate
+            c.searcher.maxConsecutiveRejections = try s.int("max_consecutive_rejections", range: 1...Int.max)
+                ?? c.searcher.maxConsecutiveRejections
+            if c.searcher.sampleSize > c.searcher.populationSize, let n = s.valueNode("sample_size") {
+                throw s.error(at: n, "'sample_size' (\(c.searcher.sampleSize)) must not exceed 'population_size' (\(c.searcher.populationSize))")
+            }
+            try s.finish(section: "searcher")
+        }
+        if var b = try r.mapping("budget") {
+            c.budget.candidates = try b.int("candidates", range: 1...10_000_000) ?? c.budget.candidates
+            c.budget.wallMinutes = try b.double("wall_minutes", range: 0.001...1e9)
+            try b.finish(section: "budget")
+        }
+        if var t = try r.mapping("training") {
+            c.training.epochs = try t.int("epochs", range: 1...100_000) ?? c.training.epochs
+            c.training.batchSize = try t.int("batch_size", range: 1...1_000_000) ?? c.training.batchSize
+            c.training.learningRate = try t.double("learning_rate", range: 1e-12...100) ?? c.training.learningRate
+            c.training.optimizer = try t.choice("optimizer", ["sgd", "adamw"]) ?? c.training.optimizer
+            c.training.momentum = try t.double("momentum", range: 0...0.9999) ?? c.training.momentum
+            c.training.nesterov = try t.bool("nesterov") ?? c.training.nesterov
+            c.training.weightDecay = try t.double("weight_decay", range: 0...1) ?? c.training.weightDecay
+            c.training.schedule = try t.choice("schedule", ["constant", "step", "cosine"]) ?? c.training.schedule
+            c.training.warmupEpochs = try t.int("warmup_epochs", range: 0...100_000) ?? c.training.warmupEpochs
+            c.training.labelSmoothing = try t.double("label_smoothing", range: 0...0.999) ?? c.training.labelSmoothing
+            try t.finish(section: "training")
+        }
+        if var k = try r.mapping("constraints") {
+            c.constraints.maxParams = try k.int("max_params", range: 1...Int.max)
+            c.constraints.maxFlops = try k.double("max_flops", range: 1...1e18)
+            c.constraints.maxLatencyMs = try k.double("max_latency_ms", range: 1e-6...1e9)
+            c.constraints.latency = try k.choice("latency", ["predicted", "measured"]) ?? c.constraints.latency
+            try k.finish(section: "constraints")
+        }
+        if var e = try r.mapping("evaluator") {
+            c.evaluator.kind = try e.choice("kind", ["training", "tabular"]) ?? c.evaluator.kind
+            c.evaluator.table = try e.string("table")
+            c.evaluator.keyColumn = try e.string("key_column") ?? c.evaluator.keyColumn
+            c.evaluator.metricColumn = try e.string("metric_column") ?? c.evaluator.metricColumn
+            if let node = e.take("report_columns") {
+                guard let seq = node.sequence, let cols = Optional(seq.compactMap { $0.string }), cols.count == seq.count else {
+                    throw e.error(at: node, "'report_columns' must be a list of column names")
+                }
+                c.evaluator.reportColumns = cols
+            }
+            if c.evaluator.kind == "tabular", c.evaluator.table == nil {
+                throw e.error(at: e.node, "a tabular evaluator needs 'table' (path to the CSV)")
+            }
+            try e.finish(section: "evaluator")
+        }
+        try r.finish()
+        return c
+    }
+}

@@ -1,1 +1,0 @@
-// Lab — under construction; see the module plan in Package.swift.

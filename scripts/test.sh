@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, then runs the whole test suite in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+# h5py is the second reader the record and weight-file tests use.
+if ! python3 -c "import h5py" >/dev/null 2>&1; then
+    python3 -m pip install --quiet h5py 2>/dev/null || python3 -m pip install --quiet --break-system-packages h5py
+fi
+swift build -c release --build-tests
+swift test -c release --skip-build "$@"
