@@ -43,7 +43,7 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var wallMinutes: Double?
     }
 
-    public struct TrainingSettings: Equatable, Sendable {
+    public struct TrainingSettings: Codable, Equatable, Sendable {
         public var epochs: Int = 10
         public var batchSize: Int = 64
         public var learningRate: Double = 0.05
