@@ -67,9 +67,13 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     public var wallSeconds: Double
     /// Who evaluated it: `local-0`, `slurm-<jobid>_<task>`, …
     public var worker: String
+    /// An HDF5 weights file the worker wrote for the trained network, if any (the coordinator
+    /// copies the best candidate's weights into the record).
+    public var weightsFile: String?
 
     public init(id: Int, status: Status, reason: String? = nil, validationAccuracy: Double = .nan,
-                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String) {
+                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String,
+                weightsFile: String? = nil) {
         self.id = id
         self.status = status
         self.reason = reason
@@ -78,6 +82,7 @@ public struct CandidateResult: Codable, Equatable, Sendable {
         self.epochs = epochs
         self.wallSeconds = wallSeconds
         self.worker = worker
+        self.weightsFile = weightsFile
     }
 
     /// A failed result, e.g. for a task that a cluster killed.
