@@ -100,3 +100,19 @@ public protocol CandidateExecutor: AnyObject {
     /// `.failed` result, never a thrown error; throwing means the executor itself cannot go on.
     func evaluate(_ specs: [CandidateSpec]) throws -> [CandidateResult]
 }
+
+/// JSON coding for specs and results: NaN (unknown metrics) is written as `"nan"`.
+public enum CandidateJSON {
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+}
