@@ -60,6 +60,23 @@ extension HDF5Location {
         try writeAttribute(name, type: naslab_H5T_NATIVE_DOUBLE(), shape: [], buffer: &v)
     }
 
+    /// Sets (or replaces) a scalar numeric attribute of the given Swift type (e.g. `UInt64` seeds).
+    public func setAttribute<T: HDF5Numeric>(_ name: String, number value: T) throws {
+        var v = value
+        try writeAttribute(name, type: T.nativeType(), shape: [], buffer: &v)
+    }
+
+    /// Reads a scalar numeric attribute converted to `T`.
+    public func numberAttribute<T: HDF5Numeric>(_ name: String, as type: T.Type = T.self) throws -> T {
+        try withAttribute(name) { source in
+            let values = try readNumbers(source, "@" + name, as: T.self)
+            guard values.count == 1 else {
+                throw HDF5Error.shapeMismatch(path: file.path, object: objectPath + "@" + name, detail: "expected one value, found \(values.count)")
+            }
+            return values[0]
+        }
+    }
+
     /// Whether this location has attribute `name`.
     public func hasAttribute(_ name: String) -> Bool {
         HDF5Library.locked {

@@ -179,6 +179,19 @@ public final class HDF5Table: @unchecked Sendable {
         }
     }
 
+    /// Shrinks (or grows, with zero-filled rows) the table to `rowCount` rows.
+    public func resize(rowCount newCount: Int) throws {
+        try HDF5Library.locked {
+            guard dataset >= 0, file.isOpen else { throw HDF5Error.fileClosed(path: file.path) }
+            guard newCount >= 0 else {
+                throw HDF5Error.invalidArgument(path: file.path, object: objectPath, detail: "negative row count \(newCount)")
+            }
+            var size = [hsize_t(newCount)]
+            if H5Dset_extent(dataset, &size) < 0 { throw failure("resize") }
+            rowCount = newCount
+        }
+    }
+
     /// Flushes the whole file (see ``H5File/flush()``).
     public func flush() throws { try file.flush() }
 

@@ -47,7 +47,7 @@ public enum HDF5ElementType: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A number type HDF5Kit can write and read: `Float`, `Double`, `Int32`, `Int64`, `UInt8`.
+/// A number type HDF5Kit can write and read: `Float`, `Double`, `Int32`, `Int64`, `UInt8`, `UInt64`.
 ///
 /// Reading converts any stored integer or floating-point type to the requested one (HDF5's own
 /// conversion: out-of-range values are clamped); strings or compounds are a ``HDF5Error/typeMismatch(path:object:expected:found:)``.
@@ -73,6 +73,10 @@ extension Int32: HDF5Numeric {
 extension Int64: HDF5Numeric {
     public static func nativeType() -> hid_t { naslab_H5T_NATIVE_INT64() }
     public static var elementType: HDF5ElementType { .integer(bytes: 8, signed: true) }
+}
+extension UInt64: HDF5Numeric {
+    public static func nativeType() -> hid_t { naslab_H5T_NATIVE_UINT64() }
+    public static var elementType: HDF5ElementType { .integer(bytes: 8, signed: false) }
 }
 extension UInt8: HDF5Numeric {
     public static func nativeType() -> hid_t { naslab_H5T_NATIVE_UINT8() }

@@ -248,4 +248,20 @@ final class HDF5KitTests: XCTestCase {
             XCTAssertEqual(try file.read("d\(i)", as: Float.self).values, [Float](repeating: Float(i), count: 1000))
         }
     }
+
+    func testNumberAttributesAndTableResize() throws {
+        let path = temporaryPath("resize.h5")
+        let file = try H5File.create(path: path)
+        try file.setAttribute("seed", number: UInt64.max)
+        try file.setAttribute("ratio", number: Float(0.5))
+        XCTAssertEqual(try file.numberAttribute("seed", as: UInt64.self), UInt64.max)
+        XCTAssertEqual(try file.numberAttribute("ratio", as: Double.self), 0.5)
+        let table = try file.createTable("t", columns: [HDF5Column("v", .int64)])
+        try table.append(rows: (0..<5).map { [.int($0)] })
+        try table.resize(rowCount: 3)
+        XCTAssertEqual(try table.readAll(), [[.int(0)], [.int(1)], [.int(2)]])
+        try table.append([.int(9)])
+        try file.close()
+        XCTAssertEqual(try H5File.open(path: path).openTable("t").readAll().map { $0[0] }, [.int(0), .int(1), .int(2), .int(9)])
+    }
 }
