@@ -139,4 +139,19 @@ extension HDF5Location {
             if H5Ldelete(try identifier(), name, defaultProperties) < 0 { throw failure("delete", name) }
         }
     }
+
+    /// Renames (moves) the link `name` to `newName` inside this location; missing parents of `newName` are created.
+    public func move(_ name: String, to newName: String) throws {
+        try HDF5Library.locked {
+            try validate(name: newName)
+            guard exists(name) else { throw HDF5Error.objectNotFound(path: file.path, object: fullPath(name)) }
+            if exists(newName) {
+                throw HDF5Error.invalidArgument(path: file.path, object: fullPath(newName), detail: "already exists")
+            }
+            let id = try identifier()
+            let lcpl = intermediateGroupProperties()
+            defer { H5Pclose(lcpl) }
+            if H5Lmove(id, name, id, newName, lcpl, defaultProperties) < 0 { throw failure("move", name) }
+        }
+    }
 }

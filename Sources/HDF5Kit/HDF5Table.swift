@@ -192,6 +192,14 @@ public final class HDF5Table: @unchecked Sendable {
         }
     }
 
+    /// Closes the table's dataset (the file closes once it and all its objects are closed). Harmless twice.
+    public func close() {
+        HDF5Library.locked {
+            if dataset >= 0 { H5Dclose(dataset) }
+            dataset = -1
+        }
+    }
+
     /// Flushes the whole file (see ``H5File/flush()``).
     public func flush() throws { try file.flush() }
 
