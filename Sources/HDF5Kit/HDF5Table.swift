@@ -28,7 +28,7 @@ public struct HDF5Column: Sendable, Equatable {
 }
 
 /// One cell of an ``HDF5Table`` row.
-public enum HDF5Value: Sendable, Equatable, CustomStringConvertible {
+public enum HDF5Value: Sendable, Hashable, CustomStringConvertible {
     case int(Int64)
     case double(Double)
     case string(String)

@@ -50,7 +50,7 @@ public final class ExperimentRecord: @unchecked Sendable {
 
     private let file: H5File
     private let candidates: HDF5Table
-    private let epochs: HDF5Table
+    private var epochs: HDF5Table
     private let lock = NSRecursiveLock()
 
     static let candidateColumnNames = [
@@ -147,7 +147,9 @@ public final class ExperimentRecord: @unchecked Sendable {
             guard version <= formatVersion else {
                 throw RecordError.notARecord(path: path, detail: "format_version \(version) is newer than supported (\(formatVersion))")
             }
-            for name in ["candidates", "epochs", "config_yaml", "search_space_yaml", "environment"] where !file.exists(name) {
+            // A crash while the epochs table was being rewritten leaves it under its staged name.
+            let epochsName = !file.exists("epochs") && file.exists("epochs_new") ? "epochs_new" : "epochs"
+            for name in ["candidates", epochsName, "config_yaml", "search_space_yaml", "environment"] where !file.exists(name) {
                 throw RecordError.corrupt(path: path, detail: "missing '/\(name)'")
             }
             let environment = try file.openGroup("environment")
@@ -165,7 +167,7 @@ public final class ExperimentRecord: @unchecked Sendable {
                     openBLASVersion: try environment.stringAttribute("openblas_version"),
                     hdf5Version: try environment.stringAttribute("hdf5_version")))
             let candidates = try file.openTable("candidates")
-            let epochs = try file.openTable("epochs")
+            let epochs = try file.openTable(epochsName)
             guard candidates.columns.map(\.name) == candidateColumnNames else {
                 throw RecordError.corrupt(path: path, detail: "unexpected candidate columns \(candidates.columns.map(\.name))")
             }
@@ -186,19 +188,35 @@ public final class ExperimentRecord: @unchecked Sendable {
 
     /// Drops trailing incomplete rows and completes interrupted replacements.
     private func repair() throws {
+        for name in ["pareto", "best", "searcher_state", "epochs"] {
+            let staged = name + "_new"
+            guard file.exists(staged) else { continue }
+            if file.exists(name) { try file.remove(staged) } else { try file.move(staged, to: name) }
+        }
         let candidateRows = try candidates.readAll()
         let statusIndex = ExperimentRecord.candidateColumnNames.firstIndex(of: "status")!
         var keep = candidateRows.count
         while keep > 0, candidateRows[keep - 1][statusIndex] == .string("") { keep -= 1 }
         if keep < candidateRows.count { try candidates.resize(rowCount: keep) }
-        let epochRows = try epochs.readAll()
+        var epochRows = try epochs.readAll()
         var keepEpochs = epochRows.count
         while keepEpochs > 0, epochRows[keepEpochs - 1][1] == .int(0) { keepEpochs -= 1 }
-        if keepEpochs < epochRows.count { try epochs.resize(rowCount: keepEpochs) }
-        for name in ["pareto", "best", "searcher_state"] {
-            let staged = name + "_new"
-            guard file.exists(staged) else { continue }
-            if file.exists(name) { try file.remove(staged) } else { try file.move(staged, to: name) }
+        if keepEpochs < epochRows.count {
+            try epochs.resize(rowCount: keepEpochs)
+            epochRows.removeLast(epochRows.count - keepEpochs)
+        }
+        // Epochs of a candidate whose row was never written come from an interrupted evaluation;
+        // a resumed search evaluates that id again, so drop them (rewritten via a staged copy).
+        let finished = Set(candidateRows.prefix(keep).map { $0[0] })
+        let kept = epochRows.filter { finished.contains($0[0]) }
+        if kept.count < epochRows.count {
+            try replace("epochs") { name in
+                let table = try file.createTable(name, columns: ExperimentRecord.epochColumns, chunkRows: 256, compressionLevel: 4)
+                try table.append(rows: kept)
+                table.close()
+            }
+            epochs.close()
+            epochs = try file.openTable("epochs")
         }
         try file.flush()
     }

@@ -92,6 +92,8 @@ final class RecordsTests: XCTestCase {
             let record = try ExperimentRecord.create(path: path, metadata: sampleMetadata(), overwrite: true)
             try record.appendCandidate(sampleCandidate(0))
             try record.appendEpochs([EpochRow(candidateID: 0, epoch: 1, trainLoss: 1, trainAccuracy: 0.5)])
+            // An interrupted evaluation: epochs of candidate 1 but no candidate row.
+            try record.appendEpochs([EpochRow(candidateID: 1, epoch: 1, trainLoss: 1, trainAccuracy: 0.5)])
         }
         // Simulate what a crash can leave: zero-filled rows after the last complete one, and a
         // staged searcher state that was never swapped in.
@@ -99,7 +101,7 @@ final class RecordsTests: XCTestCase {
             let file = try H5File.open(path: path, mode: .readWrite)
             let candidates = try file.openTable("candidates")
             try candidates.resize(rowCount: 3)
-            try file.openTable("epochs").resize(rowCount: 2)
+            try file.openTable("epochs").resize(rowCount: 3)
             try file.writeString("searcher_state_new", "{\"staged\":true}")
         }
         XCTAssertEqual(try ExperimentRecord.openReadOnly(path: path).readCandidates(), [sampleCandidate(0)])
@@ -108,7 +110,7 @@ final class RecordsTests: XCTestCase {
         XCTAssertEqual(record.candidateCount, 1)
         try record.appendCandidate(sampleCandidate(1))
         XCTAssertEqual(try record.readCandidates(), [sampleCandidate(0), sampleCandidate(1)])
-        XCTAssertEqual(try record.readEpochs().count, 1)
+        XCTAssertEqual(try record.readEpochs(), [EpochRow(candidateID: 0, epoch: 1, trainLoss: 1, trainAccuracy: 0.5)])
         XCTAssertEqual(try record.searcherState(), "{\"staged\":true}")
         try record.close()
         let file = try H5File.open(path: path)
@@ -259,8 +261,11 @@ final class RecordsTests: XCTestCase {
         guard let path = ProcessInfo.processInfo.environment["NASLAB_RECORDS_CRASH_CHILD"] else {
             throw XCTSkip("helper for testKillDuringWritesLosesNoFlushedCandidate (runs only in its child process)")
         }
-        let record = try ExperimentRecord.create(path: path, metadata: sampleMetadata(name: "crash"), overwrite: true)
-        var id: Int64 = 0
+        // Resume an existing record (as the runner does after a crash), else start a new one.
+        let record = FileManager.default.fileExists(atPath: path)
+            ? try ExperimentRecord.open(path: path)
+            : try ExperimentRecord.create(path: path, metadata: sampleMetadata(name: "crash"))
+        var id = Int64(try record.readCandidates().count)
         while true {
             try record.appendEpochs((1...3).map { EpochRow(candidateID: id, epoch: $0, trainLoss: 1, trainAccuracy: Double(id)) })
             try record.appendCandidate(sampleCandidate(id))
@@ -278,6 +283,8 @@ final class RecordsTests: XCTestCase {
         guard binary.lastPathComponent.hasSuffix(".xctest"), FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("the test binary cannot be re-run as a child here (\(binary.path))")
         }
+        var completeRows = 0
+        var parentWritten = Set<Int64>()
         for round in 0..<3 {
             let process = Process()
             process.executableURL = binary
@@ -287,7 +294,7 @@ final class RecordsTests: XCTestCase {
             process.standardOutput = pipe
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let target = 40 + 17 * round
+            let target = completeRows + 40 + 17 * round
             var reported = Int64(-1)
             var buffer = ""
             let deadline = Date().addingTimeInterval(120)
@@ -309,7 +316,10 @@ final class RecordsTests: XCTestCase {
             let rows = try readOnly.readCandidates()
             XCTAssertGreaterThanOrEqual(rows.count, Int(reported) + 1)
             XCTAssertEqual(Array(rows.prefix(Int(reported) + 1)), (0...reported).map(sampleCandidate))
-            XCTAssertGreaterThanOrEqual(try readOnly.readEpochs().count, 3 * (Int(reported) + 1))
+            let epochs = try readOnly.readEpochs()
+            for id in 0...reported where !parentWritten.contains(id) {
+                XCTAssertEqual(epochs.filter { $0.candidateID == id }.map(\.epoch), [1, 2, 3], "epochs of candidate \(id)")
+            }
             let state = try XCTUnwrap(try readOnly.searcherState())
             XCTAssertTrue(state == "{\"next\": \(reported + 1)}" || state == "{\"next\": \(reported + 2)}", state)
             XCTAssertNotNil(try readOnly.bestCandidateID())
@@ -321,9 +331,14 @@ final class RecordsTests: XCTestCase {
             """, [path])
             XCTAssertTrue(output.contains("rows"), output)
             let resumed = try ExperimentRecord.open(path: path)
+            // Resuming dropped the epochs of the interrupted candidate, if any.
+            XCTAssertTrue(try resumed.readEpochs().allSatisfy { $0.candidateID < Int64(rows.count) })
             try resumed.appendCandidate(sampleCandidate(Int64(rows.count)))
+            parentWritten.insert(Int64(rows.count))
             XCTAssertEqual(try resumed.readCandidates().count, rows.count + 1)
             try resumed.close()
+            completeRows = rows.count + 1
         }
+        XCTAssertGreaterThanOrEqual(completeRows, 3 * 40)
     }
 }
