@@ -106,6 +106,11 @@ public enum CandidateExport {
 
     /// A JSON array of objects, one per row, keys as in ``columns``; unknown numbers are `null`.
     public static func json(_ rows: [CandidateRow]) -> String {
+        rows.isEmpty ? "[]\n" : "[\n" + rows.map { "  " + jsonObject($0) }.joined(separator: ",\n") + "\n]\n"
+    }
+
+    /// One row as a single-line JSON object (the format of JSON Lines logs).
+    public static func jsonObject(_ row: CandidateRow) -> String {
         func escape(_ s: String) -> String {
             var out = "\""
             for scalar in s.unicodeScalars {
@@ -121,15 +126,12 @@ public enum CandidateExport {
             }
             return out + "\""
         }
-        let objects = rows.map { row -> String in
-            let pairs = zip(columns, fields(row)).enumerated().map { index, pair -> String in
-                let value: String
-                if let text = pair.1 { value = stringColumns.contains(index) ? escape(text) : text } else { value = "null" }
-                return "    " + escape(pair.0) + ": " + value
-            }
-            return "  {\n" + pairs.joined(separator: ",\n") + "\n  }"
+        let pairs = zip(columns, fields(row)).enumerated().map { index, pair -> String in
+            let value: String
+            if let text = pair.1 { value = stringColumns.contains(index) ? escape(text) : text } else { value = "null" }
+            return escape(pair.0) + ": " + value
         }
-        return rows.isEmpty ? "[]\n" : "[\n" + objects.joined(separator: ",\n") + "\n]\n"
+        return "{" + pairs.joined(separator: ", ") + "}"
     }
 
     struct JSONRow: Decodable {

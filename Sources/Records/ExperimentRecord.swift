@@ -48,6 +48,9 @@ public final class ExperimentRecord: @unchecked Sendable {
     /// The string column sizes of this record.
     public let layout: RecordLayout
 
+    /// The JSON Lines live log written next to the record (see ``liveLogPath(forRecord:)``), if enabled.
+    public let liveLogPath: String?
+
     private let file: H5File
     private let candidates: HDF5Table
     private var epochs: HDF5Table
@@ -77,8 +80,10 @@ public final class ExperimentRecord: @unchecked Sendable {
         HDF5Column("train_accuracy", .float64), HDF5Column("val_loss", .float64), HDF5Column("val_accuracy", .float64),
     ]
 
-    private init(file: H5File, metadata: RecordMetadata, layout: RecordLayout, candidates: HDF5Table, epochs: HDF5Table) {
+    private init(file: H5File, metadata: RecordMetadata, layout: RecordLayout, candidates: HDF5Table, epochs: HDF5Table,
+                 liveLogPath: String?) {
         self.file = file
+        self.liveLogPath = liveLogPath
         self.path = file.path
         self.isWritable = file.isWritable
         self.metadata = metadata
@@ -95,8 +100,10 @@ public final class ExperimentRecord: @unchecked Sendable {
     ///   - metadata: config, search space, seed, environment.
     ///   - layout: string column sizes (default ``RecordLayout/standard``).
     ///   - overwrite: replace an existing file (default `false`: an existing file is an error, so results are never clobbered).
+    ///   - liveLog: also append every candidate to a JSON Lines file next to the record, for live
+    ///     readers (the HDF5 file is locked while the writer has it open). Default `false`.
     public static func create(path: String, metadata: RecordMetadata, layout: RecordLayout = .standard,
-                              overwrite: Bool = false) throws -> ExperimentRecord {
+                              overwrite: Bool = false, liveLog: Bool = false) throws -> ExperimentRecord {
         try wrappingHDF5 {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -122,14 +129,24 @@ public final class ExperimentRecord: @unchecked Sendable {
             let candidates = try file.createTable("candidates", columns: candidateColumns(layout), chunkRows: 32, compressionLevel: 4)
             let epochs = try file.createTable("epochs", columns: epochColumns, chunkRows: 256, compressionLevel: 4)
             try file.flush()
-            return ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs)
+            let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,
+                                          liveLogPath: liveLog ? liveLogPath(forRecord: path) : nil)
+            try record.rewriteLiveLog(rows: [])
+            return record
         }
     }
 
     /// Opens an existing record to append to it (resume). Repairs what a crash may leave behind:
     /// trailing incomplete table rows are dropped and half-replaced objects are completed.
-    public static func open(path: String) throws -> ExperimentRecord {
-        try open(path: path, mode: .readWrite)
+    /// With `liveLog`, the JSON Lines live log is rewritten from the record's candidate table.
+    public static func open(path: String, liveLog: Bool = false) throws -> ExperimentRecord {
+        try open(path: path, mode: .readWrite, liveLog: liveLog)
+    }
+
+    /// The live log of the record at `path`: `run.h5` → `run.live.jsonl`.
+    public static func liveLogPath(forRecord path: String) -> String {
+        let base = path.hasSuffix(".h5") ? String(path.dropLast(3)) : path
+        return base + ".live.jsonl"
     }
 
     /// Opens an existing record for reading only.
@@ -137,7 +154,7 @@ public final class ExperimentRecord: @unchecked Sendable {
         try open(path: path, mode: .readOnly)
     }
 
-    private static func open(path: String, mode: H5File.Mode) throws -> ExperimentRecord {
+    private static func open(path: String, mode: H5File.Mode, liveLog: Bool = false) throws -> ExperimentRecord {
         try wrappingHDF5 {
             let file = try H5File.open(path: path, mode: mode)
             guard file.hasAttribute("format"), (try? file.stringAttribute("format")) == formatName else {
@@ -180,8 +197,12 @@ public final class ExperimentRecord: @unchecked Sendable {
             }
             let layout = RecordLayout(architectureCapacity: capacity("architecture"), hashCapacity: capacity("hash"),
                                       reasonCapacity: capacity("reason"), workerCapacity: capacity("worker"))
-            let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs)
-            if mode == .readWrite { try record.repair() }
+            let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,
+                                          liveLogPath: liveLog && mode == .readWrite ? liveLogPath(forRecord: path) : nil)
+            if mode == .readWrite {
+                try record.repair()
+                try record.rewriteLiveLog(rows: try record.readCandidates())
+            }
             return record
         }
     }
@@ -219,6 +240,32 @@ public final class ExperimentRecord: @unchecked Sendable {
             epochs = try file.openTable("epochs")
         }
         try file.flush()
+    }
+
+    /// Replaces the live log with `rows` (write to a temporary file, then rename).
+    private func rewriteLiveLog(rows: [CandidateRow]) throws {
+        guard let liveLogPath else { return }
+        let text = rows.map { CandidateExport.jsonObject($0) + "\n" }.joined()
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: liveLogPath), options: .atomic)
+        } catch {
+            throw RecordError.invalidValue(path: path, detail: "cannot write live log '\(liveLogPath)': \(error.localizedDescription)")
+        }
+    }
+
+    /// Appends one line to the live log.
+    private func appendLiveLog(_ row: CandidateRow) throws {
+        guard let liveLogPath else { return }
+        guard let handle = FileHandle(forWritingAtPath: liveLogPath) else {
+            throw RecordError.invalidValue(path: path, detail: "cannot open live log '\(liveLogPath)'")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data((CandidateExport.jsonObject(row) + "\n").utf8))
+        } catch {
+            throw RecordError.invalidValue(path: path, detail: "cannot append to live log '\(liveLogPath)': \(error.localizedDescription)")
+        }
     }
 
     /// Closes the file (further calls throw). Releasing the record also closes it.
@@ -260,6 +307,7 @@ public final class ExperimentRecord: @unchecked Sendable {
                 .int(row.epochs), .double(row.wallSeconds), .string(row.worker),
             ])
             try file.flush()
+            try appendLiveLog(row)
         }
     }
 

@@ -263,8 +263,8 @@ final class RecordsTests: XCTestCase {
         }
         // Resume an existing record (as the runner does after a crash), else start a new one.
         let record = FileManager.default.fileExists(atPath: path)
-            ? try ExperimentRecord.open(path: path)
-            : try ExperimentRecord.create(path: path, metadata: sampleMetadata(name: "crash"))
+            ? try ExperimentRecord.open(path: path, liveLog: true)
+            : try ExperimentRecord.create(path: path, metadata: sampleMetadata(name: "crash"), liveLog: true)
         var id = Int64(try record.readCandidates().count)
         while true {
             try record.appendEpochs((1...3).map { EpochRow(candidateID: id, epoch: $0, trainLoss: 1, trainAccuracy: Double(id)) })
@@ -279,6 +279,9 @@ final class RecordsTests: XCTestCase {
     func testKillDuringWritesLosesNoFlushedCandidate() throws {
         let path = temporaryPath("crash.h5")
         try? FileManager.default.removeItem(atPath: path)
+        let liveLog = ExperimentRecord.liveLogPath(forRecord: path)
+        XCTAssertEqual(liveLog, temporaryPath("crash.live.jsonl"))
+        var liveReaderChecked = false
         let binary = URL(fileURLWithPath: CommandLine.arguments[0])
         guard binary.lastPathComponent.hasSuffix(".xctest"), FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw XCTSkip("the test binary cannot be re-run as a child here (\(binary.path))")
@@ -305,6 +308,19 @@ final class RecordsTests: XCTestCase {
                 for line in buffer.split(separator: "\n") where line.hasPrefix("NASLAB-ROW ") {
                     reported = max(reported, Int64(line.dropFirst(11)) ?? -1)
                 }
+                if !liveReaderChecked, reported >= 20 {
+                    // A live reader while the writer runs: the JSON Lines log (the HDF5 file is locked).
+                    let output = try runPython("""
+                    import sys, json
+                    text = open(sys.argv[1]).read()
+                    lines = text.split("\\n")[:-1]   # a last line without newline is still being written
+                    rows = [json.loads(l) for l in lines]
+                    assert len(rows) >= 21 and [r["id"] for r in rows] == list(range(len(rows))), len(rows)
+                    print("live rows", len(rows))
+                    """, [liveLog])
+                    XCTAssertTrue(output.contains("live rows"), output)
+                    liveReaderChecked = true
+                }
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -324,13 +340,21 @@ final class RecordsTests: XCTestCase {
             XCTAssertTrue(state == "{\"next\": \(reported + 1)}" || state == "{\"next\": \(reported + 2)}", state)
             XCTAssertNotNil(try readOnly.bestCandidateID())
             try readOnly.close()
+            // The live log holds every reported row (possibly one more, and a partial last line).
+            let logText = try String(contentsOfFile: liveLog, encoding: .utf8)
+            let logLines = logText.components(separatedBy: "\n").dropLast()
+            let logged = try CandidateExport.parseJSON("[" + logLines.joined(separator: ",") + "]")
+            XCTAssertEqual(Array(logged.prefix(Int(reported) + 1)), (0...reported).map(sampleCandidate))
             let output = try runPython("""
             import sys, h5py
             f = h5py.File(sys.argv[1], "r")
             print("rows", len(f["candidates"]))
             """, [path])
             XCTAssertTrue(output.contains("rows"), output)
-            let resumed = try ExperimentRecord.open(path: path)
+            let resumed = try ExperimentRecord.open(path: path, liveLog: true)
+            // Resuming rewrites the live log from the record.
+            let rewritten = try String(contentsOfFile: liveLog, encoding: .utf8).components(separatedBy: "\n").dropLast()
+            XCTAssertEqual(try CandidateExport.parseJSON("[" + rewritten.joined(separator: ",") + "]"), rows)
             // Resuming dropped the epochs of the interrupted candidate, if any.
             XCTAssertTrue(try resumed.readEpochs().allSatisfy { $0.candidateID < Int64(rows.count) })
             try resumed.appendCandidate(sampleCandidate(Int64(rows.count)))
@@ -340,5 +364,6 @@ final class RecordsTests: XCTestCase {
             completeRows = rows.count + 1
         }
         XCTAssertGreaterThanOrEqual(completeRows, 3 * 40)
+        XCTAssertTrue(liveReaderChecked)
     }
 }
