@@ -10,6 +10,8 @@ final class ShippedSpacesTests: XCTestCase {
             XCTAssertFalse(space.name.isEmpty)
             XCTAssertEqual(space.decisions.count, Set(space.decisions.map(\.name)).count, "\(name): decision names unique")
         }
+        let decisionCounts = ["small": 13, "medium": 57, "large": 27, "nasbench201": 6]
+        for (name, count) in decisionCounts { XCTAssertEqual(try loadSpace(name).decisions.count, count, name) }
         XCTAssertTrue(try loadSpace("reference/resnet18").isFixed)
         XCTAssertTrue(try loadSpace("reference/cnn").isFixed)
     }
