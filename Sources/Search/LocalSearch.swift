@@ -1,0 +1,122 @@
+import NASCore
+
+/// Local search over the space's neighbourhood (`ArchitectureSpace.neighbours(of:)`), with
+/// first improvement in random order, no re-evaluation and, by default, backtracking.
+///
+/// 1. Evaluate `initialSampleCount` random architectures.
+/// 2. The centre is the best evaluated architecture whose neighbourhood still holds an
+///    architecture never proposed; propose one of those neighbours uniformly at random. A better
+///    neighbour therefore becomes the centre at once (first improvement).
+/// 3. When every neighbour of the centre has been proposed (a local optimum):
+///    - `.continueFromNextBest` (default): the next best evaluated architecture with unexplored
+///      neighbours becomes the centre (best-first search over the evaluated set);
+///    - `.restartFromRandom`: start a new run with `initialSampleCount` fresh random samples;
+///      only architectures of the current run can be centres (iterated local search of
+///      White et al.).
+///    If no centre is left at all, random unseen architectures are proposed.
+///
+/// Architectures are never proposed twice (their results are remembered), so the budget is
+/// spent only on new architectures. Works with any `ArchitectureSpace`; with a space whose
+/// neighbourhoods are large the search behaves like first-improvement hill climbing.
+///
+/// Defaults: `initialSampleCount` 10, `localOptimumPolicy` `.continueFromNextBest`.
+///
+/// ```swift
+/// var searcher = try LocalSearch(space: space, seed: 3)
+/// ```
+///
+/// References:
+/// - C. White, S. Nolen, Y. Savani, "Exploring the Loss Landscape in Neural Architecture
+///   Search", UAI 2021.
+/// - H. H. Hoos, T. Stützle, "Stochastic Local Search: Foundations and Applications", 2004.
+public struct LocalSearch: Searcher {
+    /// What to do at a local optimum.
+    public enum LocalOptimumPolicy: String, Codable, Sendable, CaseIterable {
+        /// Move to the next best evaluated architecture that still has unexplored neighbours.
+        case continueFromNextBest
+        /// Start a new run from fresh random samples.
+        case restartFromRandom
+    }
+
+    public struct State: Codable, Equatable, Sendable {
+        public var ledger: SearchLedger
+        public var initialSampleCount: Int
+        public var localOptimumPolicy: LocalOptimumPolicy
+        /// Every evaluated architecture, in the order told.
+        public var members: [EvaluatedArchitecture] = []
+        /// Index in `members` where the current run starts (always 0 with `.continueFromNextBest`).
+        public var runStart = 0
+        /// Proposal ids of members whose neighbourhood is fully proposed.
+        public var exhausted: Set<Int> = []
+    }
+
+    public static let name = "local-search"
+    public let space: any ArchitectureSpace
+    public private(set) var state: State
+
+    /// - Parameters:
+    ///   - space: the search space.
+    ///   - seed: seeds the searcher's generator.
+    ///   - initialSampleCount: random architectures evaluated before (each) local search run (default 10).
+    ///   - localOptimumPolicy: what to do at a local optimum (default `.continueFromNextBest`).
+    ///   - maximumConsecutiveRejections: stop after this many rejections in a row (default 1000).
+    ///   - maximumConsecutiveFailures: stop after this many failures in a row (default 100).
+    public init(space: any ArchitectureSpace, seed: UInt64, initialSampleCount: Int = 10,
+                localOptimumPolicy: LocalOptimumPolicy = .continueFromNextBest,
+                maximumConsecutiveRejections: Int = 1000, maximumConsecutiveFailures: Int = 100) throws {
+        try SearchLedger.check("initialSampleCount", initialSampleCount, atLeast: 1)
+        self.space = space
+        state = State(ledger: try SearchLedger(seed: seed, maximumConsecutiveRejections: maximumConsecutiveRejections,
+                                               maximumConsecutiveFailures: maximumConsecutiveFailures),
+                      initialSampleCount: initialSampleCount, localOptimumPolicy: localOptimumPolicy)
+    }
+
+    public init(space: any ArchitectureSpace, state: State) throws {
+        try state.ledger.validate(against: space)
+        for member in state.members { try SearchLedger.validate(member.architecture, against: space) }
+        self.space = space
+        self.state = state
+    }
+
+    public var stopReason: SearchStopReason? { state.ledger.stopReason }
+    /// The best evaluated architecture so far.
+    public var best: EvaluatedArchitecture? { state.ledger.best }
+
+    public mutating func ask() -> Proposal? {
+        guard state.ledger.stopReason == nil else { return nil }
+        while state.members.count - state.runStart >= state.initialSampleCount {
+            guard let centre = currentCentre() else {
+                if state.localOptimumPolicy == .restartFromRandom { state.runStart = state.members.count }
+                break
+            }
+            let unexplored = space.neighbours(of: centre.architecture).filter { !state.ledger.hasSeen($0) }
+            if unexplored.isEmpty {
+                state.exhausted.insert(centre.proposalID)
+                continue
+            }
+            let next = unexplored[state.ledger.generator.nextInt(below: unexplored.count)]
+            return state.ledger.propose(next, parentID: centre.proposalID)
+        }
+        guard let architecture = state.ledger.sample(from: space, unseen: true) else {
+            state.ledger.stop(.noUnseenArchitecture(seenCount: state.ledger.seen.count))
+            return nil
+        }
+        return state.ledger.propose(architecture)
+    }
+
+    /// The best member of the current run that is not exhausted (earliest wins ties).
+    private func currentCentre() -> EvaluatedArchitecture? {
+        var centre: EvaluatedArchitecture?
+        for member in state.members[state.runStart...] where !state.exhausted.contains(member.proposalID) {
+            if centre == nil || member.objective > centre!.objective { centre = member }
+        }
+        return centre
+    }
+
+    public mutating func tell(_ observation: Observation) {
+        state.ledger.record(observation)
+        guard let objective = observation.objective, !objective.isNaN else { return }
+        state.members.append(EvaluatedArchitecture(proposalID: observation.proposalID,
+                                                   architecture: observation.architecture, objective: objective))
+    }
+}
