@@ -1,25 +1,27 @@
 import NASCore
 
-/// Local search over the space's neighbourhood (`ArchitectureSpace.neighbours(of:)`), with
-/// first improvement in random order, no re-evaluation and, by default, backtracking.
+/// Iterated local search over the space's neighbourhood (`ArchitectureSpace.neighbours(of:)`):
+/// first improvement in random order, random restarts, and no re-evaluation.
 ///
 /// 1. Evaluate `initialSampleCount` random architectures.
 /// 2. The centre is the best evaluated architecture whose neighbourhood still holds an
 ///    architecture never proposed; propose one of those neighbours uniformly at random. A better
 ///    neighbour therefore becomes the centre at once (first improvement).
 /// 3. When every neighbour of the centre has been proposed (a local optimum):
-///    - `.continueFromNextBest` (default): the next best evaluated architecture with unexplored
-///      neighbours becomes the centre (best-first search over the evaluated set);
-///    - `.restartFromRandom`: start a new run with `initialSampleCount` fresh random samples;
-///      only architectures of the current run can be centres (iterated local search of
-///      White et al.).
+///    - `.restartFromRandom` (default): start a new run with `initialSampleCount` fresh random
+///      samples; only architectures of the current run can be centres (the iterated local
+///      search of White et al.);
+///    - `.continueFromNextBest`: the next best evaluated architecture with unexplored
+///      neighbours becomes the centre (best-first search over everything evaluated).
 ///    If no centre is left at all, random unseen architectures are proposed.
 ///
 /// Architectures are never proposed twice (their results are remembered), so the budget is
 /// spent only on new architectures. Works with any `ArchitectureSpace`; with a space whose
 /// neighbourhoods are large the search behaves like first-improvement hill climbing.
 ///
-/// Defaults: `initialSampleCount` 10, `localOptimumPolicy` `.continueFromNextBest`.
+/// Defaults: `initialSampleCount` 10, `localOptimumPolicy` `.restartFromRandom`, chosen on
+/// NAS-Bench-201 CIFAR-10 with 150 evaluations over seeds 0..<500 (see `docs/searchers.md`):
+/// n0 = 5…10 with restarts gave a mean best of 94.365; backtracking 94.29.
 ///
 /// ```swift
 /// var searcher = try LocalSearch(space: space, seed: 3)
@@ -58,11 +60,11 @@ public struct LocalSearch: Searcher {
     ///   - space: the search space.
     ///   - seed: seeds the searcher's generator.
     ///   - initialSampleCount: random architectures evaluated before (each) local search run (default 10).
-    ///   - localOptimumPolicy: what to do at a local optimum (default `.continueFromNextBest`).
+    ///   - localOptimumPolicy: what to do at a local optimum (default `.restartFromRandom`).
     ///   - maximumConsecutiveRejections: stop after this many rejections in a row (default 1000).
     ///   - maximumConsecutiveFailures: stop after this many failures in a row (default 100).
     public init(space: any ArchitectureSpace, seed: UInt64, initialSampleCount: Int = 10,
-                localOptimumPolicy: LocalOptimumPolicy = .continueFromNextBest,
+                localOptimumPolicy: LocalOptimumPolicy = .restartFromRandom,
                 maximumConsecutiveRejections: Int = 1000, maximumConsecutiveFailures: Int = 100) throws {
         try SearchLedger.check("initialSampleCount", initialSampleCount, atLeast: 1)
         self.space = space
@@ -85,8 +87,10 @@ public struct LocalSearch: Searcher {
     public mutating func ask() -> Proposal? {
         guard state.ledger.stopReason == nil else { return nil }
         while state.members.count - state.runStart >= state.initialSampleCount {
-            guard let centre = currentCentre() else {
-                if state.localOptimumPolicy == .restartFromRandom { state.runStart = state.members.count }
+            guard let centre = currentCentre() else { break }
+            if state.exhausted.contains(centre.proposalID) {
+                // Only with `.restartFromRandom`: the run's best is a local optimum.
+                state.runStart = state.members.count
                 break
             }
             let unexplored = space.neighbours(of: centre.architecture).filter { !state.ledger.hasSeen($0) }
@@ -104,10 +108,13 @@ public struct LocalSearch: Searcher {
         return state.ledger.propose(architecture)
     }
 
-    /// The best member of the current run that is not exhausted (earliest wins ties).
+    /// With `.continueFromNextBest`: the best member that is not exhausted. With
+    /// `.restartFromRandom`: the best member of the current run, exhausted or not.
+    /// Earliest wins ties; `nil` if there is no candidate.
     private func currentCentre() -> EvaluatedArchitecture? {
+        let skipExhausted = state.localOptimumPolicy == .continueFromNextBest
         var centre: EvaluatedArchitecture?
-        for member in state.members[state.runStart...] where !state.exhausted.contains(member.proposalID) {
+        for member in state.members[state.runStart...] where !(skipExhausted && state.exhausted.contains(member.proposalID)) {
             if centre == nil || member.objective > centre!.objective { centre = member }
         }
         return centre

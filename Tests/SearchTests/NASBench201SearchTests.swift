@@ -43,24 +43,40 @@ final class NASBench201SearchTests: XCTestCase {
     }
 
     func testLocalSearchBeatsRandomSearchOnCIFAR10() throws {
-        let table = try loadTable(metricColumn: "CIFAR10TestAccuracy200Epochs")
-        let seeds: Range<UInt64> = 0..<30
-        let random = bestPerSeed(seeds, table: table) { try! RandomSearch(space: Self.space, seed: $0) }
-        let local = bestPerSeed(seeds, table: table) { try! LocalSearch(space: Self.space, seed: $0) }
+        // The realistic path: the table keyed by architecture text, looked up through the space.
+        let table = try TabularBenchmark(contentsOf: try nasBench201TableURL())
+        let lookup: (Architecture) -> Double? = { table.lookup(Self.space.text(of: $0)) }
+        var random = [Double](), local = [Double]()
+        for seed: UInt64 in 0..<30 {
+            var randomSearch = try RandomSearch(space: Self.space, seed: seed)
+            let randomTrace = runTabularSearch(searcher: &randomSearch, budget: 150, lookup: lookup)
+            var localSearch = try LocalSearch(space: Self.space, seed: seed)
+            let localTrace = runTabularSearch(searcher: &localSearch, budget: 150, lookup: lookup)
+            for trace in [randomTrace, localTrace] {
+                XCTAssertEqual(trace.evaluated.count, 150)
+                XCTAssertEqual(Set(trace.entries.map(\.text)).count, 150)
+                // The best is the running maximum of what the searcher saw.
+                XCTAssertEqual(trace.bestObjective, trace.evaluated.compactMap { table.lookup($0.text) }.max())
+            }
+            random.append(randomTrace.bestObjective!)
+            local.append(localTrace.bestObjective!)
+        }
         let randomMean = Self.meanAndStandardDeviation(random).mean
         let localMean = Self.meanAndStandardDeviation(local).mean
         print("NB201 C10, 150 evaluations, 30 seeds: random \(Self.format(random)), local search \(Self.format(local))")
         XCTAssertEqual(randomMean, 93.93, accuracy: 0.15, "random search should be near NB201's reported ≈ 93.9")
-        XCTAssertGreaterThan(localMean, randomMean + 0.15)
+        XCTAssertGreaterThan(localMean, randomMean + 0.2)
+        XCTAssertGreaterThanOrEqual(localMean, 94.30)
         XCTAssertLessThanOrEqual(local.max()!, 94.3734)
     }
 
-    /// The 500-seed measurement of the report; runs only with NASLAB_LONG=1.
+    /// The 500-seed measurement of the report, on seeds not used for tuning; runs only with
+    /// NASLAB_LONG=1.
     func testLongMeasurement() throws {
         guard ProcessInfo.processInfo.environment["NASLAB_LONG"] == "1" else {
             throw XCTSkip("500-seed NB201 measurement; set NASLAB_LONG=1 to run")
         }
-        let seeds: Range<UInt64> = 0..<500
+        let seeds: Range<UInt64> = 10_000..<10_500
         for (label, column) in Self.metrics {
             let table = try loadTable(metricColumn: column)
             let random = bestPerSeed(seeds, table: table) { try! RandomSearch(space: Self.space, seed: $0) }
@@ -68,14 +84,20 @@ final class NASBench201SearchTests: XCTestCase {
             let evolutionNoDedup = bestPerSeed(seeds, table: table) {
                 try! RegularizedEvolution(space: Self.space, seed: $0, deduplicate: false)
             }
-            let local = bestPerSeed(seeds, table: table) { try! LocalSearch(space: Self.space, seed: $0) }
-            let localRestarts = bestPerSeed(seeds, table: table) {
-                try! LocalSearch(space: Self.space, seed: $0, localOptimumPolicy: .restartFromRandom)
+            let evolutionReal = bestPerSeed(seeds, table: table) {
+                try! RegularizedEvolution(space: Self.space, seed: $0, populationSize: 100, sampleSize: 25, deduplicate: false)
             }
-            print("NB201 \(label) 150 evals 500 seeds (max \(String(format: "%.3f", table.max()!))): "
-                  + "random \(Self.format(random)); RE(20,5) \(Self.format(evolution)); "
-                  + "RE(20,5) no dedup \(Self.format(evolutionNoDedup)); LS \(Self.format(local)); "
-                  + "LS restarts \(Self.format(localRestarts))")
+            let local = bestPerSeed(seeds, table: table) { try! LocalSearch(space: Self.space, seed: $0) }
+            let localBacktracking = bestPerSeed(seeds, table: table) {
+                try! LocalSearch(space: Self.space, seed: $0, localOptimumPolicy: .continueFromNextBest)
+            }
+            print("NB201 \(label), 150 evaluations, seeds 10000..<10500 (space max \(String(format: "%.3f", table.max()!))):\n"
+                  + "  random                          \(Self.format(random))\n"
+                  + "  RE P=20 S=10 (default, dedup)   \(Self.format(evolution))\n"
+                  + "  RE P=20 S=10 without dedup      \(Self.format(evolutionNoDedup))\n"
+                  + "  RE P=100 S=25 without dedup     \(Self.format(evolutionReal))\n"
+                  + "  LS n0=10 restarts (default)     \(Self.format(local))\n"
+                  + "  LS n0=10 backtracking           \(Self.format(localBacktracking))")
         }
     }
 
@@ -94,11 +116,15 @@ final class NASBench201SearchTests: XCTestCase {
                 print("LS n0=\(initial) \(policy): \(Self.format(result))")
             }
         }
-        for (population, sample) in [(10, 3), (10, 5), (20, 5), (20, 10), (30, 10), (50, 10), (50, 25), (100, 25)] {
+        for (population, sample) in [(10, 5), (10, 10), (15, 5), (15, 8), (15, 15), (20, 5), (20, 8), (20, 10), (20, 15), (20, 20), (25, 10), (30, 10), (30, 15)] {
             let result = bestPerSeed(seeds, table: table) {
                 try! RegularizedEvolution(space: Self.space, seed: $0, populationSize: population, sampleSize: sample)
             }
-            print("RE P=\(population) S=\(sample): \(Self.format(result))")
+            let noDedup = bestPerSeed(seeds, table: table) {
+                try! RegularizedEvolution(space: Self.space, seed: $0, populationSize: population, sampleSize: sample,
+                                          deduplicate: false)
+            }
+            print("RE P=\(population) S=\(sample): \(Self.format(result)); without dedup \(Self.format(noDedup))")
         }
     }
 }
