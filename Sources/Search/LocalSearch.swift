@@ -48,11 +48,12 @@ public struct LocalSearch: Searcher {
         public var members: [EvaluatedArchitecture] = []
         /// Index in `members` where the current run starts (always 0 with `.continueFromNextBest`).
         public var runStart = 0
-        /// Proposal ids of members whose neighbourhood is fully proposed.
-        public var exhausted: Set<Int> = []
+        /// Indices in `members` of the possible centres, best first (earlier first among equals):
+        /// the members of the current run, without those whose neighbourhood is fully proposed.
+        public var centreCandidates: [Int] = []
     }
 
-    public static let name = "local-search"
+    public var name: String { "local-search" }
     public let space: any ArchitectureSpace
     public private(set) var state: State
 
@@ -86,17 +87,19 @@ public struct LocalSearch: Searcher {
 
     public mutating func ask() -> Proposal? {
         guard state.ledger.stopReason == nil else { return nil }
-        while state.members.count - state.runStart >= state.initialSampleCount {
-            guard let centre = currentCentre() else { break }
-            if state.exhausted.contains(centre.proposalID) {
-                // Only with `.restartFromRandom`: the run's best is a local optimum.
-                state.runStart = state.members.count
-                break
-            }
+        while state.members.count - state.runStart >= state.initialSampleCount, let index = state.centreCandidates.first {
+            let centre = state.members[index]
             let unexplored = space.neighbours(of: centre.architecture).filter { !state.ledger.hasSeen($0) }
             if unexplored.isEmpty {
-                state.exhausted.insert(centre.proposalID)
-                continue
+                switch state.localOptimumPolicy {
+                case .continueFromNextBest:
+                    state.centreCandidates.removeFirst()
+                    continue
+                case .restartFromRandom:
+                    state.runStart = state.members.count
+                    state.centreCandidates = []
+                }
+                break
             }
             let next = unexplored[state.ledger.generator.nextInt(below: unexplored.count)]
             return state.ledger.propose(next, parentID: centre.proposalID)
@@ -108,22 +111,17 @@ public struct LocalSearch: Searcher {
         return state.ledger.propose(architecture)
     }
 
-    /// With `.continueFromNextBest`: the best member that is not exhausted. With
-    /// `.restartFromRandom`: the best member of the current run, exhausted or not.
-    /// Earliest wins ties; `nil` if there is no candidate.
-    private func currentCentre() -> EvaluatedArchitecture? {
-        let skipExhausted = state.localOptimumPolicy == .continueFromNextBest
-        var centre: EvaluatedArchitecture?
-        for member in state.members[state.runStart...] where !(skipExhausted && state.exhausted.contains(member.proposalID)) {
-            if centre == nil || member.objective > centre!.objective { centre = member }
-        }
-        return centre
-    }
-
     public mutating func tell(_ observation: Observation) {
         state.ledger.record(observation)
         guard let objective = observation.objective, !objective.isNaN else { return }
         state.members.append(EvaluatedArchitecture(proposalID: observation.proposalID,
                                                    architecture: observation.architecture, objective: objective))
+        // Insert after every candidate at least as good (binary search; candidates are sorted).
+        var low = 0, high = state.centreCandidates.count
+        while low < high {
+            let middle = (low + high) / 2
+            if state.members[state.centreCandidates[middle]].objective >= objective { low = middle + 1 } else { high = middle }
+        }
+        state.centreCandidates.insert(state.members.count - 1, at: low)
     }
 }

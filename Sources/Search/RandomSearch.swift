@@ -19,7 +19,7 @@ public struct RandomSearch: Searcher {
         public var deduplicate: Bool
     }
 
-    public static let name = "random"
+    public var name: String { "random" }
     public let space: any ArchitectureSpace
     public private(set) var state: State
 

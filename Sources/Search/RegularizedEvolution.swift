@@ -35,7 +35,7 @@ public struct RegularizedEvolution: Searcher {
         public var population: [EvaluatedArchitecture] = []
     }
 
-    public static let name = "regularized-evolution"
+    public var name: String { "regularized-evolution" }
     public let space: any ArchitectureSpace
     public private(set) var state: State
 

@@ -113,7 +113,7 @@ public protocol Searcher {
     associatedtype State: Codable, Equatable, Sendable
 
     /// A short name (`random`, `regularized-evolution`, `local-search`).
-    static var name: String { get }
+    var name: String { get }
     /// The space proposals come from.
     var space: any ArchitectureSpace { get }
     /// The resumable state.

@@ -68,7 +68,7 @@ public func runTabularSearch<S: Searcher>(
     isFeasible: (Architecture) -> Bool = { _ in true },
     lookup: (Architecture) -> Double?
 ) -> SearchTrace {
-    var trace = SearchTrace(searcher: S.name)
+    var trace = SearchTrace(searcher: searcher.name)
     var evaluations = 0
     var best: Double?
     while evaluations < budget {

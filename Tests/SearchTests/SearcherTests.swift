@@ -257,3 +257,141 @@ final class SearcherResumeTests: XCTestCase {
         }
     }
 }
+
+final class LocalSearchTests: XCTestCase {
+    let space = GridSpace(name: "local", optionCounts: [4, 4, 3, 3])
+
+    /// A rugged objective with several local optima.
+    func objective(_ a: Architecture) -> Double {
+        let c = a.choices
+        return Double((c[0] * 7 + c[1] * 13 + c[2] * 5 + c[3] * 11 + c[0] * c[3] * 3) % 17) + Double(c[1]) * 0.01
+    }
+
+    func neighbours(_ a: Architecture, _ b: Architecture) -> Bool {
+        zip(a.choices, b.choices).filter { $0 != $1 }.count == 1
+    }
+
+    func testBacktrackingExpandsTheBestArchitectureWithUnexploredNeighbours() throws {
+        var searcher = try LocalSearch(space: space, seed: 8, initialSampleCount: 4, localOptimumPolicy: .continueFromNextBest)
+        var evaluated = [(id: Int, architecture: Architecture, value: Double)]()
+        var seen = Set<Architecture>()
+        while let proposal = searcher.ask() {
+            // Brute force: the expected centre is the best evaluated architecture with an unseen neighbour.
+            let open = evaluated.filter { e in space.neighbours(of: e.architecture).contains { !seen.contains($0) } }
+            let centre = open.reduce(nil as (id: Int, architecture: Architecture, value: Double)?) { best, e in
+                best == nil || e.value > best!.value ? e : best
+            }
+            if evaluated.count < 4 || centre == nil {
+                XCTAssertNil(proposal.parentID)
+            } else {
+                XCTAssertEqual(proposal.parentID, centre!.id)
+                XCTAssertTrue(neighbours(proposal.architecture, centre!.architecture))
+            }
+            XCTAssertFalse(seen.contains(proposal.architecture))
+            seen.insert(proposal.architecture)
+            let value = objective(proposal.architecture)
+            evaluated.append((proposal.id, proposal.architecture, value))
+            searcher.tell(Observation(proposal, .evaluated(objective: value)))
+        }
+        XCTAssertEqual(seen.count, 144)
+        XCTAssertEqual(searcher.stopReason, .noUnseenArchitecture(seenCount: 144))
+    }
+
+    func testRestartsBeginAfterTheRunsBestIsALocalOptimum() throws {
+        var searcher = try LocalSearch(space: space, seed: 9, initialSampleCount: 3, localOptimumPolicy: .restartFromRandom)
+        var run = [(id: Int, architecture: Architecture, value: Double)]()
+        var seen = Set<Architecture>()
+        var restarts = 0
+        var previousHadParent = false
+        for _ in 0..<100 {
+            let proposal = searcher.ask()!
+            if let parentID = proposal.parentID {
+                // The centre is the best of the current run (earliest wins ties), one decision away.
+                let best = run.reduce(run[0]) { $1.value > $0.value ? $1 : $0 }
+                XCTAssertEqual(parentID, best.id)
+                XCTAssertTrue(neighbours(proposal.architecture, best.architecture))
+                XCTAssertGreaterThanOrEqual(run.count, 3)
+            } else if previousHadParent {
+                // A restart: the run's best had every neighbour proposed already.
+                let best = run.reduce(run[0]) { $1.value > $0.value ? $1 : $0 }
+                XCTAssertTrue(space.neighbours(of: best.architecture).allSatisfy { seen.contains($0) })
+                restarts += 1
+                run = []
+            }
+            previousHadParent = proposal.parentID != nil
+            seen.insert(proposal.architecture)
+            let value = objective(proposal.architecture)
+            run.append((proposal.id, proposal.architecture, value))
+            searcher.tell(Observation(proposal, .evaluated(objective: value)))
+        }
+        XCTAssertGreaterThanOrEqual(restarts, 2)
+    }
+
+    func testParallelProposalsAreDistinct() throws {
+        var searcher = try LocalSearch(space: space, seed: 2, initialSampleCount: 2)
+        var all = [Proposal]()
+        for _ in 0..<10 {
+            let batch = searcher.ask(count: 6)
+            all += batch
+            for proposal in batch { searcher.tell(Observation(proposal, .evaluated(objective: objective(proposal.architecture)))) }
+        }
+        XCTAssertEqual(all.count, 60)
+        XCTAssertEqual(Set(all.map(\.architecture)).count, 60)
+        XCTAssertEqual(all.map(\.id), Array(0..<60))
+    }
+}
+
+final class AnySearcherTests: XCTestCase {
+    let space = GridSpace(name: "any", optionCounts: [4, 3, 5, 2, 4])
+
+    func testMatchesTheWrappedSearcherAndResumes() throws {
+        let objective = distanceObjective([1, 2, 3, 0, 2])
+        var direct = try RegularizedEvolution(space: space, seed: 5, populationSize: 7, sampleSize: 3)
+        var wrapped = try AnySearcher(.regularizedEvolution(populationSize: 7, sampleSize: 3), space: space, seed: 5)
+        XCTAssertEqual(wrapped.name, "regularized-evolution")
+        let a = runTabularSearch(searcher: &direct, budget: 40, lookup: objective)
+        var b = runTabularSearch(searcher: &wrapped, budget: 20, lookup: objective)
+        // Save, resume through JSON, continue.
+        let data = try JSONEncoder().encode(wrapped.state)
+        var resumed = try AnySearcher(space: space, state: JSONDecoder().decode(AnySearcher.State.self, from: data))
+        b.entries += runTabularSearch(searcher: &resumed, budget: 20, lookup: objective).entries
+        XCTAssertEqual(a.entries.map(\.proposal), b.entries.map(\.proposal))
+        XCTAssertEqual(resumed.state, .regularizedEvolution(direct.state))
+        XCTAssertEqual(resumed.best, direct.best)
+    }
+
+    func testAlgorithmsByNameAndCodable() throws {
+        XCTAssertEqual(SearchAlgorithm(name: "random"), .random())
+        XCTAssertEqual(SearchAlgorithm(name: "evolution"), .regularizedEvolution(populationSize: 20, sampleSize: 10, deduplicate: true))
+        XCTAssertEqual(SearchAlgorithm(name: "local-search"), .localSearch(initialSampleCount: 10, localOptimumPolicy: .restartFromRandom))
+        XCTAssertEqual(SearchAlgorithm.best, .localSearch())
+        XCTAssertNil(SearchAlgorithm(name: "bayesian"))
+        for algorithm: SearchAlgorithm in [.random(deduplicate: false), .regularizedEvolution(populationSize: 9, sampleSize: 2),
+                                           .localSearch(initialSampleCount: 3, localOptimumPolicy: .continueFromNextBest)] {
+            let decoded = try JSONDecoder().decode(SearchAlgorithm.self, from: JSONEncoder().encode(algorithm))
+            XCTAssertEqual(decoded, algorithm)
+            var searcher = try AnySearcher(algorithm, space: space, seed: 1)
+            XCTAssertEqual(searcher.name, algorithm.name)
+            let trace = runTabularSearch(searcher: &searcher, budget: 30, lookup: distanceObjective([0, 0, 0, 0, 0]))
+            XCTAssertEqual(trace.evaluationCount, 30)
+            XCTAssertEqual(trace.searcher, algorithm.name)
+        }
+        XCTAssertThrowsError(try AnySearcher(.regularizedEvolution(populationSize: 0), space: space, seed: 1))
+    }
+
+    func testLongRunsStayFast() throws {
+        // 20,000 evaluations in a space of 4^10 architectures: linear-time bookkeeping per step.
+        let large = GridSpace(name: "large", optionCounts: Array(repeating: 4, count: 10))
+        for algorithm in [SearchAlgorithm.random(), .regularizedEvolution(), .localSearch()] {
+            var searcher = try AnySearcher(algorithm, space: large, seed: 3)
+            let start = Date()
+            let trace = runTabularSearch(searcher: &searcher, budget: 20_000) { a in
+                Double(a.choices.enumerated().map { ($0.offset % 3) * $0.element }.reduce(0, +))
+            }
+            XCTAssertEqual(trace.evaluated.count, 20_000)
+            let seconds = Date().timeIntervalSince(start)
+            print("\(algorithm): 20,000 evaluations in \(seconds) s")
+            XCTAssertLessThan(seconds, 5, "\(algorithm)")
+        }
+    }
+}
