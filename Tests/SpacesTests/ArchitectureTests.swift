@@ -70,6 +70,7 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertEqual(space.text(of: a),
                        "stem.width=16 stage1.depth=1 stage1.width=24 stage1.block0.op=skip stage2.depth=2 stage2.width=32 "
                            + "stage2.block0.op=conv stage2.block0.kernel=5 stage2.block1.op=dsconv stage2.block1.kernel=5")
+        XCTAssertEqual(space.activeChoices(of: a).map { "\($0.name)=\($0.option)" }.joined(separator: " "), space.text(of: a))
         XCTAssertThrowsError(try space.parse("stem.width=16 stage1.depth=1")) { error in
             XCTAssertTrue("\(error)".contains("missing decisions"), "\(error)")
         }
