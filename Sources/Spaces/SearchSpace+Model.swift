@@ -128,6 +128,14 @@ enum StageSpec: Hashable, Sendable {
     case blocks(BlockStageSpec)
     case cells(CellStageSpec)
     case reduction(ReductionStageSpec)
+
+    var name: String {
+        switch self {
+        case let .blocks(s): return s.name
+        case let .cells(s): return s.name
+        case let .reduction(s): return s.name
+        }
+    }
 }
 
 /// An edge of a cell: node `to` receives op(node `from`).

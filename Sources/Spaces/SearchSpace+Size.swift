@@ -57,3 +57,38 @@ extension SearchSpace {
         return result
     }
 }
+
+extension SearchSpace {
+    /// Samples uniformly over the distinct canonical architectures (unlike `sample(using:)`,
+    /// which is uniform per decision and so favours shallow stages).
+    ///
+    /// Each chain stage's depth is drawn with probability proportional to the number of block
+    /// settings it allows, then each block's op in proportion to its kernel × expansion options.
+    public func sampleUniformly(using rng: inout SeededGenerator) -> Architecture {
+        var choices = decisions.map { rng.nextInt(below: $0.options.count) }
+        func pick(_ weights: [Double], _ rng: inout SeededGenerator) -> Int {
+            let total = weights.reduce(0, +)
+            var r = rng.nextUnitDouble() * total
+            for (i, w) in weights.enumerated() {
+                r -= w
+                if r < 0 { return i }
+            }
+            return weights.count - 1
+        }
+        for stage in stages {
+            guard case let .blocks(s) = stage else { continue }
+            func settings(_ block: BlockSpec, _ op: BlockOperation) -> Double {
+                Double((op.usesKernel ? block.kernel.count : 1) * (op.usesExpansion ? block.expansion.count : 1))
+            }
+            let blockWeights = s.blocks.map { block in block.operation.values.reduce(0.0) { $0 + settings(block, $1) } }
+            let depthWeights = s.depth.values.map { d in blockWeights.prefix(d).reduce(1.0, *) }
+            let depthIndex = pick(depthWeights, &rng)
+            if let d = s.depth.decision { choices[d] = depthIndex }
+            for block in s.blocks.prefix(s.depth.values[depthIndex]) {
+                let opIndex = pick(block.operation.values.map { settings(block, $0) }, &rng)
+                if let d = block.operation.decision { choices[d] = opIndex }
+            }
+        }
+        return canonical(Architecture(choices: choices))
+    }
+}

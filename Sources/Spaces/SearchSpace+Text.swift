@@ -10,6 +10,8 @@ extension SearchSpace {
     /// cell genotype form one token `cell=|op~0|+|op~0|op~1|` in the NAS-Bench-201 string format.
     /// A space whose only decisions are one cell's edges uses the bare NAS-Bench-201 string.
     /// A space with no decision has the text `(fixed)`.
+    ///
+    /// - Precondition: `architecture` belongs to this space (see `validate(_:)`).
     public func text(of architecture: Architecture) -> String {
         if decisions.isEmpty { return SearchSpace.fixedArchitectureText }
         if isSingleCellSpace { return cellString(genotypes[0], architecture) }
@@ -127,5 +129,17 @@ extension StringProtocol {
         while let f = s.first, f.isWhitespace { s = s.dropFirst() }
         while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
+    }
+}
+
+extension SearchSpace {
+    /// The active decisions of an architecture as (decision name, option label) pairs, in
+    /// decision order — handy for records and CSV columns.
+    ///
+    /// - Precondition: `architecture` belongs to this space (see `validate(_:)`).
+    public func activeChoices(of architecture: Architecture) -> [(name: String, option: String)] {
+        decisions.indices.filter { isActive($0, in: architecture) }.map {
+            (decisions[$0].name, decisions[$0].options[architecture.choices[$0]])
+        }
     }
 }

@@ -177,6 +177,9 @@ struct SpaceLoader {
             let stage = try self.stage(stageNode, index: index, cell: cell, cellPerStage: cellPerStage,
                                        genotypes: &genotypes)
             stages.append(stage)
+            if stages.map(\.name).filter({ $0 == stage.name }).count > 1 {
+                throw error(stageNode, "duplicate stage name '\(stage.name)'")
+            }
         }
         if let cellNode, genotypes.isEmpty {
             throw error(cellNode, "a cell is defined but no stage uses cells")

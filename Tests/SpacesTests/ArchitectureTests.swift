@@ -70,6 +70,7 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertEqual(space.text(of: a),
                        "stem.width=16 stage1.depth=1 stage1.width=24 stage1.block0.op=skip stage2.depth=2 stage2.width=32 "
                            + "stage2.block0.op=conv stage2.block0.kernel=5 stage2.block1.op=dsconv stage2.block1.kernel=5")
+        XCTAssertEqual(space.activeChoices(of: a).map { "\($0.name)=\($0.option)" }.joined(separator: " "), space.text(of: a))
         XCTAssertThrowsError(try space.parse("stem.width=16 stage1.depth=1")) { error in
             XCTAssertTrue("\(error)".contains("missing decisions"), "\(error)")
         }
@@ -109,6 +110,35 @@ final class ArchitectureTests: XCTestCase {
         var counts = [Int](repeating: 0, count: 5)
         for _ in 0..<5000 { counts[space.sample(using: &rng).choices[0]] += 1 }
         for c in counts { XCTAssertEqual(Double(c), 1000, accuracy: 150) }
+    }
+
+    func testUniformSamplingOverCanonicalArchitectures() throws {
+        let space = try loadSpace("small")
+        var rng = SeededGenerator(seed: 8)
+        var again = SeededGenerator(seed: 8)
+        var shallow = 0
+        var perDecisionShallow = 0
+        var perDecision = SeededGenerator(seed: 8)
+        let samples = 4000
+        for _ in 0..<samples {
+            let a = space.sampleUniformly(using: &rng)
+            XCTAssertEqual(a, space.sampleUniformly(using: &again))
+            XCTAssertEqual(space.canonical(a), a)
+            if a.choices[1] == 0 { shallow += 1 }
+            if space.sample(using: &perDecision).choices[1] == 0 { perDecisionShallow += 1 }
+        }
+        // Of the 2·(7 + 49) settings of stage 1, 2·7 have depth 1: probability 1/8 (vs 1/2 per decision).
+        XCTAssertEqual(Double(shallow) / Double(samples), 0.125, accuracy: 0.02)
+        XCTAssertEqual(Double(perDecisionShallow) / Double(samples), 0.5, accuracy: 0.03)
+        // Uniform over the enumeration: each op of a present block is drawn 2:2:2:1 (skip has no kernel).
+        var skips = 0
+        var presentBlocks = 0
+        for _ in 0..<samples {
+            let a = space.sampleUniformly(using: &rng)
+            presentBlocks += 1
+            if a.choices[3] == 3 { skips += 1 }
+        }
+        XCTAssertEqual(Double(skips) / Double(presentBlocks), 1.0 / 7.0, accuracy: 0.02)
     }
 
     func testBadArchitecturesAreRejectedWhenDecoding() throws {

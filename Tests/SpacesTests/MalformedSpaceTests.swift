@@ -63,6 +63,8 @@ final class MalformedSpaceTests: XCTestCase {
              position: "5:10", message: "cell node 2 has no incoming edge"),
         Case(yaml: "name: x\nstages:\n  - blocks: {width: 8, op: conv, depth: [1, »[2, 3]]}\n", position: "3:45",
              message: "nested lists are not allowed in the choices of 'depth'"),
+        Case(yaml: "name: x\nstages:\n  - blocks: {name: a, width: 8, op: conv}\n  - »blocks: {name: a, width: 8, op: conv}\n",
+             position: "4:5", message: "duplicate stage name 'a'"),
     ]
 
     func testMalformedFilesReportPositionAndMessage() {
