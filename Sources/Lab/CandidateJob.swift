@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import NASCore
 
 /// Everything a worker needs to evaluate one candidate, on this machine or on a cluster node.
@@ -13,6 +14,8 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     public var spaceName: String
     public var dataset: String
     public var validationSplit: Double
+    /// Seed of the dataset's train/validation/test split (the experiment seed: equal for all candidates).
+    public var datasetSeed: UInt64
     public var training: ExperimentConfig.TrainingSettings
     /// Seed of this candidate's training (derived from the experiment seed and the candidate id).
     public var seed: UInt64
@@ -20,33 +23,17 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     public var threads: Int
 
     public init(id: Int, architecture: String, spaceYAML: String, spaceName: String, dataset: String,
-                validationSplit: Double, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
+                validationSplit: Double, datasetSeed: UInt64, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
         self.id = id
         self.architecture = architecture
         self.spaceYAML = spaceYAML
         self.spaceName = spaceName
         self.dataset = dataset
         self.validationSplit = validationSplit
+        self.datasetSeed = datasetSeed
         self.training = training
         self.seed = seed
         self.threads = threads
-    }
-}
-
-/// One epoch of a candidate's training curve.
-public struct EpochMetrics: Codable, Equatable, Sendable {
-    public var epoch: Int
-    public var trainLoss: Double
-    public var trainAccuracy: Double
-    public var validationLoss: Double
-    public var validationAccuracy: Double
-
-    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, validationLoss: Double, validationAccuracy: Double) {
-        self.epoch = epoch
-        self.trainLoss = trainLoss
-        self.trainAccuracy = trainAccuracy
-        self.validationLoss = validationLoss
-        self.validationAccuracy = validationAccuracy
     }
 }
 
