@@ -395,3 +395,23 @@ final class AnySearcherTests: XCTestCase {
         }
     }
 }
+
+final class TabularSearchSummaryTests: XCTestCase {
+    func testSummaryMatchesIndividualRuns() throws {
+        let space = GridSpace(optionCounts: [5, 5, 5, 5])
+        let objective = distanceObjective([4, 1, 3, 0])
+        let summary = try runTabularSearches(.regularizedEvolution(populationSize: 6, sampleSize: 3), space: space,
+                                             seeds: 3..<8, budget: 25, lookup: objective)
+        var expected = [Double]()
+        for seed: UInt64 in 3..<8 {
+            var searcher = try RegularizedEvolution(space: space, seed: seed, populationSize: 6, sampleSize: 3)
+            expected.append(runTabularSearch(searcher: &searcher, budget: 25, lookup: objective).bestObjective!)
+        }
+        XCTAssertEqual(summary.bestPerSeed, expected)
+        XCTAssertEqual(summary.seeds, [3, 4, 5, 6, 7])
+        let mean = expected.reduce(0, +) / 5
+        XCTAssertEqual(summary.mean, mean, accuracy: 1e-12)
+        let variance = expected.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4
+        XCTAssertEqual(summary.standardDeviation, variance.squareRoot(), accuracy: 1e-12)
+    }
+}
