@@ -112,10 +112,11 @@ public struct LocalSearch: Searcher {
     }
 
     public mutating func tell(_ observation: Observation) {
-        state.ledger.record(observation)
-        guard let objective = observation.objective, !objective.isNaN else { return }
+        let architecture = state.ledger.pending[observation.proposalID]
+        guard state.ledger.record(observation), let architecture,
+              let objective = observation.objective, !objective.isNaN else { return }
         state.members.append(EvaluatedArchitecture(proposalID: observation.proposalID,
-                                                   architecture: observation.architecture, objective: objective))
+                                                   architecture: architecture, objective: objective))
         // Insert after every candidate at least as good (binary search; candidates are sorted).
         var low = 0, high = state.centreCandidates.count
         while low < high {

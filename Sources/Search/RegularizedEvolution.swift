@@ -109,10 +109,11 @@ public struct RegularizedEvolution: Searcher {
     }
 
     public mutating func tell(_ observation: Observation) {
-        state.ledger.record(observation)
-        guard let objective = observation.objective, !objective.isNaN else { return }
+        let architecture = state.ledger.pending[observation.proposalID]
+        guard state.ledger.record(observation), let architecture,
+              let objective = observation.objective, !objective.isNaN else { return }
         state.population.append(EvaluatedArchitecture(proposalID: observation.proposalID,
-                                                      architecture: observation.architecture, objective: objective))
+                                                      architecture: architecture, objective: objective))
         if state.population.count > state.populationSize { state.population.removeFirst() }
     }
 }

@@ -32,6 +32,8 @@ public struct SearchLedger: Codable, Equatable, Sendable {
     public private(set) var failedCount = 0
     public private(set) var consecutiveRejections = 0
     public private(set) var consecutiveFailures = 0
+    /// Observations ignored because their proposal was not pending.
+    public private(set) var ignoredObservationCount = 0
     /// Stop after this many consecutive rejections.
     public var maximumConsecutiveRejections: Int
     /// Stop after this many consecutive failures.
@@ -71,10 +73,16 @@ public struct SearchLedger: Codable, Equatable, Sendable {
         return proposal
     }
 
-    /// Records an observation; updates counters, the best so far and the stop condition.
-    public mutating func record(_ observation: Observation) {
-        pending[observation.proposalID] = nil
-        seen.insert(observation.architecture)
+    /// Records an observation of a pending proposal; updates counters, the best so far and the
+    /// stop condition. An observation of a proposal that is not pending (unknown, or told
+    /// before) is ignored and counted in `ignoredObservationCount`.
+    /// - Returns: whether the observation was recorded.
+    @discardableResult
+    public mutating func record(_ observation: Observation) -> Bool {
+        guard let architecture = pending.removeValue(forKey: observation.proposalID) else {
+            ignoredObservationCount += 1
+            return false
+        }
         switch observation.outcome {
         case .evaluated(let objective):
             evaluatedCount += 1
@@ -82,7 +90,7 @@ public struct SearchLedger: Codable, Equatable, Sendable {
             consecutiveFailures = 0
             if !objective.isNaN, best == nil || objective > best!.objective {
                 best = EvaluatedArchitecture(proposalID: observation.proposalID,
-                                             architecture: observation.architecture, objective: objective)
+                                             architecture: architecture, objective: objective)
             }
         case .rejected:
             rejectedCount += 1
@@ -97,6 +105,7 @@ public struct SearchLedger: Codable, Equatable, Sendable {
                 stopReason = .tooManyConsecutiveFailures(count: consecutiveFailures)
             }
         }
+        return true
     }
 
     /// Marks the search as stopped.

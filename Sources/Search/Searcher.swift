@@ -123,7 +123,8 @@ public protocol Searcher {
 
     /// The next architecture to evaluate, or `nil` once the searcher has stopped.
     mutating func ask() -> Proposal?
-    /// Reports the outcome of a proposal.
+    /// Reports the outcome of a pending proposal (others are ignored and counted in the
+    /// ledger's `ignoredObservationCount`).
     mutating func tell(_ observation: Observation)
     /// Why the searcher stopped, or `nil` while it is still searching.
     var stopReason: SearchStopReason? { get }

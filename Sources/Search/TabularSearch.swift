@@ -1,3 +1,4 @@
+import Foundation
 import NASCore
 
 /// One proposal of a search run and what became of it.
@@ -103,4 +104,55 @@ public func runTabularSearch<S: Searcher>(
 ) -> SearchTrace {
     precondition(space.name == searcher.space.name, "runTabularSearch: space '\(space.name)' is not the searcher's space '\(searcher.space.name)'")
     return runTabularSearch(searcher: &searcher, budget: budget, isFeasible: isFeasible, lookup: lookup)
+}
+
+/// The outcome of many seeded tabular searches with one algorithm.
+public struct TabularSearchSummary: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var algorithm: SearchAlgorithm
+    public var budget: Int
+    public var seeds: [UInt64]
+    /// The best objective found by each run (in the order of `seeds`); `nil` if a run evaluated nothing.
+    public var bestPerSeed: [Double?]
+
+    /// Mean of the best objectives of the runs that evaluated something.
+    public var mean: Double {
+        let values = bestPerSeed.compactMap { $0 }
+        return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
+    }
+
+    /// Sample standard deviation (n − 1) of the best objectives.
+    public var standardDeviation: Double {
+        let values = bestPerSeed.compactMap { $0 }
+        guard values.count > 1 else { return 0 }
+        let m = mean
+        return (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(values.count - 1)).squareRoot()
+    }
+
+    public var description: String {
+        let mean = String(format: "%.3f", self.mean), std = String(format: "%.3f", standardDeviation)
+        return "\(algorithm): mean best \(mean) ± \(std) over \(seeds.count) seeds, \(budget) evaluations each"
+    }
+}
+
+/// Runs `algorithm` once per seed against a table and summarises the best objectives found.
+///
+/// ```swift
+/// let table = try TabularBenchmark(contentsOf: csvURL, metricColumn: "CIFAR10TestAccuracy200Epochs")
+/// let summary = try runTabularSearches(.best, space: space, seeds: 0..<500, budget: 150) {
+///     table.lookup(space.text(of: $0))
+/// }
+/// print(summary)   // local-search(…): mean best 94.363 ± 0.060 over 500 seeds, 150 evaluations each
+/// ```
+/// - Throws: `SearchError.invalidParameter` if the algorithm's settings are invalid.
+public func runTabularSearches(
+    _ algorithm: SearchAlgorithm, space: any ArchitectureSpace, seeds: Range<UInt64>, budget: Int,
+    isFeasible: (Architecture) -> Bool = { _ in true },
+    lookup: (Architecture) -> Double?
+) throws -> TabularSearchSummary {
+    var best = [Double?]()
+    for seed in seeds {
+        var searcher = try AnySearcher(algorithm, space: space, seed: seed)
+        best.append(runTabularSearch(searcher: &searcher, budget: budget, isFeasible: isFeasible, lookup: lookup).bestObjective)
+    }
+    return TabularSearchSummary(algorithm: algorithm, budget: budget, seeds: Array(seeds), bestPerSeed: best)
 }

@@ -77,27 +77,24 @@ final class NASBench201SearchTests: XCTestCase {
             throw XCTSkip("500-seed NB201 measurement; set NASLAB_LONG=1 to run")
         }
         let seeds: Range<UInt64> = 10_000..<10_500
+        let algorithms: [SearchAlgorithm] = [
+            .random(),
+            .regularizedEvolution(),
+            .regularizedEvolution(deduplicate: false),
+            .regularizedEvolution(populationSize: 100, sampleSize: 25, deduplicate: false),
+            .localSearch(),
+            .localSearch(localOptimumPolicy: .continueFromNextBest),
+        ]
         for (label, column) in Self.metrics {
-            let table = try loadTable(metricColumn: column)
-            let random = bestPerSeed(seeds, table: table) { try! RandomSearch(space: Self.space, seed: $0) }
-            let evolution = bestPerSeed(seeds, table: table) { try! RegularizedEvolution(space: Self.space, seed: $0) }
-            let evolutionNoDedup = bestPerSeed(seeds, table: table) {
-                try! RegularizedEvolution(space: Self.space, seed: $0, deduplicate: false)
+            let table = try TabularBenchmark(contentsOf: try nasBench201TableURL(), metricColumn: column)
+            print("NB201 \(label), 150 evaluations, seeds 10000..<10500:")
+            for algorithm in algorithms {
+                let summary = try runTabularSearches(algorithm, space: Self.space, seeds: seeds, budget: 150) {
+                    table.lookup(Self.space.text(of: $0))
+                }
+                XCTAssertEqual(summary.bestPerSeed.count, 500)
+                print("  \(summary)")
             }
-            let evolutionReal = bestPerSeed(seeds, table: table) {
-                try! RegularizedEvolution(space: Self.space, seed: $0, populationSize: 100, sampleSize: 25, deduplicate: false)
-            }
-            let local = bestPerSeed(seeds, table: table) { try! LocalSearch(space: Self.space, seed: $0) }
-            let localBacktracking = bestPerSeed(seeds, table: table) {
-                try! LocalSearch(space: Self.space, seed: $0, localOptimumPolicy: .continueFromNextBest)
-            }
-            print("NB201 \(label), 150 evaluations, seeds 10000..<10500 (space max \(String(format: "%.3f", table.max()!))):\n"
-                  + "  random                          \(Self.format(random))\n"
-                  + "  RE P=20 S=10 (default, dedup)   \(Self.format(evolution))\n"
-                  + "  RE P=20 S=10 without dedup      \(Self.format(evolutionNoDedup))\n"
-                  + "  RE P=100 S=25 without dedup     \(Self.format(evolutionReal))\n"
-                  + "  LS n0=10 restarts (default)     \(Self.format(local))\n"
-                  + "  LS n0=10 backtracking           \(Self.format(localBacktracking))")
         }
     }
 

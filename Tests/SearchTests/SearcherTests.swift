@@ -395,3 +395,51 @@ final class AnySearcherTests: XCTestCase {
         }
     }
 }
+
+final class TabularSearchSummaryTests: XCTestCase {
+    func testSummaryMatchesIndividualRuns() throws {
+        let space = GridSpace(optionCounts: [5, 5, 5, 5])
+        let objective = distanceObjective([4, 1, 3, 0])
+        let summary = try runTabularSearches(.regularizedEvolution(populationSize: 6, sampleSize: 3), space: space,
+                                             seeds: 3..<8, budget: 25, lookup: objective)
+        var expected = [Double]()
+        for seed: UInt64 in 3..<8 {
+            var searcher = try RegularizedEvolution(space: space, seed: seed, populationSize: 6, sampleSize: 3)
+            expected.append(runTabularSearch(searcher: &searcher, budget: 25, lookup: objective).bestObjective!)
+        }
+        XCTAssertEqual(summary.bestPerSeed, expected)
+        XCTAssertEqual(summary.seeds, [3, 4, 5, 6, 7])
+        let mean = expected.reduce(0, +) / 5
+        XCTAssertEqual(summary.mean, mean, accuracy: 1e-12)
+        let variance = expected.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4
+        XCTAssertEqual(summary.standardDeviation, variance.squareRoot(), accuracy: 1e-12)
+    }
+}
+
+final class ObservationHandlingTests: XCTestCase {
+    func testRepeatedAndUnknownObservationsAreIgnored() throws {
+        let space = GridSpace(optionCounts: [3, 3, 3])
+        var searcher = try RegularizedEvolution(space: space, seed: 1, populationSize: 3, sampleSize: 2)
+        let proposal = searcher.ask()!
+        let observation = Observation(proposal, .evaluated(objective: 5))
+        searcher.tell(observation)
+        searcher.tell(observation)   // told twice
+        searcher.tell(Observation(proposalID: 99, architecture: Architecture(choices: [0, 0, 0]), outcome: .evaluated(objective: 9)))
+        XCTAssertEqual(searcher.state.population.count, 1)
+        XCTAssertEqual(searcher.state.ledger.evaluatedCount, 1)
+        XCTAssertEqual(searcher.state.ledger.ignoredObservationCount, 2)
+        XCTAssertEqual(searcher.best?.objective, 5)
+    }
+
+    func testNaNObjectivesCountAsEvaluationsButNeverWin() throws {
+        let space = GridSpace(optionCounts: [3, 3, 3])
+        var searcher = try LocalSearch(space: space, seed: 1, initialSampleCount: 2)
+        var values: [Double] = [.nan, 1, .nan, 2, 0.5]
+        let trace = runTabularSearch(searcher: &searcher, budget: 5) { _ in values.removeFirst() }
+        XCTAssertEqual(trace.evaluationCount, 5)
+        XCTAssertEqual(trace.bestObjective, 2)
+        XCTAssertEqual(trace.best?.proposal.id, 3)
+        XCTAssertEqual(searcher.state.members.count, 3)
+        XCTAssertEqual(trace.bestObjectiveCurve, [nil, 1, 1, 2, 2])
+    }
+}
