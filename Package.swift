@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CBLAS", "NASCore"]),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
         .target(name: "Datasets", dependencies: ["CZlib", "HDF5Kit", "NASCore"],
-                resources: [.copy("Resources/digits.csv.gz")]),
+                exclude: ["Resources/LICENSE-digits.txt"], resources: [.copy("Resources/digits.csv.gz")]),
 
         // MARK: - Search side
         .target(name: "Spaces", dependencies: ["NASCore", .product(name: "Yams", package: "Yams")]),

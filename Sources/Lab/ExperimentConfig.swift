@@ -29,7 +29,7 @@ public struct ExperimentConfig: Equatable, Sendable {
         /// `random`, `regularized_evolution` or `local_search`.
         public var kind: String = "regularized_evolution"
         public var populationSize: Int = 20
-        public var sampleSize: Int = 5
+        public var sampleSize: Int = 10
         /// Never evaluate an architecture already seen (by canonical hash).
         public var deduplicate: Bool = true
         /// Consecutive constraint rejections after which the search stops as "no feasible architecture found".

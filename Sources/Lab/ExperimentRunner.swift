@@ -355,7 +355,7 @@ public final class ExperimentRunner {
         }
         if !result.epochs.isEmpty {
             try record.appendEpochs(result.epochs.map {
-                EpochRow(candidateID: row.id, epoch: Int64($0.epoch), trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
+                EpochRow(candidateID: row.id, epoch: Int64($0.epoch + 1), trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
                          validationLoss: $0.validationLoss ?? .nan, validationAccuracy: $0.validationAccuracy ?? .nan)
             })
         }
