@@ -1,0 +1,90 @@
+import Foundation
+import XCTest
+
+/// Runs the `naslab` executable built next to the test bundle.
+enum CLI {
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    static var executable: URL {
+        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
+            let candidate = dir.appendingPathComponent("naslab")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return bundleDirectory.appendingPathComponent("naslab")
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `naslab arguments…` in the repository root and waits.
+    @discardableResult
+    static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+        let p = try start(arguments)
+        let out = p.stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = p.stderr.fileHandleForReading.readDataToEndOfFile()
+        p.process.waitUntilExit()
+        return Output(status: p.process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    struct Running {
+        var process: Process
+        var stdout: Pipe
+        var stderr: Pipe
+    }
+
+    static func start(_ arguments: [String]) throws -> Running {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = repositoryRoot
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return Running(process: process, stdout: out, stderr: err)
+    }
+
+    /// A fresh scratch directory for one test.
+    static func scratch(_ name: String) throws -> URL {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("naslab-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Python 3 with h5py, or nil (the test then skips with a message).
+    static var pythonWithH5py: String? {
+        for python in ["/usr/bin/env"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: python)
+            p.arguments = ["python3", "-c", "import h5py"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { continue }
+            p.waitUntilExit()
+            if p.terminationStatus == 0 { return "python3" }
+        }
+        return nil
+    }
+
+    static func python(_ script: String, _ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script] + arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
