@@ -58,7 +58,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "naslab-bench", dependencies: [
-            "Lab", "Engine", "NASCore",
+            "Lab", "Engine", "NASCore", "Search", "Spaces", "Records", "Estimators",
         ], path: "Benchmarks/Sources/naslab-bench"),
 
         // MARK: - Tests
