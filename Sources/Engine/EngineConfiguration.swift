@@ -55,3 +55,31 @@ func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Flo
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
+
+/// Measures `cblas_sgemm` throughput (row-major, no transposes) in GFLOP/s: the best of
+/// `repetitions` timed calls after one warm-up call, with the current thread count.
+///
+/// - Parameters: m, n, k: GEMM dimensions (C is m×n).
+public func measureGEMM(m: Int, n: Int, k: Int, repetitions: Int = 5) -> Double {
+    var rng = SeededGenerator(seed: 1)
+    let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() }
+    let b = (0..<(k * n)).map { _ in rng.nextUnitFloat() }
+    var c = [Float](repeating: 0, count: m * n)
+    var best = Double.infinity
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                for r in 0...max(1, repetitions) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
+                         b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                    if r > 0 { best = min(best, seconds) }
+                }
+            }
+        }
+    }
+    return 2.0 * Double(m) * Double(n) * Double(k) / best * 1e-9
+}
+
+import NASCore
