@@ -25,6 +25,47 @@ public enum EngineConfiguration {
     }
 }
 
+extension EngineConfiguration {
+    /// The kernel family OpenBLAS selected (`openblas_get_corename`), e.g. `Cooperlake`, `Haswell`.
+    ///
+    /// On virtual machines whose CPU model is unknown to OpenBLAS 0.3.21 (e.g. a generic
+    /// "Intel Xeon Processor" with AVX-512) it falls back to `Prescott` (SSE3) kernels, about
+    /// 4–5× slower; set `OPENBLAS_CORETYPE` before the process starts, or call
+    /// `relaunchWithOptimizedOpenBLASIfNeeded()` first thing in `main`.
+    public static var openBLASCoreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// The best OpenBLAS core type for this CPU from its `/proc/cpuinfo` flags
+    /// (`Cooperlake` with AVX-512 BF16, `SkylakeX` with AVX-512F, `Haswell` with AVX2), or nil.
+    public static var preferredOpenBLASCoreType: String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        if flags.contains("avx512f") && flags.contains("avx512_bf16") { return "Cooperlake" }
+        if flags.contains("avx512f") && flags.contains("avx512vl") { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
+
+    /// If OpenBLAS fell back to generic kernels although the CPU supports better ones and
+    /// `OPENBLAS_CORETYPE` is unset, re-executes the current program with `OPENBLAS_CORETYPE`
+    /// set (same arguments). Call it first thing in an executable's `main`, never from a library
+    /// or a test. Returns only if no relaunch was needed or possible.
+    public static func relaunchWithOptimizedOpenBLASIfNeeded() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              let preferred = preferredOpenBLASCoreType,
+              ["Prescott", "Core2", "Nehalem", "Unknown", "unknown"].contains(openBLASCoreName) else { return }
+        setenv("OPENBLAS_CORETYPE", preferred, 1)
+        let arguments = CommandLine.arguments
+        var cArguments = arguments.map { strdup($0) }
+        cArguments.append(nil)
+        execv("/proc/self/exe", &cArguments)
+        // execv only returns on failure: continue with the generic kernels.
+    }
+}
+
 /// Runs `body(chunkIndex, range)` over `0..<count` split into at most `threadCount` contiguous
 /// chunks, in parallel when worthwhile. The split depends only on `count` and the thread count,
 /// so results are deterministic.

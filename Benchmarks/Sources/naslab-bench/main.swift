@@ -63,7 +63,7 @@ func engineBenchmark(_ arguments: [String]) throws {
     let forwardRate = Double(steps * batch) / (now() - t)
     let largest = measureGEMM(m: 32, n: batch * size * size, k: 16 * 9)
     let square = measureGEMM(m: 1024, n: 1024, k: 1024)
-    print("naslab threads: \(threads), batch: \(batch), input: 1x\(size)x\(size), steps: \(steps)")
+    print("naslab OpenBLAS core: \(EngineConfiguration.openBLASCoreName), threads: \(threads), batch: \(batch), input: 1x\(size)x\(size), steps: \(steps)")
     print(String(format: "naslab train samples/s: %.1f", trainRate))
     print(String(format: "naslab forward samples/s: %.1f", forwardRate))
     print(String(format: "naslab largest GEMM (conv2 forward, M=32 N=%d K=144) GFLOP/s: %.1f", batch * size * size, largest))
@@ -133,6 +133,7 @@ func fashionBenchmark(_ arguments: [String]) throws {
                  result.testAccuracy ?? .nan, "\(result.status)", result.wallSeconds))
 }
 
+EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded()
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch arguments.first {
