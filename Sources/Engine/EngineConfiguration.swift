@@ -8,20 +8,25 @@ import Foundation
 /// EngineConfiguration.setThreadCount(2)
 /// ```
 public enum EngineConfiguration {
-    nonisolated(unsafe) private static var storedThreadCount = ProcessInfo.processInfo.activeProcessorCount
+    nonisolated(unsafe) private static var storedThreadCount: Int = {
+        openblas_set_num_threads(1)
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     /// The number of threads used by OpenBLAS and by the engine's own parallel loops.
     public static var threadCount: Int { storedThreadCount }
 
-    /// Sets the thread count for OpenBLAS (`openblas_set_num_threads`, process-wide) and for the
-    /// engine's own loops (im2col, col2im, element-wise kernels).
+    /// Sets the thread count of the engine's own parallel loops. Convolutions split the batch into
+    /// one image range per thread, each thread running im2col + single-threaded `cblas_sgemm` on
+    /// cache-sized chunks; so OpenBLAS itself is set to 1 thread (`openblas_set_num_threads(1)`,
+    /// process-wide), which avoids its spin-waiting and keeps results independent of its scheduling.
     ///
     /// - Parameter count: number of threads, at least 1. Results are bit-identical between runs
     ///   with the same thread count.
     public static func setThreadCount(_ count: Int) {
         let n = max(1, count)
         storedThreadCount = n
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
     }
 }
 
@@ -98,10 +103,13 @@ func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Flo
 }
 
 /// Measures `cblas_sgemm` throughput (row-major, no transposes) in GFLOP/s: the best of
-/// `repetitions` timed calls after one warm-up call, with the current thread count.
+/// `repetitions` timed calls after one warm-up call, with OpenBLAS using `threads` threads
+/// (restored to 1 afterwards, the engine's setting).
 ///
 /// - Parameters: m, n, k: GEMM dimensions (C is m×n).
-public func measureGEMM(m: Int, n: Int, k: Int, repetitions: Int = 5) -> Double {
+public func measureGEMM(m: Int, n: Int, k: Int, threads: Int = EngineConfiguration.threadCount, repetitions: Int = 5) -> Double {
+    openblas_set_num_threads(Int32(max(1, threads)))
+    defer { openblas_set_num_threads(1) }
     var rng = SeededGenerator(seed: 1)
     let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() }
     let b = (0..<(k * n)).map { _ in rng.nextUnitFloat() }

@@ -61,13 +61,27 @@ func engineBenchmark(_ arguments: [String]) throws {
     t = now()
     for _ in 0..<steps { _ = try network.forward(x, training: false) }
     let forwardRate = Double(steps * batch) / (now() - t)
-    let largest = measureGEMM(m: 32, n: batch * size * size, k: 16 * 9)
-    let square = measureGEMM(m: 1024, n: 1024, k: 1024)
+    // Per-node profile of a few training steps (forward + backward).
+    network.isProfiling = true
+    for _ in 0..<5 { try step() }
+    network.isProfiling = false
+    let profiled = network.profile
+    let conv2Flops = 2.0 * 32 * Double(batch * size * size) * 144
+    let largest = measureGEMM(m: 32, n: batch * size * size, k: 16 * 9, threads: threads)
+    let square = measureGEMM(m: 1024, n: 1024, k: 1024, threads: threads)
     print("naslab OpenBLAS core: \(EngineConfiguration.openBLASCoreName), threads: \(threads), batch: \(batch), input: 1x\(size)x\(size), steps: \(steps)")
     print(String(format: "naslab train samples/s: %.1f", trainRate))
     print(String(format: "naslab forward samples/s: %.1f", forwardRate))
     print(String(format: "naslab largest GEMM (conv2 forward, M=32 N=%d K=144) GFLOP/s: %.1f", batch * size * size, largest))
     print(String(format: "naslab sgemm 1024^2 GFLOP/s: %.1f", square))
+    if let conv2 = profiled["conv2"] {
+        print(String(format: "naslab conv2 forward (im2col + GEMMs, batch split over threads) GFLOP/s: %.1f", conv2Flops * 5 / conv2.forward))
+    }
+    for node in network.graph.nodes.dropFirst() {
+        if let p = profiled[node.name] {
+            print(String(format: "  profile %-6@ forward %7.2f ms  backward %7.2f ms", node.name, p.forward * 200, p.backward * 200))
+        }
+    }
 }
 
 /// Reads an IDX file compressed with gzip (through `zcat`).
