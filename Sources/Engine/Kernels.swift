@@ -110,3 +110,109 @@ func storeOrAdd(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePoin
         destination.update(from: source, count: count)
     }
 }
+
+// MARK: - Vector helpers (explicit SIMD: Swift does not vectorise float reductions or selects)
+
+@inline(__always)
+func loadVector(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always)
+func storeVector(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// Σ p[0..<n] in Float (SIMD partial sums).
+@inline(__always)
+func vectorSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n { acc += loadVector(p + i); i += 16 }
+    var s = acc.sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// Σ p[0..<n] with Float SIMD partial sums over blocks of 4096, accumulated in Double.
+@inline(__always)
+func sumDouble(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+    var total = 0.0
+    var i = 0
+    while i < n {
+        let count = min(4096, n - i)
+        total += Double(vectorSum(p + i, count))
+        i += count
+    }
+    return total
+}
+
+/// Σ (p[i] − shift)² with the same blocking as `sumDouble`.
+@inline(__always)
+func sumSquaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, shift: Float) -> Double {
+    var total = 0.0
+    var i = 0
+    let s = SIMD16<Float>(repeating: shift)
+    while i < n {
+        let end = min(n, i + 4096)
+        var acc = SIMD16<Float>(repeating: 0)
+        var j = i
+        while j + 16 <= end { let d = loadVector(p + j) - s; acc += d * d; j += 16 }
+        var t = acc.sum()
+        while j < end { let d = p[j] - shift; t += d * d; j += 1 }
+        total += Double(t)
+        i = end
+    }
+    return total
+}
+
+/// (Σ a[i], Σ a[i]·(b[i] − shift)) with Double accumulation over blocks.
+@inline(__always)
+func sumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int, shift: Float) -> (Double, Double) {
+    var total = 0.0, dot = 0.0
+    var i = 0
+    let s = SIMD16<Float>(repeating: shift)
+    while i < n {
+        let end = min(n, i + 4096)
+        var accA = SIMD16<Float>(repeating: 0), accD = SIMD16<Float>(repeating: 0)
+        var j = i
+        while j + 16 <= end {
+            let av = loadVector(a + j)
+            accA += av
+            accD += av * (loadVector(b + j) - s)
+            j += 16
+        }
+        var ta = accA.sum(), td = accD.sum()
+        while j < end { ta += a[j]; td += a[j] * (b[j] - shift); j += 1 }
+        total += Double(ta)
+        dot += Double(td)
+        i = end
+    }
+    return (total, dot)
+}
+
+/// dx = (lower < x < upper) ? dy : 0, or dx += … when accumulating (ReLU: lower 0, upper ∞).
+@inline(__always)
+func maskedCopy(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, range: Range<Int>,
+                lower: Float, upper: Float, accumulate: Bool) {
+    var i = range.lowerBound
+    let end = range.upperBound
+    let lo = SIMD16<Float>(repeating: lower), hi = SIMD16<Float>(repeating: upper)
+    let zero = SIMD16<Float>(repeating: 0)
+    if accumulate {
+        while i + 16 <= end {
+            let xv = loadVector(x + i)
+            let g = zero.replacing(with: loadVector(dy + i), where: (xv .> lo) .& (xv .< hi))
+            storeVector(loadVector(dx + i) + g, dx + i)
+            i += 16
+        }
+        while i < end { if x[i] > lower && x[i] < upper { dx[i] += dy[i] }; i += 1 }
+    } else {
+        while i + 16 <= end {
+            let xv = loadVector(x + i)
+            storeVector(zero.replacing(with: loadVector(dy + i), where: (xv .> lo) .& (xv .< hi)), dx + i)
+            i += 16
+        }
+        while i < end { dx[i] = (x[i] > lower && x[i] < upper) ? dy[i] : 0; i += 1 }
+    }
+}

@@ -224,26 +224,6 @@ enum ConvolutionLayerChunking {
     static func images(budget: Int, perImage: Int) -> Int { max(1, budget / max(1, perImage)) }
 }
 
-@inline(__always)
-func sumDouble(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
-    // Four Float partial sums per block of 1024, accumulated in Double: fast and accurate.
-    var total = 0.0
-    var i = 0
-    while i < n {
-        let end = min(n, i + 1024)
-        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
-        var j = i
-        while j + 4 <= end {
-            s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3]
-            j += 4
-        }
-        while j < end { s0 += p[j]; j += 1 }
-        total += Double(s0) + Double(s1) + Double(s2) + Double(s3)
-        i = end
-    }
-    return total
-}
-
 // MARK: - Linear
 
 final class LinearLayer: Layer {
@@ -337,22 +317,7 @@ final class BatchNormLayer: Layer {
                         if training {
                             let mu = sumDouble(xc, m) / Double(m)
                             let muF = Float(mu)
-                            var s0: Float = 0, s1: Float = 0
-                            var total = 0.0
-                            var i = 0
-                            while i < m {
-                                let end = min(m, i + 1024)
-                                s0 = 0; s1 = 0
-                                var j = i
-                                while j + 2 <= end {
-                                    let d0 = xc[j] - muF, d1 = xc[j + 1] - muF
-                                    s0 += d0 * d0; s1 += d1 * d1
-                                    j += 2
-                                }
-                                while j < end { let d = xc[j] - muF; s0 += d * d; j += 1 }
-                                total += Double(s0) + Double(s1)
-                                i = end
-                            }
+                            let total = sumSquaredDeviations(xc, m, shift: muF)
                             let variance = total / Double(m)
                             mean = muF
                             inv = Float(1.0 / (variance + BatchNormLayer.epsilon).squareRoot())
@@ -394,19 +359,8 @@ final class BatchNormLayer: Layer {
                         let dyc = dy + c * m
                         let mean = means[c], inv = invs[c]
                         // Σdy and Σdy·x̂ (x̂ recomputed from the input).
-                        var sumDy = 0.0, sumDyXhat = 0.0
-                        var i = 0
-                        while i < m {
-                            let end = min(m, i + 1024)
-                            var a: Float = 0, b: Float = 0
-                            for j in i..<end {
-                                a += dyc[j]
-                                b += dyc[j] * (xc[j] - mean)
-                            }
-                            sumDy += Double(a); sumDyXhat += Double(b)
-                            i = end
-                        }
-                        sumDyXhat *= Double(inv)
+                        let (sumDy, rawDot) = sumAndDot(dyc, xc, m, shift: mean)
+                        let sumDyXhat = rawDot * Double(inv)
                         weight?.gradientPointer[c] = Float(sumDyXhat)
                         bias?.gradientPointer[c] = Float(sumDy)
                         guard let dx else { continue }
@@ -469,9 +423,9 @@ final class ActivationLayer: Layer {
             @inline(__always) func put(_ i: Int, _ v: Float) { if acc { dx[i] += v } else { dx[i] = v } }
             switch kind {
             case .relu:
-                if acc { for i in r { dx[i] += x[i] > 0 ? dy[i] : 0 } } else { for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 } }
+                maskedCopy(x: x, dy: dy, dx: dx, range: r, lower: 0, upper: .infinity, accumulate: acc)
             case .relu6:
-                for i in r { put(i, (x[i] > 0 && x[i] < 6) ? dy[i] : 0) }
+                maskedCopy(x: x, dy: dy, dx: dx, range: r, lower: 0, upper: 6, accumulate: acc)
             case .hardSwish:
                 // PyTorch: 0 for x < -3, x/3 + 1/2 for -3 ≤ x ≤ 3, 1 above.
                 for i in r {
@@ -637,10 +591,7 @@ final class GlobalAvgPoolLayer: Layer {
         let x = inputs[0].pointer, y = output.pointer
         let scale = 1 / Float(hw)
         for plane in 0..<planes {
-            let xp = x + plane * hw
-            var s: Float = 0
-            for i in 0..<hw { s += xp[i] }
-            y[plane] = s * scale
+            y[plane] = vectorSum(x + plane * hw, hw) * scale
         }
     }
 

@@ -75,7 +75,7 @@ func engineBenchmark(_ arguments: [String]) throws {
     print(String(format: "naslab largest GEMM (conv2 forward, M=32 N=%d K=144) GFLOP/s: %.1f", batch * size * size, largest))
     print(String(format: "naslab sgemm 1024^2 GFLOP/s: %.1f", square))
     if let conv2 = profiled["conv2"] {
-        print(String(format: "naslab conv2 forward (im2col + GEMMs, batch split over threads) GFLOP/s: %.1f", conv2Flops * 5 / conv2.forward))
+        print(String(format: "naslab conv2 forward (im2col + GEMMs, batch split over threads) GFLOP/s: %.1f", conv2Flops * 5 / conv2.forward * 1e-9))
     }
     for node in network.graph.nodes.dropFirst() {
         if let p = profiled[node.name] {
