@@ -8,20 +8,66 @@ import Foundation
 /// EngineConfiguration.setThreadCount(2)
 /// ```
 public enum EngineConfiguration {
-    nonisolated(unsafe) private static var storedThreadCount = ProcessInfo.processInfo.activeProcessorCount
+    nonisolated(unsafe) private static var storedThreadCount: Int = {
+        openblas_set_num_threads(1)
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     /// The number of threads used by OpenBLAS and by the engine's own parallel loops.
     public static var threadCount: Int { storedThreadCount }
 
-    /// Sets the thread count for OpenBLAS (`openblas_set_num_threads`, process-wide) and for the
-    /// engine's own loops (im2col, col2im, element-wise kernels).
+    /// Sets the thread count of the engine's own parallel loops. Convolutions split the batch into
+    /// one image range per thread, each thread running im2col + single-threaded `cblas_sgemm` on
+    /// cache-sized chunks; so OpenBLAS itself is set to 1 thread (`openblas_set_num_threads(1)`,
+    /// process-wide), which avoids its spin-waiting and keeps results independent of its scheduling.
     ///
     /// - Parameter count: number of threads, at least 1. Results are bit-identical between runs
     ///   with the same thread count.
     public static func setThreadCount(_ count: Int) {
         let n = max(1, count)
         storedThreadCount = n
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
+    }
+}
+
+extension EngineConfiguration {
+    /// The kernel family OpenBLAS selected (`openblas_get_corename`), e.g. `Cooperlake`, `Haswell`.
+    ///
+    /// On virtual machines whose CPU model is unknown to OpenBLAS 0.3.21 (e.g. a generic
+    /// "Intel Xeon Processor" with AVX-512) it falls back to `Prescott` (SSE3) kernels, about
+    /// 4–5× slower; set `OPENBLAS_CORETYPE` before the process starts, or call
+    /// `relaunchWithOptimizedOpenBLASIfNeeded()` first thing in `main`.
+    public static var openBLASCoreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// The best OpenBLAS core type for this CPU from its `/proc/cpuinfo` flags
+    /// (`Cooperlake` with AVX-512 BF16, `SkylakeX` with AVX-512F, `Haswell` with AVX2), or nil.
+    public static var preferredOpenBLASCoreType: String? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        if flags.contains("avx512f") && flags.contains("avx512_bf16") { return "Cooperlake" }
+        if flags.contains("avx512f") && flags.contains("avx512vl") { return "SkylakeX" }
+        if flags.contains("avx2") && flags.contains("fma") { return "Haswell" }
+        return nil
+    }
+
+    /// If OpenBLAS fell back to generic kernels although the CPU supports better ones and
+    /// `OPENBLAS_CORETYPE` is unset, re-executes the current program with `OPENBLAS_CORETYPE`
+    /// set (same arguments). Call it first thing in an executable's `main`, never from a library
+    /// or a test. Returns only if no relaunch was needed or possible.
+    public static func relaunchWithOptimizedOpenBLASIfNeeded() {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              let preferred = preferredOpenBLASCoreType,
+              ["Prescott", "Core2", "Nehalem", "Unknown", "unknown"].contains(openBLASCoreName) else { return }
+        setenv("OPENBLAS_CORETYPE", preferred, 1)
+        let arguments = CommandLine.arguments
+        var cArguments = arguments.map { strdup($0) }
+        cArguments.append(nil)
+        execv("/proc/self/exe", &cArguments)
+        // execv only returns on failure: continue with the generic kernels.
     }
 }
 
@@ -55,3 +101,34 @@ func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Flo
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
+
+/// Measures `cblas_sgemm` throughput (row-major, no transposes) in GFLOP/s: the best of
+/// `repetitions` timed calls after one warm-up call, with OpenBLAS using `threads` threads
+/// (restored to 1 afterwards, the engine's setting).
+///
+/// - Parameters: m, n, k: GEMM dimensions (C is m×n).
+public func measureGEMM(m: Int, n: Int, k: Int, threads: Int = EngineConfiguration.threadCount, repetitions: Int = 5) -> Double {
+    openblas_set_num_threads(Int32(max(1, threads)))
+    defer { openblas_set_num_threads(1) }
+    var rng = SeededGenerator(seed: 1)
+    let a = (0..<(m * k)).map { _ in rng.nextUnitFloat() }
+    let b = (0..<(k * n)).map { _ in rng.nextUnitFloat() }
+    var c = [Float](repeating: 0, count: m * n)
+    var best = Double.infinity
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                for r in 0...max(1, repetitions) {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap.baseAddress!, lda: k,
+                         b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                    if r > 0 { best = min(best, seconds) }
+                }
+            }
+        }
+    }
+    return 2.0 * Double(m) * Double(n) * Double(k) / best * 1e-9
+}
+
+import NASCore

@@ -1,9 +1,29 @@
+import Dispatch
 import NASCore
 
 /// Scratch state shared by the layers of one network.
 final class ExecutionContext {
-    /// im2col / col2im workspace, shared by all convolutions (recomputed in backward).
-    let workspace = FloatBuffer(count: 0)
+    /// Per-thread im2col / col2im workspaces, shared by all convolutions (columns are recomputed
+    /// in backward rather than stored).
+    private(set) var workspaces = [FloatBuffer]()
+    /// Per-thread partial weight gradients of a convolution (summed in a fixed order).
+    private(set) var partials = [FloatBuffer]()
+
+    func workspace(_ thread: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        while workspaces.count <= thread { workspaces.append(FloatBuffer(count: 0)) }
+        workspaces[thread].resize(count)
+        return workspaces[thread].pointer
+    }
+
+    /// Makes sure `threads` workspaces and partial buffers exist (call before parallel regions).
+    func reserve(threads: Int, workspace: Int, partial: Int) {
+        while workspaces.count < threads { workspaces.append(FloatBuffer(count: 0)) }
+        while partials.count < threads { partials.append(FloatBuffer(count: 0)) }
+        for t in 0..<threads {
+            workspaces[t].resize(workspace)
+            partials[t].resize(partial)
+        }
+    }
     /// Source of dropout masks.
     var generator: SeededGenerator
     init(generator: SeededGenerator) { self.generator = generator }
@@ -53,32 +73,73 @@ final class Conv2dLayer: Layer {
     var fanIn: Int { columnRows }
     var fanOut: Int { outPerGroup * a.kernel * a.kernel }
 
-    private func columns(_ xg: UnsafePointer<Float>, batch: Int, context: ExecutionContext) -> UnsafePointer<Float> {
-        if pointwise { return xg }
-        let np = batch * outShape.height * outShape.width
-        context.workspace.resize(columnRows * np)
-        im2col(xg, channels: inPerGroup, batch: batch, height: inShape.height, width: inShape.width,
-               kernel: a.kernel, stride: a.stride, padding: a.padding, dilation: a.dilation,
-               outHeight: outShape.height, outWidth: outShape.width, context.workspace.pointer)
-        return UnsafePointer(context.workspace.pointer)
+    /// Images per GEMM call: the column block of one call stays around `columnBudget` floats
+    /// (cache-resident), so im2col, GEMM and col2im of a chunk share the cache.
+    static let columnBudget = 1 << 19
+
+    private func geometry(batch: Int) -> ConvolutionGeometry {
+        ConvolutionGeometry(channels: inPerGroup, batch: batch, height: inShape.height, width: inShape.width,
+                            kernel: a.kernel, stride: a.stride, padding: a.padding, dilation: a.dilation,
+                            outHeight: outShape.height, outWidth: outShape.width)
+    }
+
+    /// Splits the batch into one contiguous image range per thread and calls
+    /// `body(thread, imageRange, chunkImages)`; deterministic for a given thread count.
+    private func forEachThread(batch: Int, _ body: (Int, Range<Int>, Int) -> Void) -> Int {
+        let outPlane = outShape.height * outShape.width
+        let perImage = max(1, (pointwise ? 0 : columnRows) * outPlane)
+        let chunk = max(1, ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: perImage))
+        let work = columnRows * outPerGroup * a.groups * outPlane * batch
+        let threads = work < 1 << 18 ? 1 : min(EngineConfiguration.threadCount, batch)
+        if threads == 1 {
+            body(0, 0..<batch, chunk)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                body(t, (batch * t / threads)..<(batch * (t + 1) / threads), chunk)
+            }
+        }
+        return threads
     }
 
     func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
         let x = inputs[0].pointer
         let y = output.pointer
         let inPlane = batch * inShape.height * inShape.width
-        let np = batch * outShape.height * outShape.width
-        for g in 0..<a.groups {
-            let col = columns(x + g * inPerGroup * inPlane, batch: batch, context: context)
-            gemm(transposeA: false, transposeB: false, m: outPerGroup, n: np, k: columnRows,
-                 a: weight.pointer + g * outPerGroup * columnRows, lda: columnRows, b: col, ldb: np,
-                 beta: 0, c: y + g * outPerGroup * np, ldc: np)
-        }
-        if let bias {
-            for co in 0..<a.outChannels {
-                let b = bias.pointer[co]
-                let row = y + co * np
-                for i in 0..<np { row[i] += b }
+        let outPlane = outShape.height * outShape.width
+        let np = batch * outPlane
+        let geo = geometry(batch: batch)
+        let maxChunk = ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: max(1, columnRows * outPlane))
+        context.reserve(threads: min(EngineConfiguration.threadCount, batch), workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: 0)
+        let w = weight.pointer
+        let b = bias?.pointer
+        _ = forEachThread(batch: batch) { t, images, chunk in
+            let ws = context.workspaces[t].pointer
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let count = min(chunk, images.upperBound - first)
+                let columns = count * outPlane
+                for g in 0..<a.groups {
+                    let xg = x + g * inPerGroup * inPlane
+                    let yg = y + g * outPerGroup * np + first * outPlane
+                    if pointwise {
+                        gemm(transposeA: false, transposeB: false, m: outPerGroup, n: columns, k: columnRows,
+                             a: w + g * outPerGroup * columnRows, lda: columnRows, b: xg + first * outPlane, ldb: np,
+                             beta: 0, c: yg, ldc: np)
+                    } else {
+                        im2col(xg, geo, first: first, count: count, ws)
+                        gemm(transposeA: false, transposeB: false, m: outPerGroup, n: columns, k: columnRows,
+                             a: w + g * outPerGroup * columnRows, lda: columnRows, b: ws, ldb: columns,
+                             beta: 0, c: yg, ldc: np)
+                    }
+                    if let b {
+                        for co in 0..<outPerGroup {
+                            let v = b[g * outPerGroup + co]
+                            let row = yg + co * np
+                            for i in 0..<columns { row[i] += v }
+                        }
+                    }
+                }
+                first += count
             }
         }
     }
@@ -87,29 +148,69 @@ final class Conv2dLayer: Layer {
                   _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
         let x = inputs[0].pointer
         let dy = outputGradient.pointer
-        let inPlane = batch * inShape.height * inShape.width
-        let np = batch * outShape.height * outShape.width
-        for g in 0..<a.groups {
-            let dyg = dy + g * outPerGroup * np
-            let wg = weight.pointer + g * outPerGroup * columnRows
-            let col = columns(x + g * inPerGroup * inPlane, batch: batch, context: context)
-            gemm(transposeA: false, transposeB: true, m: outPerGroup, n: columnRows, k: np,
-                 a: dyg, lda: np, b: col, ldb: np, beta: 0,
-                 c: weight.gradientPointer + g * outPerGroup * columnRows, ldc: columnRows)
-            guard let dx = inputGradients[0] else { continue }
-            let dxg = dx.pointer + g * inPerGroup * inPlane
-            if pointwise {
-                gemm(transposeA: true, transposeB: false, m: columnRows, n: np, k: outPerGroup,
-                     a: wg, lda: columnRows, b: dyg, ldb: np, beta: accumulate[0] ? 1 : 0, c: dxg, ldc: np)
-            } else {
-                let ws = context.workspace.pointer
-                gemm(transposeA: true, transposeB: false, m: columnRows, n: np, k: outPerGroup,
-                     a: wg, lda: columnRows, b: dyg, ldb: np, beta: 0, c: ws, ldc: np)
-                if !accumulate[0] { dxg.update(repeating: 0, count: inPerGroup * inPlane) }
-                col2imAdd(ws, channels: inPerGroup, batch: batch, height: inShape.height, width: inShape.width,
-                          kernel: a.kernel, stride: a.stride, padding: a.padding, dilation: a.dilation,
-                          outHeight: outShape.height, outWidth: outShape.width, dxg)
+        let inPlaneSize = inShape.height * inShape.width
+        let inPlane = batch * inPlaneSize
+        let outPlane = outShape.height * outShape.width
+        let np = batch * outPlane
+        let geo = geometry(batch: batch)
+        let maxChunk = ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: max(1, columnRows * outPlane))
+        let weightCount = weight.count
+        context.reserve(threads: min(EngineConfiguration.threadCount, batch),
+                        workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: weightCount)
+        let w = weight.pointer
+        let dx = inputGradients[0]?.pointer
+        let accumulateInput = accumulate[0]
+        let threads = forEachThread(batch: batch) { t, images, chunk in
+            let ws = context.workspaces[t].pointer
+            let dw = context.partials[t].pointer
+            if let dx, !accumulateInput, !pointwise {
+                for c in 0..<inShape.channels {
+                    (dx + (c * batch + images.lowerBound) * inPlaneSize).update(repeating: 0, count: images.count * inPlaneSize)
+                }
             }
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let count = min(chunk, images.upperBound - first)
+                let columns = count * outPlane
+                let firstChunk = first == images.lowerBound
+                for g in 0..<a.groups {
+                    let xg = x + g * inPerGroup * inPlane
+                    let dyg = dy + g * outPerGroup * np + first * outPlane
+                    let wg = w + g * outPerGroup * columnRows
+                    let dwg = dw + g * outPerGroup * columnRows
+                    let col: UnsafePointer<Float>
+                    let ldCol: Int
+                    if pointwise {
+                        col = UnsafePointer(xg + first * outPlane)
+                        ldCol = np
+                    } else {
+                        im2col(xg, geo, first: first, count: count, ws)
+                        col = UnsafePointer(ws)
+                        ldCol = columns
+                    }
+                    gemm(transposeA: false, transposeB: true, m: outPerGroup, n: columnRows, k: columns,
+                         a: dyg, lda: np, b: col, ldb: ldCol, beta: firstChunk ? 0 : 1, c: dwg, ldc: columnRows)
+                    guard let dx else { continue }
+                    let dxg = dx + g * inPerGroup * inPlane
+                    if pointwise {
+                        gemm(transposeA: true, transposeB: false, m: columnRows, n: columns, k: outPerGroup,
+                             a: wg, lda: columnRows, b: dyg, ldb: np, beta: accumulateInput ? 1 : 0,
+                             c: dxg + first * outPlane, ldc: np)
+                    } else {
+                        gemm(transposeA: true, transposeB: false, m: columnRows, n: columns, k: outPerGroup,
+                             a: wg, lda: columnRows, b: dyg, ldb: np, beta: 0, c: ws, ldc: columns)
+                        col2imAdd(ws, geo, first: first, count: count, dxg)
+                    }
+                }
+                first += count
+            }
+        }
+        // Sum the per-thread partial weight gradients in a fixed order.
+        let dW = weight.gradientPointer
+        dW.update(from: context.partials[0].pointer, count: weightCount)
+        for t in 1..<max(1, threads) {
+            let p = context.partials[t].pointer
+            for i in 0..<weightCount { dW[i] += p[i] }
         }
         if let bias {
             for co in 0..<a.outChannels {
@@ -119,24 +220,8 @@ final class Conv2dLayer: Layer {
     }
 }
 
-@inline(__always)
-func sumDouble(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
-    // Four Float partial sums per block of 1024, accumulated in Double: fast and accurate.
-    var total = 0.0
-    var i = 0
-    while i < n {
-        let end = min(n, i + 1024)
-        var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
-        var j = i
-        while j + 4 <= end {
-            s0 += p[j]; s1 += p[j + 1]; s2 += p[j + 2]; s3 += p[j + 3]
-            j += 4
-        }
-        while j < end { s0 += p[j]; j += 1 }
-        total += Double(s0) + Double(s1) + Double(s2) + Double(s3)
-        i = end
-    }
-    return total
+enum ConvolutionLayerChunking {
+    static func images(budget: Int, perImage: Int) -> Int { max(1, budget / max(1, perImage)) }
 }
 
 // MARK: - Linear
@@ -232,22 +317,7 @@ final class BatchNormLayer: Layer {
                         if training {
                             let mu = sumDouble(xc, m) / Double(m)
                             let muF = Float(mu)
-                            var s0: Float = 0, s1: Float = 0
-                            var total = 0.0
-                            var i = 0
-                            while i < m {
-                                let end = min(m, i + 1024)
-                                s0 = 0; s1 = 0
-                                var j = i
-                                while j + 2 <= end {
-                                    let d0 = xc[j] - muF, d1 = xc[j + 1] - muF
-                                    s0 += d0 * d0; s1 += d1 * d1
-                                    j += 2
-                                }
-                                while j < end { let d = xc[j] - muF; s0 += d * d; j += 1 }
-                                total += Double(s0) + Double(s1)
-                                i = end
-                            }
+                            let total = sumSquaredDeviations(xc, m, shift: muF)
                             let variance = total / Double(m)
                             mean = muF
                             inv = Float(1.0 / (variance + BatchNormLayer.epsilon).squareRoot())
@@ -289,19 +359,8 @@ final class BatchNormLayer: Layer {
                         let dyc = dy + c * m
                         let mean = means[c], inv = invs[c]
                         // Σdy and Σdy·x̂ (x̂ recomputed from the input).
-                        var sumDy = 0.0, sumDyXhat = 0.0
-                        var i = 0
-                        while i < m {
-                            let end = min(m, i + 1024)
-                            var a: Float = 0, b: Float = 0
-                            for j in i..<end {
-                                a += dyc[j]
-                                b += dyc[j] * (xc[j] - mean)
-                            }
-                            sumDy += Double(a); sumDyXhat += Double(b)
-                            i = end
-                        }
-                        sumDyXhat *= Double(inv)
+                        let (sumDy, rawDot) = sumAndDot(dyc, xc, m, shift: mean)
+                        let sumDyXhat = rawDot * Double(inv)
                         weight?.gradientPointer[c] = Float(sumDyXhat)
                         bias?.gradientPointer[c] = Float(sumDy)
                         guard let dx else { continue }
@@ -364,9 +423,9 @@ final class ActivationLayer: Layer {
             @inline(__always) func put(_ i: Int, _ v: Float) { if acc { dx[i] += v } else { dx[i] = v } }
             switch kind {
             case .relu:
-                if acc { for i in r { dx[i] += x[i] > 0 ? dy[i] : 0 } } else { for i in r { dx[i] = x[i] > 0 ? dy[i] : 0 } }
+                maskedCopy(x: x, dy: dy, dx: dx, range: r, lower: 0, upper: .infinity, accumulate: acc)
             case .relu6:
-                for i in r { put(i, (x[i] > 0 && x[i] < 6) ? dy[i] : 0) }
+                maskedCopy(x: x, dy: dy, dx: dx, range: r, lower: 0, upper: 6, accumulate: acc)
             case .hardSwish:
                 // PyTorch: 0 for x < -3, x/3 + 1/2 for -3 ≤ x ≤ 3, 1 above.
                 for i in r {
@@ -532,10 +591,7 @@ final class GlobalAvgPoolLayer: Layer {
         let x = inputs[0].pointer, y = output.pointer
         let scale = 1 / Float(hw)
         for plane in 0..<planes {
-            let xp = x + plane * hw
-            var s: Float = 0
-            for i in 0..<hw { s += xp[i] }
-            y[plane] = s * scale
+            y[plane] = vectorSum(x + plane * hw, hw) * scale
         }
     }
 

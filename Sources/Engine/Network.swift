@@ -1,3 +1,4 @@
+import Dispatch
 import NASCore
 
 /// A trainable network built from a `NetworkGraph`, with reverse-mode autodiff over its DAG.
@@ -64,6 +65,7 @@ public final class Network {
         }
         self.graph = graph
         self.shapes = shapes
+        _ = EngineConfiguration.threadCount  // applies the OpenBLAS thread setting once
         var layers = [Layer?]()
         for (index, node) in graph.nodes.enumerated() {
             let inShapes = node.inputs.map { shapes[$0] }
@@ -183,10 +185,32 @@ public final class Network {
 
     // MARK: Forward and backward
 
+    /// When true, forward and backward time every node into `profile` (seconds, accumulated).
+    public var isProfiling = false
+    /// Accumulated seconds per node name while `isProfiling` is on: (forward, backward).
+    public private(set) var profile = [String: (forward: Double, backward: Double)]()
+
+    /// Clears `profile`.
+    public func resetProfile() { profile = [:] }
+
+    @inline(__always)
+    private func timed(_ node: Int, backward: Bool, _ body: () -> Void) {
+        guard isProfiling else { body(); return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        let name = graph.nodes[node].name
+        var entry = profile[name] ?? (0, 0)
+        if backward { entry.backward += seconds } else { entry.forward += seconds }
+        profile[name] = entry
+    }
+
     func runForward(training: Bool) {
         for (i, layer) in layers.enumerated() {
             guard let layer else { continue }
-            layer.forward(inputBuffers[i], activations[i], batch: batchSize, training: training, context: context)
+            timed(i, backward: false) {
+                layer.forward(inputBuffers[i], activations[i], batch: batchSize, training: training, context: context)
+            }
         }
     }
 
@@ -227,8 +251,10 @@ public final class Network {
         for j in stride(from: layers.count - 1, through: 1, by: -1) {
             guard let layer = layers[j] else { continue }
             if p.runs[j] {
-                layer.backward(inputBuffers[j], activations[j], gradients[j], p.targets[j], p.accumulate[j],
-                               batch: batchSize, context: context)
+                timed(j, backward: true) {
+                    layer.backward(inputBuffers[j], activations[j], gradients[j], p.targets[j], p.accumulate[j],
+                                   batch: batchSize, context: context)
+                }
             } else {
                 for parameter in layer.parameters { parameter.gradientStorage.zero() }
             }

@@ -224,3 +224,39 @@ final class GradientTests: XCTestCase {
         XCTAssertThrowsError(try softmaxCrossEntropy(logits: Tensor(shape: [1, 3], values: [0, 0, 0]), labels: [3]))
     }
 }
+
+/// The multi-threaded convolution path (batch split over threads, partial weight gradients summed).
+final class ThreadingTests: XCTestCase {
+    private func graph() -> NetworkGraph {
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 6, height: 18, width: 18))
+        var x = g.add("conv1", .conv2d(Conv2dAttributes(outChannels: 12, kernel: 3, padding: 1, bias: true)), g.input)
+        x = g.add("conv2", .conv2d(Conv2dAttributes(outChannels: 12, kernel: 3, stride: 2, padding: 2, dilation: 2, groups: 3)), x)
+        x = g.add("conv3", .conv2d(Conv2dAttributes(outChannels: 8, kernel: 1)), x)
+        x = g.add("gap", .globalAvgPool, x)
+        g.add("fc", .linear(outFeatures: 4, bias: true), x)
+        return g
+    }
+
+    func testTwoThreadsMatchOneThread() throws {
+        var results = [(Tensor, Tensor, [[Float]])]()
+        for threads in [1, 2] {
+            EngineConfiguration.setThreadCount(threads)
+            var rng = SeededGenerator(seed: 3)
+            let network = try Network(graph: graph(), rng: &rng)
+            let x = Tensor(shape: [7, 6, 18, 18], values: randomNormal(7 * 6 * 18 * 18, &rng))
+            let y = try network.forward(x, training: true)
+            let probe = Tensor(shape: y.shape, values: randomNormal(y.elementCount, &rng))
+            let dx = try XCTUnwrap(network.backward(outputGradient: probe, computeInputGradient: true))
+            results.append((y, dx, network.parameters.map(\.gradient)))
+        }
+        EngineConfiguration.setThreadCount(2)
+        assertClose(results[1].0.values, results[0].0.values, rtol: 1e-5, atol: 1e-6, "output")
+        assertClose(results[1].1.values, results[0].1.values, rtol: 1e-5, atol: 1e-6, "input gradient")
+        for (a, b) in zip(results[1].2, results[0].2) { assertClose(a, b, rtol: 1e-4, atol: 1e-5, "parameter gradient") }
+    }
+
+    func testThreadedGradientsAgainstFiniteDifferences() throws {
+        EngineConfiguration.setThreadCount(2)
+        try checkGradients(graph(), batch: 5, seed: 9, samplesPerTensor: 10)
+    }
+}
