@@ -73,6 +73,7 @@ public final class ExperimentRunner {
     private var recorded: [Int: CandidateRow] = [:]
     private var rows: [CandidateRow] = []
     private let weightsDirectory: String
+    private var lastStateSave = Date.distantPast
 
     // MARK: Starting and resuming
 
@@ -202,7 +203,7 @@ public final class ExperimentRunner {
                 if screened.row.status == .rejected {
                     if recorded[proposal.id] == nil { try commit(screened.row) }
                     searcher.tell(Observation(proposal, .rejected(reason: screened.row.reason)))
-                    try saveSearcherState()
+                    try saveSearcherState(force: false)
                     continue
                 }
                 batch.append(screened)
@@ -229,12 +230,13 @@ public final class ExperimentRunner {
                 evaluated += 1
                 for o in observers { o.candidateFinished(s.row, evaluated: evaluated, budget: budget, best: best) }
             }
-            try saveSearcherState()
+            try saveSearcherState(force: false)
             if searcher.stopReason != nil, evaluated < budget {
                 stopReason = searcher.stopReason!.description
                 break searchLoop
             }
         }
+        try saveSearcherState(force: true)
         try record.setParetoFronts(paretoFronts())
         let wall = Date().timeIntervalSince(start)
         let fresh = max(1, rows.filter { $0.status != .rejected }.count)
@@ -371,7 +373,13 @@ public final class ExperimentRunner {
         rows.append(row)
     }
 
-    private func saveSearcherState() throws {
+    /// Stores the searcher's state in the record: after every batch that took a while (training),
+    /// otherwise at most once a second (table lookups), and at the end. Candidates recorded after
+    /// the stored state are replayed on resume, so a less frequent save loses nothing.
+    private func saveSearcherState(force: Bool) throws {
+        let now = Date()
+        guard force || now.timeIntervalSince(lastStateSave) >= 1 else { return }
+        lastStateSave = now
         let data = try JSONEncoder().encode(searcher.state)
         try record.setSearcherState(String(decoding: data, as: UTF8.self))
     }

@@ -6,6 +6,12 @@ import Records
 public enum EngineSettings {
     public static func setThreads(_ count: Int) { EngineConfiguration.setThreadCount(count) }
     public static var threads: Int { EngineConfiguration.threadCount }
+    /// Re-executes the program with OpenBLAS's optimised kernels when it fell back to generic ones
+    /// (see `EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded`); `NASLAB_GENERIC_BLAS=1` opts out.
+    public static func relaunchWithOptimizedBLASIfNeeded() {
+        guard ProcessInfo.processInfo.environment["NASLAB_GENERIC_BLAS"] != "1" else { return }
+        EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded()
+    }
 }
 
 /// Retrains a recorded candidate from everything stored in the record and compares.

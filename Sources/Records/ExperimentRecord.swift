@@ -126,7 +126,7 @@ public final class ExperimentRecord: @unchecked Sendable {
             try environment.setAttribute("thread_count", e.threadCount)
             try environment.setAttribute("openblas_version", e.openBLASVersion)
             try environment.setAttribute("hdf5_version", e.hdf5Version)
-            let candidates = try file.createTable("candidates", columns: candidateColumns(layout), chunkRows: 32, compressionLevel: 4)
+            let candidates = try file.createTable("candidates", columns: candidateColumns(layout), chunkRows: 8, compressionLevel: 1)
             let epochs = try file.createTable("epochs", columns: epochColumns, chunkRows: 256, compressionLevel: 4)
             try file.flush()
             let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,

@@ -12,6 +12,11 @@ struct NASLabCommand: ParsableCommand {
             SearchCommand.self, ResumeCommand.self, ReproduceCommand.self, AnalyzeCommand.self, ExportCommand.self,
             TrainCommand.self, SpacesCommand.self, EstimateCommand.self, EvaluateCommand.self,
         ])
+
+    static func main() {
+        EngineSettings.relaunchWithOptimizedBLASIfNeeded()
+        main(nil)
+    }
 }
 
 /// Runs `body`, turning NASLab's errors into a clean message and exit code 1 (no stack trace).

@@ -153,8 +153,10 @@ do {
     switch arguments.first {
     case "engine": try engineBenchmark(arguments)
     case "fashion": try fashionBenchmark(arguments)
+    case "nb201": try nb201Benchmark(arguments)
+    case "throughput": try throughputBenchmark(arguments)
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
