@@ -57,24 +57,30 @@ final class SlurmExecutorTests: XCTestCase {
         print("SlurmExecutorTests: batch of 4 evaluated in \(String(format: "%.1f", seconds)) s")
     }
 
-    func testCancelledTaskIsFailedAndTheOthersComplete() throws {
+    func testCancelledTasksAreFailedAndTheOthersComplete() throws {
         let executor = try makeExecutor()
-        let specs = [spec(id: 0, "sleep:60"), spec(id: 1, "ok"), spec(id: 2, "ok"), spec(id: 3, "ok")]
+        // Two CPUs: tasks 0 and 1 start, 2 and 3 wait. Task 0 is cancelled while it runs, task 3
+        // while it is still pending (Slurm then drops it from the queue altogether).
+        let specs = [spec(id: 0, "sleep:60"), spec(id: 1, "sleep:4"), spec(id: 2, "ok"), spec(id: 3, "ok")]
         let batch = executor.batch(for: specs)
         let outcome = Background { try executor.evaluate(specs) }
 
         let jobID = try waitForJobID(batch)
-        try waitUntil("task \(jobID)_0 runs") { try self.queue(jobID: jobID)["\(jobID)_0"] == "RUNNING" }
-        try command(["scancel", "\(jobID)_0"])
+        try waitUntil("task \(jobID)_0 runs while \(jobID)_3 waits") {
+            let states = try self.queue(jobID: jobID)
+            return states["\(jobID)_0"] == "RUNNING" && states["\(jobID)_3"] == "PENDING"
+        }
+        try command(["scancel", "\(jobID)_0", "\(jobID)_3"])
         let results = try outcome.value(timeout: 90)
 
         XCTAssertEqual(results.map(\.id), [0, 1, 2, 3])
-        XCTAssertEqual(results[0].status, .failed)
-        XCTAssertTrue(results[0].reason?.contains("CANCELLED") == true, results[0].reason ?? "")
-        XCTAssertTrue(results[0].reason?.contains("\(jobID)_0") == true, results[0].reason ?? "")
+        XCTAssertEqual(results.map(\.status), [.failed, .completed, .completed, .failed], results.compactMap(\.reason).joined(separator: "\n"))
+        let running = results[0].reason ?? ""
+        XCTAssertTrue(running.contains("Slurm task \(jobID)_0 ended CANCELLED"), running)
         XCTAssertEqual(results[0].worker, "slurm-\(jobID)_0")
-        for result in results.dropFirst() {
-            XCTAssertEqual(result.status, .completed, "candidate \(result.id): \(result.reason ?? "")")
+        let pending = results[3].reason ?? ""
+        XCTAssertTrue(pending.contains("\(jobID)_3") && pending.contains("CANCELLED while pending"), pending)
+        for result in results[1...2] {
             XCTAssertEqual(result.validationAccuracy, Double(result.id) / 100, accuracy: 1e-12)
         }
     }
