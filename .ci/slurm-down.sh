@@ -58,7 +58,7 @@ stop_pidfile "$DIR/run/slurmctld.pid" slurmctld
 if [ -f "$DIR/run/munged.started" ]; then
     stop_pidfile "$(cat "$DIR/run/munged.started")" munged
     rm -f "$DIR/run/munged.started"
-else
+elif [ -s /run/munge/munged.pid ] && kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null; then
     log "munged was not started by slurm-up.sh for $DIR: leaving it running"
 fi
 exit 0
