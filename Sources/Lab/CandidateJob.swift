@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import NASCore
 
 /// Everything a worker needs to evaluate one candidate, on this machine or on a cluster node.
@@ -13,6 +14,8 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     public var spaceName: String
     public var dataset: String
     public var validationSplit: Double
+    /// Seed of the dataset's train/validation/test split (the experiment seed: equal for all candidates).
+    public var datasetSeed: UInt64
     public var training: ExperimentConfig.TrainingSettings
     /// Seed of this candidate's training (derived from the experiment seed and the candidate id).
     public var seed: UInt64
@@ -20,33 +23,17 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     public var threads: Int
 
     public init(id: Int, architecture: String, spaceYAML: String, spaceName: String, dataset: String,
-                validationSplit: Double, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
+                validationSplit: Double, datasetSeed: UInt64, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
         self.id = id
         self.architecture = architecture
         self.spaceYAML = spaceYAML
         self.spaceName = spaceName
         self.dataset = dataset
         self.validationSplit = validationSplit
+        self.datasetSeed = datasetSeed
         self.training = training
         self.seed = seed
         self.threads = threads
-    }
-}
-
-/// One epoch of a candidate's training curve.
-public struct EpochMetrics: Codable, Equatable, Sendable {
-    public var epoch: Int
-    public var trainLoss: Double
-    public var trainAccuracy: Double
-    public var validationLoss: Double
-    public var validationAccuracy: Double
-
-    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, validationLoss: Double, validationAccuracy: Double) {
-        self.epoch = epoch
-        self.trainLoss = trainLoss
-        self.trainAccuracy = trainAccuracy
-        self.validationLoss = validationLoss
-        self.validationAccuracy = validationAccuracy
     }
 }
 
@@ -67,9 +54,13 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     public var wallSeconds: Double
     /// Who evaluated it: `local-0`, `slurm-<jobid>_<task>`, …
     public var worker: String
+    /// An HDF5 weights file the worker wrote for the trained network, if any (the coordinator
+    /// copies the best candidate's weights into the record).
+    public var weightsFile: String?
 
     public init(id: Int, status: Status, reason: String? = nil, validationAccuracy: Double = .nan,
-                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String) {
+                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String,
+                weightsFile: String? = nil) {
         self.id = id
         self.status = status
         self.reason = reason
@@ -78,6 +69,7 @@ public struct CandidateResult: Codable, Equatable, Sendable {
         self.epochs = epochs
         self.wallSeconds = wallSeconds
         self.worker = worker
+        self.weightsFile = weightsFile
     }
 
     /// A failed result, e.g. for a task that a cluster killed.
@@ -94,4 +86,20 @@ public protocol CandidateExecutor: AnyObject {
     /// Evaluates `specs`, returning one result per spec (any order). A candidate that fails is a
     /// `.failed` result, never a thrown error; throwing means the executor itself cannot go on.
     func evaluate(_ specs: [CandidateSpec]) throws -> [CandidateResult]
+}
+
+/// JSON coding for specs and results: NaN (unknown metrics) is written as `"nan"`.
+public enum CandidateJSON {
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
 }

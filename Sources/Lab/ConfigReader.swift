@@ -41,7 +41,7 @@ struct ConfigReader {
     static func located(_ error: YamlError, file: String) -> ConfigError {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-            return ConfigError(file: file, line: mark.line, column: mark.column + 1, message: "invalid YAML: \(problem)")
+            return ConfigError(file: file, line: mark.line, column: mark.column, message: "invalid YAML: \(problem)")
         default:
             return ConfigError(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
         }
@@ -69,7 +69,7 @@ struct ConfigReader {
 
     static func error(file: String, at node: Node, _ message: String) -> ConfigError {
         let mark = node.mark
-        return ConfigError(file: file, line: mark?.line ?? 1, column: (mark?.column ?? 0) + 1, message: message)
+        return ConfigError(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message)
     }
 
     func error(at node: Node, _ message: String) -> ConfigError { ConfigReader.error(file: file, at: node, message) }

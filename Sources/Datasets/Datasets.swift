@@ -1,1 +1,0 @@
-// Datasets — under construction; see the module plan in Package.swift.

@@ -1,1 +1,0 @@
-// Engine — under construction; see the module plan in Package.swift.

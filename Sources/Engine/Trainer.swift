@@ -1,0 +1,332 @@
+import Foundation
+import NASCore
+
+/// Which optimizer the trainer builds.
+public enum OptimizerKind: String, Hashable, Codable, Sendable {
+    case sgd
+    case adamW = "adamw"
+}
+
+/// Settings of one training run. Defaults: 10 epochs, batch 128, lr 0.05, SGD with momentum 0.9,
+/// Nesterov, weight decay 5e-4, cosine schedule to 0, no warm-up, no label smoothing, seed 0,
+/// threads unchanged (nil).
+public struct TrainingConfiguration: Hashable, Codable, Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Double
+    public var optimizer: OptimizerKind
+    /// SGD only.
+    public var momentum: Double
+    /// SGD only.
+    public var nesterov: Bool
+    /// SGD: L2 added to the gradient; AdamW: decoupled decay.
+    public var weightDecay: Double
+    public var schedule: LearningRateSchedule
+    public var warmupEpochs: Int
+    public var labelSmoothing: Double
+    /// Seed used by `Trainer.fit(_:train:validation:test:)` when no generator is passed.
+    public var seed: UInt64
+    /// If set, `EngineConfiguration.setThreadCount` is called before training.
+    public var threads: Int?
+    /// Batch size for validation/test evaluation.
+    public var evaluationBatchSize: Int
+
+    public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 0.05,
+                optimizer: OptimizerKind = .sgd, momentum: Double = 0.9, nesterov: Bool = true,
+                weightDecay: Double = 5e-4, schedule: LearningRateSchedule = .cosine(minimumFactor: 0),
+                warmupEpochs: Int = 0, labelSmoothing: Double = 0, seed: UInt64 = 0, threads: Int? = nil,
+                evaluationBatchSize: Int = 512) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        self.schedule = schedule
+        self.warmupEpochs = warmupEpochs
+        self.labelSmoothing = labelSmoothing
+        self.seed = seed
+        self.threads = threads
+        self.evaluationBatchSize = evaluationBatchSize
+    }
+
+    func validate() throws {
+        guard epochs >= 1 else { throw EngineError.invalidConfiguration("epochs must be ≥ 1, got \(epochs)") }
+        guard batchSize >= 1, evaluationBatchSize >= 1 else { throw EngineError.invalidConfiguration("batch sizes must be ≥ 1") }
+        guard learningRate > 0, learningRate.isFinite else { throw EngineError.invalidConfiguration("learning rate must be positive, got \(learningRate)") }
+        guard labelSmoothing >= 0, labelSmoothing < 1 else { throw EngineError.invalidConfiguration("label smoothing must be in [0, 1)") }
+        guard weightDecay >= 0, momentum >= 0, warmupEpochs >= 0 else { throw EngineError.invalidConfiguration("weight decay, momentum and warm-up must be ≥ 0") }
+    }
+
+    /// A fresh optimizer of the configured kind.
+    public func makeOptimizer() -> Optimizer {
+        switch optimizer {
+        case .sgd: return SGD(learningRate: Float(learningRate), momentum: Float(momentum), nesterov: nesterov, weightDecay: Float(weightDecay))
+        case .adamW: return AdamW(learningRate: Float(learningRate), weightDecay: Float(weightDecay))
+        }
+    }
+}
+
+/// Metrics of one epoch.
+public struct EpochMetrics: Hashable, Codable, Sendable {
+    /// 0-based epoch index.
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    /// The learning rate of the epoch's last step.
+    public var learningRate: Double
+    public var seconds: Double
+}
+
+/// How a run ended.
+public enum TrainingStatus: Hashable, Codable, Sendable, CustomStringConvertible {
+    case completed
+    /// Stopped early, e.g. when the loss became NaN or infinite.
+    case failed(reason: String)
+
+    public var description: String {
+        switch self {
+        case .completed: return "completed"
+        case let .failed(reason): return "failed: \(reason)"
+        }
+    }
+}
+
+/// The outcome of `Trainer.fit`.
+public struct TrainingResult: Hashable, Codable, Sendable {
+    public var epochs: [EpochMetrics]
+    public var testLoss: Double?
+    public var testAccuracy: Double?
+    public var wallSeconds: Double
+    public var status: TrainingStatus
+
+    /// Per-epoch training losses (the loss curve).
+    public var trainLosses: [Double] { epochs.map(\.trainLoss) }
+}
+
+/// Events emitted during `fit`, in this order: fitStart, (epochStart, batchEnd…, epochEnd)…, fitEnd.
+public enum TrainingEvent {
+    case fitStart(epochs: Int, batchesPerEpoch: Int, sampleCount: Int)
+    case epochStart(epoch: Int)
+    case batchEnd(epoch: Int, batch: Int, loss: Float, learningRate: Double)
+    case epochEnd(EpochMetrics)
+    case fitEnd(TrainingResult)
+}
+
+/// Receives training events (a progress bar, a record writer, early stopping logic…).
+public protocol TrainingObserver: AnyObject {
+    func handle(_ event: TrainingEvent)
+}
+
+/// An observer that forwards events to a closure.
+public final class ClosureObserver: TrainingObserver {
+    private let body: (TrainingEvent) -> Void
+    public init(_ body: @escaping (TrainingEvent) -> Void) { self.body = body }
+    public func handle(_ event: TrainingEvent) { body(event) }
+}
+
+/// Trains a `Network` with softmax cross-entropy, mini-batch shuffling from an injected generator,
+/// the configured optimizer and learning-rate schedule.
+///
+/// ```swift
+/// let trainer = Trainer(configuration: TrainingConfiguration(epochs: 20), observers: [ProgressBar()])
+/// var rng = SeededGenerator(seed: 7)
+/// let result = try trainer.fit(network, train: train, validation: validation, test: test, rng: &rng)
+/// ```
+public final class Trainer {
+    public let configuration: TrainingConfiguration
+    public var observers: [TrainingObserver]
+
+    public init(configuration: TrainingConfiguration, observers: [TrainingObserver] = []) {
+        self.configuration = configuration
+        self.observers = observers
+    }
+
+    private func emit(_ event: TrainingEvent) { for o in observers { o.handle(event) } }
+
+    /// Trains with a generator seeded from `configuration.seed`.
+    public func fit(_ network: Network, train: LabeledArrays, validation: LabeledArrays? = nil,
+                    test: LabeledArrays? = nil) throws -> TrainingResult {
+        var rng = SeededGenerator(seed: configuration.seed)
+        return try fit(network, train: train, validation: validation, test: test, rng: &rng)
+    }
+
+    /// Trains `network` on `train`, evaluating on `validation` after each epoch and on `test` at the end.
+    ///
+    /// - Parameter rng: shuffles the training set each epoch; dropout uses the network's own stream.
+    /// - Returns: per-epoch metrics and the status; a NaN/infinite loss stops the run with
+    ///   `.failed(reason:)` instead of throwing.
+    /// - Throws: `EngineError` for invalid configurations or data that does not fit the network.
+    public func fit(_ network: Network, train: LabeledArrays, validation: LabeledArrays? = nil,
+                    test: LabeledArrays? = nil, rng: inout SeededGenerator) throws -> TrainingResult {
+        let c = configuration
+        try c.validate()
+        for data in [train, validation, test].compactMap({ $0 }) { try checkData(data, for: network) }
+        guard train.count > 0 else { throw EngineError.invalidConfiguration("empty training set") }
+        if let threads = c.threads { EngineConfiguration.setThreadCount(threads) }
+        let optimizer = c.makeOptimizer()
+        let start = Date()
+        let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
+        var indices = Array(0..<train.count)
+        var metrics = [EpochMetrics]()
+        var status = TrainingStatus.completed
+        var step = 0
+        emit(.fitStart(epochs: c.epochs, batchesPerEpoch: stepsPerEpoch, sampleCount: train.count))
+        epochLoop: for epoch in 0..<c.epochs {
+            emit(.epochStart(epoch: epoch))
+            let epochStart = Date()
+            rng.shuffle(&indices)
+            var lossSum = 0.0, correct = 0, seen = 0
+            var lr = c.learningRate
+            for b in 0..<stepsPerEpoch {
+                let batch = indices[(b * c.batchSize)..<min(train.count, (b + 1) * c.batchSize)]
+                lr = c.schedule.learningRate(base: c.learningRate, step: step, stepsPerEpoch: stepsPerEpoch,
+                                             epochs: c.epochs, warmupEpochs: c.warmupEpochs)
+                network.loadInput(train, indices: batch)
+                var labels = [Int32]()
+                labels.reserveCapacity(batch.count)
+                for i in batch { labels.append(train.labels[i]) }
+                let (loss, right) = labels.withUnsafeBufferPointer {
+                    network.trainStepOnLoadedInput(labels: $0, labelSmoothing: Float(c.labelSmoothing))
+                }
+                guard loss.isFinite else {
+                    status = .failed(reason: "loss became \(loss) at epoch \(epoch), batch \(b) (learning rate \(lr))")
+                    break epochLoop
+                }
+                optimizer.learningRate = Float(lr)
+                optimizer.update(network.parameters)
+                step += 1
+                lossSum += Double(loss) * Double(batch.count)
+                correct += right
+                seen += batch.count
+                emit(.batchEnd(epoch: epoch, batch: b, loss: loss, learningRate: lr))
+            }
+            var m = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
+                                 validationLoss: nil, validationAccuracy: nil, learningRate: lr, seconds: 0)
+            if let validation, validation.count > 0 {
+                let (vl, va) = try evaluate(network, on: validation, batchSize: c.evaluationBatchSize)
+                guard vl.isFinite else {
+                    status = .failed(reason: "validation loss became \(vl) at epoch \(epoch)")
+                    break epochLoop
+                }
+                m.validationLoss = vl
+                m.validationAccuracy = va
+            }
+            m.seconds = Date().timeIntervalSince(epochStart)
+            metrics.append(m)
+            emit(.epochEnd(m))
+        }
+        var result = TrainingResult(epochs: metrics, testLoss: nil, testAccuracy: nil, wallSeconds: 0, status: status)
+        if status == .completed, let test, test.count > 0 {
+            let (tl, ta) = try evaluate(network, on: test, batchSize: c.evaluationBatchSize)
+            result.testLoss = tl
+            result.testAccuracy = ta
+        }
+        result.wallSeconds = Date().timeIntervalSince(start)
+        emit(.fitEnd(result))
+        return result
+    }
+}
+
+func checkData(_ data: LabeledArrays, for network: Network) throws {
+    guard data.sampleShape == network.inputShape else {
+        throw EngineError.shapeMismatch("data samples are \(data.sampleShape), network input is \(network.inputShape)")
+    }
+    let k = network.outputShape.elementCount
+    guard network.outputShape.height == 1, network.outputShape.width == 1 else {
+        throw EngineError.shapeMismatch("the loss needs flat logits, network output is \(network.outputShape)")
+    }
+    if let bad = data.labels.firstIndex(where: { $0 < 0 || Int($0) >= k }) {
+        throw EngineError.labelOutOfRange(index: bad, label: data.labels[bad], classCount: k)
+    }
+}
+
+/// Mean cross-entropy loss and accuracy of `network` (evaluation mode) on `data`.
+public func evaluate(_ network: Network, on data: LabeledArrays, batchSize: Int = 512) throws -> (loss: Double, accuracy: Double) {
+    try checkData(data, for: network)
+    guard data.count > 0 else { return (0, 0) }
+    guard batchSize > 0 else { throw EngineError.invalidConfiguration("batch size must be ≥ 1") }
+    var lossSum = 0.0, correct = 0
+    var start = 0
+    let all = Array(0..<data.count)
+    while start < data.count {
+        let end = min(data.count, start + batchSize)
+        network.loadInput(data, indices: all[start..<end])
+        let (loss, right) = data.labels[start..<end].withUnsafeBufferPointer { network.evaluateLoadedInput(labels: $0) }
+        lossSum += Double(loss) * Double(end - start)
+        correct += right
+        start = end
+    }
+    return (lossSum / Double(data.count), Double(correct) / Double(data.count))
+}
+
+/// Softmax class probabilities `[count, classes]` of `network` (evaluation mode) for `data`'s samples.
+public func predict(_ network: Network, on data: LabeledArrays, batchSize: Int = 512) throws -> Tensor {
+    guard data.sampleShape == network.inputShape else {
+        throw EngineError.shapeMismatch("data samples are \(data.sampleShape), network input is \(network.inputShape)")
+    }
+    let k = network.outputShape.elementCount
+    var values = [Float]()
+    values.reserveCapacity(data.count * k)
+    var start = 0
+    let all = Array(0..<data.count)
+    while start < data.count {
+        let end = min(data.count, start + batchSize)
+        network.loadInput(data, indices: all[start..<end])
+        network.runForward(training: false)
+        let logits = network.tensor(fromChannelMajor: network.activations[network.graph.output], shape: network.outputShape)
+        values.append(contentsOf: softmax(Tensor(shape: [end - start, k], values: logits.values)).values)
+        start = end
+    }
+    return Tensor(shape: [data.count, k], values: values)
+}
+
+/// A terminal progress bar on stderr (`\r` updates): active when stderr is a TTY or when forced.
+public final class ProgressBar: TrainingObserver {
+    private let enabled: Bool
+    private var batchesPerEpoch = 1
+    private var epochs = 1
+    private var lastDraw = Date.distantPast
+    private var runningLoss: Double = 0
+
+    /// - Parameter force: draw even when stderr is not a terminal.
+    public init(force: Bool = false) {
+        enabled = force || isatty(2) != 0
+    }
+
+    private func write(_ s: String) { FileHandle.standardError.write(s.data(using: .utf8)!) }
+
+    public func handle(_ event: TrainingEvent) {
+        guard enabled else { return }
+        switch event {
+        case let .fitStart(epochs, batches, _):
+            self.epochs = epochs
+            batchesPerEpoch = batches
+        case .epochStart:
+            runningLoss = 0
+        case let .batchEnd(epoch, batch, loss, _):
+            runningLoss = batch == 0 ? Double(loss) : 0.9 * runningLoss + 0.1 * Double(loss)
+            let now = Date()
+            guard now.timeIntervalSince(lastDraw) > 0.1 || batch == batchesPerEpoch - 1 else { return }
+            lastDraw = now
+            let width = 30
+            let filled = width * (batch + 1) / batchesPerEpoch
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            write("\repoch \(epoch + 1)/\(epochs) \(bar) \(batch + 1)/\(batchesPerEpoch) loss \(String(format: "%.4f", runningLoss))  ")
+        case let .epochEnd(m):
+            var line = "\repoch \(m.epoch + 1)/\(epochs) loss \(String(format: "%.4f", m.trainLoss)) acc \(String(format: "%.4f", m.trainAccuracy))"
+            if let va = m.validationAccuracy, let vl = m.validationLoss {
+                line += " val_loss \(String(format: "%.4f", vl)) val_acc \(String(format: "%.4f", va))"
+            }
+            line += " (\(String(format: "%.1f", m.seconds)) s)" + String(repeating: " ", count: 10) + "\n"
+            write(line)
+        case let .fitEnd(result):
+            var line = "\(result.status)"
+            if let ta = result.testAccuracy { line += ", test accuracy \(String(format: "%.4f", ta))" }
+            write(line + String(format: " in %.1f s\n", result.wallSeconds))
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Estimators — under construction; see the module plan in Package.swift.

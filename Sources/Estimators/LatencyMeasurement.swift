@@ -1,0 +1,53 @@
+import Engine
+import Foundation
+import NASCore
+
+/// Measured forward-pass latency of a network on this machine.
+///
+/// The engine's network is built with seeded random weights, run `warmup` times, then timed
+/// `repeats` times; the median is reported (robust against the odd slow run on a shared machine).
+///
+/// ```swift
+/// let ms = try LatencyMeasurement.measure(graph, batchSize: 1, threads: 1).medianMilliseconds
+/// ```
+public struct LatencyMeasurement: Hashable, Codable, Sendable {
+    public var medianMilliseconds: Double
+    public var minimumMilliseconds: Double
+    public var samples: [Double]
+    public var batchSize: Int
+    public var threads: Int
+
+    /// Times `graph`'s forward pass (evaluation mode).
+    ///
+    /// - Parameters:
+    ///   - batchSize: samples per forward pass (default 1, the deployment case).
+    ///   - threads: compute threads during the measurement (default: unchanged); restored afterwards.
+    ///   - warmup: untimed runs first (default 3).
+    ///   - repeats: timed runs (default 15).
+    public static func measure(_ graph: NetworkGraph, batchSize: Int = 1, threads: Int? = nil,
+                               warmup: Int = 3, repeats: Int = 15, seed: UInt64 = 0) throws -> LatencyMeasurement {
+        precondition(batchSize >= 1 && repeats >= 1 && warmup >= 0)
+        var rng = SeededGenerator(seed: seed)
+        let network = try Network(graph: graph, rng: &rng)
+        let shape = graph.inputShape
+        var values = [Float](repeating: 0, count: batchSize * shape.elementCount)
+        for i in values.indices { values[i] = rng.nextUnitFloat() * 2 - 1 }
+        let input = Tensor(shape: [batchSize, shape.channels, shape.height, shape.width], values: values)
+        let previous = EngineConfiguration.threadCount
+        if let threads { EngineConfiguration.setThreadCount(threads) }
+        defer { if threads != nil { EngineConfiguration.setThreadCount(previous) } }
+        for _ in 0..<warmup { _ = try network.forward(input, training: false) }
+        var samples = [Double]()
+        samples.reserveCapacity(repeats)
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try network.forward(input, training: false)
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        let sorted = samples.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+            : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return LatencyMeasurement(medianMilliseconds: median, minimumMilliseconds: sorted[0], samples: samples,
+                                  batchSize: batchSize, threads: EngineConfiguration.threadCount)
+    }
+}

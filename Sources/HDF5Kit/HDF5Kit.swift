@@ -1,1 +1,0 @@
-// HDF5Kit — under construction; see the module plan in Package.swift.

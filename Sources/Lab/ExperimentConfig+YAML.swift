@@ -1,0 +1,62 @@
+import Foundation
+
+extension ExperimentConfig {
+    /// The complete config as YAML, every default written out: what a record stores, so that a
+    /// resumed or reproduced run uses exactly these settings. `parse(yaml: c.yamlText)` equals `c`.
+    public var yamlText: String {
+        func q(_ s: String) -> String {
+            let plain = !s.isEmpty && s.allSatisfy { $0.isLetter || $0.isNumber || "-_./".contains($0) }
+                && Double(s) == nil && !["true", "false", "yes", "no", "on", "off", "null", "~"].contains(s.lowercased())
+            if plain { return s }
+            return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        func n(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
+        var lines = [
+            "# Effective NASLab experiment config (all defaults written out).",
+            "name: \(q(name))",
+            "seed: \(seed)",
+            "space: \(q(space))",
+            "dataset: \(q(dataset))",
+            "task_type: \(taskType)",
+            "validation_split: \(validationSplit)",
+            "workers: \(workers)",
+            "threads: \(threads)",
+        ]
+        if let output { lines.append("output: \(q(output))") }
+        lines += [
+            "searcher:",
+            "  kind: \(searcher.kind)",
+            "  population_size: \(searcher.populationSize)",
+            "  sample_size: \(searcher.sampleSize)",
+            "  deduplicate: \(searcher.deduplicate)",
+            "  max_consecutive_rejections: \(searcher.maxConsecutiveRejections)",
+            "budget:",
+            "  candidates: \(budget.candidates)",
+        ]
+        if let w = budget.wallMinutes { lines.append("  wall_minutes: \(w)") }
+        lines += [
+            "training:",
+            "  epochs: \(training.epochs)",
+            "  batch_size: \(training.batchSize)",
+            "  learning_rate: \(training.learningRate)",
+            "  optimizer: \(training.optimizer)",
+            "  momentum: \(training.momentum)",
+            "  nesterov: \(training.nesterov)",
+            "  weight_decay: \(training.weightDecay)",
+            "  schedule: \(training.schedule)",
+            "  warmup_epochs: \(training.warmupEpochs)",
+            "  label_smoothing: \(training.labelSmoothing)",
+            "constraints:",
+            "  latency: \(constraints.latency)",
+        ]
+        if let p = constraints.maxParams { lines.append("  max_params: \(p)") }
+        if let f = constraints.maxFlops { lines.append("  max_flops: \(n(f))") }
+        if let l = constraints.maxLatencyMs { lines.append("  max_latency_ms: \(l)") }
+        lines += ["evaluator:", "  kind: \(evaluator.kind)"]
+        if let t = evaluator.table { lines.append("  table: \(q(t))") }
+        lines.append("  key_column: \(q(evaluator.keyColumn))")
+        lines.append("  metric_column: \(q(evaluator.metricColumn))")
+        lines.append("  report_columns: [\(evaluator.reportColumns.map(q).joined(separator: ", "))]")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,438 @@
+import Datasets
+import Engine
+import Estimators
+import Foundation
+import HDF5Kit
+import NASCore
+import Records
+import Search
+import Spaces
+
+/// Errors of the runner that a user can act on.
+public enum LabError: Error, CustomStringConvertible, Equatable {
+    case recordExists(path: String)
+    case configChanged(record: String, detail: String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case let .recordExists(path):
+            return "\(path) already exists: resume it with `naslab resume \(path)`, choose another --output, or pass --overwrite"
+        case let .configChanged(record, detail):
+            return "\(record): the config differs from the one the search started with (\(detail)); resume refuses to mix two experiments"
+        case let .invalid(message):
+            return message
+        }
+    }
+}
+
+/// What happens during a search, for progress displays and logs.
+public protocol SearchObserver: AnyObject {
+    func searchStarted(budget: Int, alreadyEvaluated: Int)
+    func candidateStarted(id: Int, architecture: String)
+    func candidateFinished(_ row: CandidateRow, evaluated: Int, budget: Int, best: CandidateRow?)
+    func searchFinished(_ summary: SearchSummary)
+}
+
+/// The outcome of `ExperimentRunner.run()`.
+public struct SearchSummary: Sendable {
+    public var recordPath: String
+    public var evaluated: Int
+    public var rejected: Int
+    public var failed: Int
+    public var best: CandidateRow?
+    public var stopReason: String
+    public var wallSeconds: Double
+    /// Wall time spent outside candidate evaluation (searcher, estimators, record), per evaluated candidate.
+    public var overheadSecondsPerCandidate: Double
+    public var evaluationSecondsPerCandidate: Double
+}
+
+/// Runs an experiment: asks the searcher, screens constraints with the estimators, evaluates the
+/// feasible candidates (training or table lookup), records everything, tells the searcher.
+///
+/// Every candidate is written (and flushed) to the HDF5 record as soon as it is done, with the
+/// searcher's state, so a killed search resumes where it stopped (`resume(recordPath:)`):
+/// candidates recorded after the last saved state are replayed from the record, not re-run.
+public final class ExperimentRunner {
+    public let config: ExperimentConfig
+    public let configYAML: String
+    public let space: SpaceReference
+    public let record: ExperimentRecord
+    public var observers: [SearchObserver] = []
+    /// Also time every feasible candidate's forward pass (batch 1) for the record and the Pareto front.
+    public var measureLatency = true
+
+    private var searcher: AnySearcher
+    private let executor: CandidateExecutor?
+    private let table: TabularBenchmark?
+    private var reportTables: [(String, TabularBenchmark)] = []
+    private var inputShape: FeatureShape
+    private var classCount: Int
+    /// Rows already in the record (resume): replayed instead of re-run.
+    private var recorded: [Int: CandidateRow] = [:]
+    private var rows: [CandidateRow] = []
+    private let weightsDirectory: String
+
+    // MARK: Starting and resuming
+
+    /// Starts a new search and creates its record.
+    ///
+    /// - Parameters:
+    ///   - config: the parsed config (after command-line overrides).
+    ///   - configYAML: the config as text, stored in the record (with the overrides applied).
+    ///   - overwrite: replace an existing record (default: refuse).
+    ///   - executor: where to train candidates (default: `LocalExecutor` with `config.workers`).
+    public static func start(config: ExperimentConfig, configYAML: String, overwrite: Bool = false,
+                             executor: CandidateExecutor? = nil) throws -> ExperimentRunner {
+        let space = try SpaceReference.resolve(config.space)
+        let path = config.outputPath
+        if FileManager.default.fileExists(atPath: path), !overwrite { throw LabError.recordExists(path: path) }
+        let environment = RecordEnvironment.detect(naslabVersion: NASLabVersion.current, gitCommit: gitCommit() ?? "",
+                                                   openBLASVersion: openBLASVersion(), threadCount: config.threads)
+        let metadata = RecordMetadata(name: config.name, configYAML: configYAML, searchSpaceYAML: space.yaml,
+                                      seed: config.seed, environment: environment)
+        let searcher = try AnySearcher(config.searchAlgorithm, space: space.space, seed: config.seed,
+                                       maximumConsecutiveRejections: config.searcher.maxConsecutiveRejections)
+        let record = try ExperimentRecord.create(path: path, metadata: metadata, overwrite: overwrite)
+        return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
+                                    searcher: searcher, executor: executor)
+    }
+
+    /// Reopens a record and continues its search with the stored config, space and searcher state.
+    ///
+    /// - Parameter config: if given (e.g. the config file again), it must equal the stored one.
+    public static func resume(recordPath: String, config expected: ExperimentConfig? = nil,
+                              executor: CandidateExecutor? = nil) throws -> ExperimentRunner {
+        let record = try ExperimentRecord.open(path: recordPath)
+        var config = try ExperimentConfig.parse(yaml: record.metadata.configYAML, file: "\(recordPath):/config_yaml")
+        config.output = recordPath
+        if var expected {
+            expected.output = recordPath
+            if expected != config { throw LabError.configChanged(record: recordPath, detail: "given config ≠ stored config") }
+        }
+        let space = try SpaceReference.fromText(record.metadata.searchSpaceYAML, name: config.space)
+        let searcher: AnySearcher
+        if let json = try record.searcherState() {
+            let state = try JSONDecoder().decode(AnySearcher.State.self, from: Data(json.utf8))
+            searcher = try AnySearcher(space: space.space, state: state)
+        } else {
+            searcher = try AnySearcher(config.searchAlgorithm, space: space.space, seed: config.seed,
+                                       maximumConsecutiveRejections: config.searcher.maxConsecutiveRejections)
+        }
+        let runner = try ExperimentRunner(config: config, configYAML: record.metadata.configYAML, space: space,
+                                          record: record, searcher: searcher, executor: executor)
+        let existing = try record.readCandidates()
+        runner.rows = existing
+        let covered = searcher.ledger.nextProposalID
+        for row in existing where Int(row.id) >= covered { runner.recorded[Int(row.id)] = row }
+        return runner
+    }
+
+    private init(config: ExperimentConfig, configYAML: String, space: SpaceReference, record: ExperimentRecord,
+                 searcher: AnySearcher, executor: CandidateExecutor?) throws {
+        self.config = config
+        self.configYAML = configYAML
+        self.space = space
+        self.record = record
+        self.searcher = searcher
+        self.weightsDirectory = ExperimentRunner.weightsDirectory(forRecord: config.outputPath)
+        if config.evaluator.kind == "tabular" {
+            guard let path = config.evaluator.table else { throw LabError.invalid("a tabular evaluator needs a table") }
+            let url = URL(fileURLWithPath: path)
+            table = try TabularBenchmark(contentsOf: url, keyColumn: config.evaluator.keyColumn,
+                                         metricColumn: config.evaluator.metricColumn)
+            for column in config.evaluator.reportColumns {
+                reportTables.append((column, try TabularBenchmark(contentsOf: url, keyColumn: config.evaluator.keyColumn,
+                                                                  metricColumn: column)))
+            }
+            self.executor = nil
+            // Tabular spaces are costed at their benchmark's input (NAS-Bench-201: CIFAR-10, 3×32×32).
+            inputShape = FeatureShape(channels: 3, height: 32, width: 32)
+            classCount = 10
+        } else {
+            table = nil
+            let data = try Dataset.loadRaw(name: config.dataset)
+            inputShape = data.metadata.sampleShape
+            classCount = data.metadata.classCount
+            self.executor = executor ?? LocalExecutor(workers: config.workers, weightsDirectory: weightsDirectory)
+        }
+    }
+
+    /// Trained weights of a record's candidates are kept next to it: `run.h5` → `run.weights/`.
+    public static func weightsDirectory(forRecord path: String) -> String {
+        (path.hasSuffix(".h5") ? String(path.dropLast(3)) : path) + ".weights"
+    }
+
+    // MARK: Running
+
+    private struct Screened {
+        var proposal: Proposal
+        var text: String
+        var row: CandidateRow
+    }
+
+    /// Runs until the budget, the wall-time limit or the searcher's own stop.
+    public func run() throws -> SearchSummary {
+        let start = Date()
+        var evaluationSeconds = 0.0
+        let deadline = config.budget.wallMinutes.map { start.addingTimeInterval($0 * 60) }
+        EngineConfiguration.setThreadCount(max(1, config.threads / max(1, config.workers)))
+        var evaluated = rows.filter { $0.status != .rejected && recorded[Int($0.id)] == nil }.count
+        let budget = config.budget.candidates
+        for o in observers { o.searchStarted(budget: budget, alreadyEvaluated: evaluated) }
+        var stopReason = "budget of \(budget) candidates reached"
+
+        searchLoop: while evaluated < budget {
+            if let deadline, Date() >= deadline {
+                stopReason = "wall-time limit of \(config.budget.wallMinutes!) minutes reached"
+                break
+            }
+            var batch = [Screened]()
+            let wanted = min(config.workers, budget - evaluated)
+            while batch.count < wanted {
+                guard let proposal = searcher.ask() else { break }
+                var screened = try screen(proposal)
+                if let old = recorded[proposal.id] {
+                    guard old.architecture == screened.text else {
+                        throw LabError.invalid("record \(config.outputPath): candidate \(proposal.id) is '\(old.architecture)' but the restored searcher proposes '\(screened.text)'")
+                    }
+                    screened.row = old
+                }
+                if screened.row.status == .rejected {
+                    if recorded[proposal.id] == nil { try commit(screened.row) }
+                    searcher.tell(Observation(proposal, .rejected(reason: screened.row.reason)))
+                    try saveSearcherState()
+                    continue
+                }
+                batch.append(screened)
+            }
+            if batch.isEmpty {
+                stopReason = searcher.stopReason?.description ?? "the searcher has no more proposals"
+                break
+            }
+            let fresh = batch.filter { recorded[$0.proposal.id] == nil }
+            for s in fresh { for o in observers { o.candidateStarted(id: s.proposal.id, architecture: s.text) } }
+            let t0 = Date()
+            let results = try evaluate(fresh)
+            evaluationSeconds += Date().timeIntervalSince(t0)
+            for var s in batch {
+                if let old = recorded[s.proposal.id] {
+                    s.row = old
+                } else if let result = results[s.proposal.id] {
+                    s.row = try complete(s.row, with: result)
+                }
+                let outcome: EvaluationOutcome = s.row.status == .accepted
+                    ? .evaluated(objective: s.row.validationAccuracy)
+                    : .failed(reason: s.row.reason)
+                searcher.tell(Observation(s.proposal, outcome))
+                evaluated += 1
+                for o in observers { o.candidateFinished(s.row, evaluated: evaluated, budget: budget, best: best) }
+            }
+            try saveSearcherState()
+            if searcher.stopReason != nil, evaluated < budget {
+                stopReason = searcher.stopReason!.description
+                break searchLoop
+            }
+        }
+        try record.setParetoFronts(paretoFronts())
+        let wall = Date().timeIntervalSince(start)
+        let fresh = max(1, rows.filter { $0.status != .rejected }.count)
+        let summary = SearchSummary(
+            recordPath: config.outputPath, evaluated: rows.filter { $0.status != .rejected }.count,
+            rejected: rows.filter { $0.status == .rejected }.count, failed: rows.filter { $0.status == .failed }.count,
+            best: best, stopReason: stopReason, wallSeconds: wall,
+            overheadSecondsPerCandidate: max(0, wall - evaluationSeconds) / Double(fresh),
+            evaluationSecondsPerCandidate: evaluationSeconds / Double(fresh))
+        try record.close()
+        for o in observers { o.searchFinished(summary) }
+        return summary
+    }
+
+    /// The best accepted candidate so far (highest validation accuracy; ties: lowest id).
+    public var best: CandidateRow? {
+        rows.filter { $0.status == .accepted && $0.validationAccuracy.isFinite }
+            .max { ($0.validationAccuracy, -$0.id) < ($1.validationAccuracy, -$1.id) }
+    }
+
+    /// Estimates the proposal's costs and checks the constraints; rejected rows carry the reason.
+    private func screen(_ proposal: Proposal) throws -> Screened {
+        let text = space.space.text(of: proposal.architecture)
+        var row = CandidateRow(id: Int64(proposal.id), architecture: text, hash: space.space.hash(of: proposal.architecture),
+                               parentID: Int64(proposal.parentID ?? -1), status: .accepted)
+        let graph: NetworkGraph
+        do {
+            graph = try space.space.network(for: proposal.architecture, inputShape: inputShape, classCount: classCount)
+            let cost = try graph.cost()
+            row.params = Double(cost.parameters)
+            row.macs = Double(cost.multiplyAccumulates)
+            row.flops = Double(cost.flops)
+        } catch {
+            row.status = .failed
+            row.reason = "cannot build the network: \(error)"
+            return Screened(proposal: proposal, text: text, row: row)
+        }
+        let c = config.constraints
+        var reasons = [String]()
+        if let maxParams = c.maxParams, row.params > Double(maxParams) {
+            reasons.append("params \(Int(row.params)) > max_params \(maxParams)")
+        }
+        if let maxFlops = c.maxFlops, row.flops > maxFlops {
+            reasons.append("flops \(Int(row.flops)) > max_flops \(Int(maxFlops))")
+        }
+        let needsLatency = c.maxLatencyMs != nil && reasons.isEmpty
+        if table == nil, measureLatency || needsLatency {
+            row.measuredLatencyMs = try LatencyMeasurement.measure(graph, batchSize: 1).medianMilliseconds
+        }
+        if let maxLatency = c.maxLatencyMs, reasons.isEmpty {
+            let latency = row.measuredLatencyMs
+            if latency > maxLatency {
+                reasons.append(String(format: "measured latency %.3f ms > max_latency_ms %g", latency, maxLatency))
+            }
+        }
+        if !reasons.isEmpty {
+            row.status = .rejected
+            row.reason = reasons.joined(separator: "; ")
+            row.epochs = 0
+        }
+        return Screened(proposal: proposal, text: text, row: row)
+    }
+
+    /// Evaluates fresh candidates; returns results by candidate id.
+    private func evaluate(_ batch: [Screened]) throws -> [Int: CandidateResult] {
+        var results = [Int: CandidateResult]()
+        var toTrain = [CandidateSpec]()
+        for s in batch {
+            if s.row.status == .failed {
+                results[s.proposal.id] = .failed(id: s.proposal.id, reason: s.row.reason, worker: "")
+                continue
+            }
+            if let table {
+                let t0 = Date()
+                if let value = table.lookup(s.text) {
+                    var r = CandidateResult(id: s.proposal.id, status: .completed, validationAccuracy: value, worker: "table")
+                    if let first = reportTables.first { r.testAccuracy = first.1.lookup(s.text) ?? .nan }
+                    r.wallSeconds = Date().timeIntervalSince(t0)
+                    results[s.proposal.id] = r
+                } else {
+                    results[s.proposal.id] = .failed(id: s.proposal.id, reason: "not in the table", worker: "table")
+                }
+                continue
+            }
+            toTrain.append(CandidateSpec(
+                id: s.proposal.id, architecture: s.text, spaceYAML: space.yaml, spaceName: config.space,
+                dataset: config.dataset, validationSplit: config.validationSplit, datasetSeed: config.seed,
+                training: config.training,
+                seed: CandidateTraining.candidateSeed(experimentSeed: config.seed, candidateID: s.proposal.id),
+                threads: max(1, config.threads / max(1, config.workers))))
+        }
+        if !toTrain.isEmpty, let executor {
+            for r in try executor.evaluate(toTrain) { results[r.id] = r }
+            for spec in toTrain where results[spec.id] == nil {
+                results[spec.id] = .failed(id: spec.id, reason: "the executor returned no result", worker: "")
+            }
+        }
+        return results
+    }
+
+    /// Fills in a candidate's evaluation, records it (weights first if it is the new best).
+    private func complete(_ screened: CandidateRow, with result: CandidateResult) throws -> CandidateRow {
+        var row = screened
+        row.status = result.status == .completed ? .accepted : .failed
+        row.reason = result.reason ?? ""
+        row.validationAccuracy = result.validationAccuracy
+        row.testAccuracy = result.testAccuracy
+        row.epochs = Int64(result.epochs.count)
+        row.wallSeconds = result.wallSeconds
+        row.worker = result.worker
+        if row.status == .accepted, !row.validationAccuracy.isFinite {
+            row.status = .failed
+            row.reason = "no validation accuracy"
+        }
+        if row.status == .accepted, let file = result.weightsFile,
+           best.map({ row.validationAccuracy > $0.validationAccuracy }) ?? true {
+            try record.setBest(candidateID: row.id, tensors: WeightsFile.read(file))
+        }
+        if !result.epochs.isEmpty {
+            try record.appendEpochs(result.epochs.map {
+                EpochRow(candidateID: row.id, epoch: Int64($0.epoch), trainLoss: $0.trainLoss, trainAccuracy: $0.trainAccuracy,
+                         validationLoss: $0.validationLoss ?? .nan, validationAccuracy: $0.validationAccuracy ?? .nan)
+            })
+        }
+        if let file = result.weightsFile, row.status == .accepted, row.id != (try record.bestCandidateID()) {
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        try commit(row)
+        return row
+    }
+
+    private func commit(_ row: CandidateRow) throws {
+        try record.appendCandidate(row)
+        rows.append(row)
+    }
+
+    private func saveSearcherState() throws {
+        let data = try JSONEncoder().encode(searcher.state)
+        try record.setSearcherState(String(decoding: data, as: UTF8.self))
+    }
+
+    /// Non-dominated candidates: (validation accuracy ↑, latency ↓) and (validation accuracy ↑, params ↓).
+    public func paretoFronts() -> ParetoFronts {
+        let accepted = rows.filter { $0.status == .accepted }
+        func front(_ cost: (CandidateRow) -> Double) -> [Int64] {
+            paretoFront(accepted.map { ParetoPoint(id: $0.id, accuracy: $0.validationAccuracy, cost: cost($0)) }).map(\.id)
+        }
+        return ParetoFronts(
+            accuracyVsLatency: front { $0.measuredLatencyMs.isFinite ? $0.measuredLatencyMs : $0.predictedLatencyMs },
+            accuracyVsParams: front { $0.params })
+    }
+}
+
+extension ExperimentConfig {
+    /// The configured searcher.
+    public var searchAlgorithm: SearchAlgorithm {
+        switch searcher.kind {
+        case "random": return .random(deduplicate: searcher.deduplicate)
+        case "local_search": return .localSearch()
+        default: return .regularizedEvolution(populationSize: searcher.populationSize, sampleSize: searcher.sampleSize,
+                                              deduplicate: searcher.deduplicate)
+        }
+    }
+}
+
+public enum NASLabVersion {
+    public static let current = "0.1.0"
+}
+
+/// OpenBLAS's own version string (`openblas_get_config`), e.g. "OpenBLAS 0.3.21 …".
+func openBLASVersion() -> String { EngineConfiguration.blasDescription }
+
+/// The commit of the git checkout around the current directory, if any (read from `.git`, no process spawned).
+func gitCommit() -> String? {
+    var dir = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    for _ in 0..<8 {
+        let git = dir.appendingPathComponent(".git")
+        var gitDir = git
+        if let pointer = try? String(contentsOf: git, encoding: .utf8), pointer.hasPrefix("gitdir: ") {
+            gitDir = URL(fileURLWithPath: pointer.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let head = try? String(contentsOf: gitDir.appendingPathComponent("HEAD"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines) {
+            guard head.hasPrefix("ref: ") else { return head }
+            let ref = String(head.dropFirst(5))
+            let common = (try? String(contentsOf: gitDir.appendingPathComponent("commondir"), encoding: .utf8))
+                .map { gitDir.appendingPathComponent($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? gitDir
+            for base in [gitDir, common] {
+                if let sha = try? String(contentsOf: base.appendingPathComponent(ref), encoding: .utf8) {
+                    return sha.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                if let packed = try? String(contentsOf: base.appendingPathComponent("packed-refs"), encoding: .utf8) {
+                    for line in packed.split(separator: "\n") where line.hasSuffix(" " + ref) { return String(line.prefix(40)) }
+                }
+            }
+            return nil
+        }
+        dir = dir.deletingLastPathComponent()
+    }
+    return nil
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Records
+
+/// Reads a record and summarises it: top-k table, Pareto fronts, search progress, SVG plots.
+public struct RecordAnalysis {
+    public let path: String
+    public let metadata: RecordMetadata
+    public let candidates: [CandidateRow]
+    public let fronts: ParetoFronts
+    public let bestID: Int64?
+
+    public init(path: String) throws {
+        let record = try ExperimentRecord.openReadOnly(path: path)
+        defer { try? record.close() }
+        self.path = path
+        metadata = record.metadata
+        candidates = try record.readCandidates()
+        fronts = try record.paretoFronts()
+        bestID = try record.bestCandidateID()
+    }
+
+    public var accepted: [CandidateRow] { candidates.filter { $0.status == .accepted } }
+
+    /// The `k` best accepted candidates by validation accuracy (ties: lower id first).
+    public func top(_ k: Int) -> [CandidateRow] {
+        Array(accepted.sorted { ($0.validationAccuracy, -$0.id) > ($1.validationAccuracy, -$1.id) }.prefix(k))
+    }
+
+    /// Best validation accuracy after each evaluated (non-rejected) candidate.
+    public var bestSoFar: [(evaluated: Int, accuracy: Double)] {
+        var best = -Double.infinity
+        var out = [(Int, Double)]()
+        var n = 0
+        for row in candidates.sorted(by: { $0.id < $1.id }) where row.status != .rejected {
+            n += 1
+            if row.status == .accepted, row.validationAccuracy > best { best = row.validationAccuracy }
+            out.append((n, best.isFinite ? best : .nan))
+        }
+        return out
+    }
+
+    /// A plain-text table of candidates.
+    public static func table(_ rows: [CandidateRow], architectureWidth: Int = 48) -> String {
+        func cut(_ s: String) -> String { s.count > architectureWidth ? String(s.prefix(architectureWidth - 1)) + "…" : s }
+        func num(_ x: Double, _ f: String) -> String { x.isFinite ? String(format: f, x) : "–" }
+        func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+            let fill = String(repeating: " ", count: max(0, w - s.count))
+            return left ? s + fill : fill + s
+        }
+        func line(_ c: [String]) -> String {
+            [pad(c[0], 5), pad(c[1], 9, left: true), pad(c[2], 8), pad(c[3], 8), pad(c[4], 9), pad(c[5], 8), pad(c[6], 8), c[7]]
+                .joined(separator: "  ")
+        }
+        var lines = [line(["id", "status", "val acc", "test acc", "params", "MFLOPs", "lat ms", "architecture"])]
+        for r in rows {
+            lines.append(line([String(r.id), r.status.rawValue, num(r.validationAccuracy, "%.4f"), num(r.testAccuracy, "%.4f"),
+                               num(r.params, "%.0f"), num(r.flops / 1e6, "%.2f"),
+                               num(r.measuredLatencyMs.isFinite ? r.measuredLatencyMs : r.predictedLatencyMs, "%.3f"),
+                               cut(r.architecture)]))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The text report of `naslab analyze`.
+    public func report(top k: Int = 10) -> String {
+        let byID = Dictionary(uniqueKeysWithValues: candidates.map { ($0.id, $0) })
+        var out = "record: \(path)\nexperiment: \(metadata.name)  seed \(metadata.seed)  created \(metadata.createdAt)\n"
+        out += "candidates: \(candidates.count) (accepted \(accepted.count), rejected \(candidates.filter { $0.status == .rejected }.count), failed \(candidates.filter { $0.status == .failed }.count))\n\n"
+        out += "top \(min(k, accepted.count)) by validation accuracy:\n" + RecordAnalysis.table(top(k)) + "\n\n"
+        out += "Pareto front, validation accuracy vs latency (\(fronts.accuracyVsLatency.count)):\n"
+        out += RecordAnalysis.table(fronts.accuracyVsLatency.compactMap { byID[$0] }) + "\n\n"
+        out += "Pareto front, validation accuracy vs params (\(fronts.accuracyVsParams.count)):\n"
+        out += RecordAnalysis.table(fronts.accuracyVsParams.compactMap { byID[$0] }) + "\n\n"
+        let curve = bestSoFar
+        if !curve.isEmpty {
+            out += "search progress (best validation accuracy after n candidates):\n"
+            let marks = Set([1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000, curve.count])
+            for (n, acc) in curve where marks.contains(n) { out += String(format: "  %5d  %.4f\n", n, acc) }
+        }
+        return out
+    }
+
+    /// Writes `progress.svg` (best so far vs candidates) and `pareto-latency.svg`, `pareto-params.svg`.
+    public func writePlots(to directory: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var written = [String]()
+        func save(_ plot: SVGPlot, _ name: String) throws {
+            let path = (directory as NSString).appendingPathComponent(name)
+            try plot.render().write(toFile: path, atomically: true, encoding: .utf8)
+            written.append(path)
+        }
+        var progress = SVGPlot(title: "\(metadata.name): best validation accuracy so far", xLabel: "candidates evaluated",
+                               yLabel: "validation accuracy")
+        let evaluatedRows = candidates.sorted { $0.id < $1.id }.filter { $0.status == .accepted }
+        var index = [Int64: Int]()
+        var n = 0
+        for r in candidates.sorted(by: { $0.id < $1.id }) where r.status != .rejected { n += 1; index[r.id] = n }
+        progress.series.append(.init(label: "candidates", points: evaluatedRows.map { (Double(index[$0.id]!), $0.validationAccuracy) },
+                                     color: "#9aa7b8"))
+        progress.series.append(.init(label: "best so far", points: bestSoFar.map { (Double($0.evaluated), $0.accuracy) },
+                                     color: "#d62728", line: true))
+        try save(progress, "progress.svg")
+        let byID = Dictionary(uniqueKeysWithValues: candidates.map { ($0.id, $0) })
+        for (name, cost, label, front, logX) in [
+            ("pareto-latency.svg", { (r: CandidateRow) in r.measuredLatencyMs.isFinite ? r.measuredLatencyMs : r.predictedLatencyMs },
+             "latency (ms, batch 1)", fronts.accuracyVsLatency, false),
+            ("pareto-params.svg", { (r: CandidateRow) in r.params }, "parameters", fronts.accuracyVsParams, true),
+        ] {
+            var plot = SVGPlot(title: "\(metadata.name): accuracy vs \(label)", xLabel: label, yLabel: "validation accuracy", logX: logX)
+            plot.series.append(.init(label: "accepted", points: accepted.map { (cost($0), $0.validationAccuracy) }, color: "#1f77b4"))
+            let f = front.compactMap { byID[$0] }.sorted { cost($0) < cost($1) }
+            plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728", line: true))
+            plot.series.append(.init(label: "front members", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728", radius: 5))
+            try save(plot, name)
+        }
+        return written
+    }
+}

@@ -1,1 +1,0 @@
-// Records — under construction; see the module plan in Package.swift.

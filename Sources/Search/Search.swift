@@ -1,1 +1,0 @@
-// Search — under construction; see the module plan in Package.swift.

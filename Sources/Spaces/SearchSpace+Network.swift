@@ -1,0 +1,248 @@
+import NASCore
+
+extension SearchSpace {
+    /// Decodes an architecture into a network for the given input shape and class count.
+    ///
+    /// Strides apply only while the spatial size is above 1 (a stride on a 1×1 map becomes 1),
+    /// so every architecture decodes even for tiny inputs such as 1×8×8.
+    ///
+    /// - Parameters:
+    ///   - architecture: one option per decision of this space.
+    ///   - inputShape: channels × height × width of one sample.
+    ///   - classCount: number of output logits.
+    /// - Returns: a graph whose shapes have been checked with `inferShapes()`.
+    /// - Throws: `SpaceError.badArchitecture` or `SpaceError.undecodable`.
+    public func network(for architecture: Architecture, inputShape: FeatureShape, classCount: Int) throws -> NetworkGraph {
+        try validate(architecture)
+        guard classCount >= 1 else { throw SpaceError.undecodable(message: "class count must be at least 1, got \(classCount)") }
+        guard inputShape.channels >= 1, inputShape.height >= 1, inputShape.width >= 1 else {
+            throw SpaceError.undecodable(message: "input shape \(inputShape) must be positive")
+        }
+        var builder = GraphBuilder(graph: NetworkGraph(inputShape: inputShape), shape: inputShape)
+        var x = builder.graph.input
+        let a = architecture
+        for layer in stem { x = builder.layer(layer, x, a) }
+        for stage in stages {
+            switch stage {
+            case let .blocks(s):
+                let depth = s.depth.value(in: a)
+                let width = s.width.value(in: a)
+                let activation = s.activation.value(in: a)
+                for j in 0..<depth {
+                    let block = s.blocks[j]
+                    x = builder.block(block.operation.value(in: a), name: "\(s.name)/block\(j)", x, width: width,
+                                      kernel: block.kernel.value(in: a), stride: j == 0 ? s.stride.value(in: a) : 1,
+                                      expansion: block.expansion.value(in: a), activation: activation)
+                }
+            case let .cells(s):
+                let width = s.width.value(in: a)
+                if builder.shape.channels != width {
+                    x = builder.reluConvBN("\(s.name)/preprocess", x, width: width, kernel: 1, stride: 1)
+                }
+                for c in 0..<s.count.value(in: a) {
+                    x = builder.cell(cell!, genotype: genotypes[s.genotype], name: "\(s.name)/cell\(c)", x, a)
+                }
+            case let .reduction(s):
+                x = builder.resnetReduction(s.name, x, width: s.width.value(in: a))
+            }
+        }
+        for layer in head.layers { x = builder.layer(layer, x, a) }
+        x = builder.add("head/pool", .globalAvgPool, x)
+        if head.dropout > 0 { x = builder.add("head/dropout", .dropout(rate: head.dropout), x) }
+        x = builder.add("head/classifier", .linear(outFeatures: classCount, bias: true), x)
+        do {
+            _ = try builder.graph.inferShapes()
+        } catch {
+            throw SpaceError.undecodable(message: "\(error)")
+        }
+        return builder.graph
+    }
+}
+
+/// Appends layers to a graph while tracking the current shape (for the stride rule and channels).
+struct GraphBuilder {
+    var graph: NetworkGraph
+    var shape: FeatureShape
+    /// Shapes of all nodes so far.
+    var shapes: [FeatureShape]
+
+    init(graph: NetworkGraph, shape: FeatureShape) {
+        self.graph = graph
+        self.shape = shape
+        self.shapes = [shape]
+    }
+
+    /// The stride actually used: 1 once the feature map is 1×1 in height.
+    func effectiveStride(_ stride: Int, at node: Int) -> Int {
+        shapes[node].height > 1 || shapes[node].width > 1 ? stride : 1
+    }
+
+    mutating func add(_ name: String, _ op: LayerOp, _ inputs: Int...) -> Int {
+        let index = graph.add(name, op, inputs: inputs)
+        let x = shapes[inputs[0]]
+        func out(_ size: Int, _ k: Int, _ s: Int, _ p: Int, _ d: Int) -> Int { (size + 2 * p - d * (k - 1) - 1) / s + 1 }
+        let result: FeatureShape
+        switch op {
+        case let .conv2d(c):
+            result = FeatureShape(channels: c.outChannels, height: out(x.height, c.kernel, c.stride, c.padding, c.dilation),
+                                  width: out(x.width, c.kernel, c.stride, c.padding, c.dilation))
+        case let .maxPool(p), let .avgPool(p):
+            result = FeatureShape(channels: x.channels, height: out(x.height, p.kernel, p.stride, p.padding, 1),
+                                  width: out(x.width, p.kernel, p.stride, p.padding, 1))
+        case .globalAvgPool: result = FeatureShape(features: x.channels)
+        case let .linear(o, _): result = FeatureShape(features: o)
+        case .flatten: result = FeatureShape(features: x.elementCount)
+        case let .zero(s): result = FeatureShape(channels: x.channels, height: (x.height - 1) / s + 1, width: (x.width - 1) / s + 1)
+        default: result = x
+        }
+        shapes.append(result)
+        shape = result
+        return index
+    }
+
+    mutating func conv(_ name: String, _ x: Int, width: Int, kernel: Int, stride: Int, groups: Int = 1,
+                       dilation: Int = 1, bias: Bool = false) -> Int {
+        add(name, .conv2d(Conv2dAttributes(outChannels: width, kernel: kernel, stride: effectiveStride(stride, at: x),
+                                           padding: dilation * (kernel / 2), dilation: dilation, groups: groups, bias: bias)), x)
+    }
+
+    /// conv → BN → activation (activation optional).
+    mutating func convBNAct(_ prefix: String, _ x: Int, width: Int, kernel: Int, stride: Int, groups: Int = 1,
+                            activation: ActivationKind?, batchNorm: Bool = true, bias: Bool = false) -> Int {
+        var y = conv("\(prefix)/conv", x, width: width, kernel: kernel, stride: stride, groups: groups, bias: bias)
+        if batchNorm { y = add("\(prefix)/bn", .batchNorm(affine: true), y) }
+        if let activation { y = add("\(prefix)/\(activation.rawValue)", .activation(activation), y) }
+        return y
+    }
+
+    /// ReLU → conv → BN (NAS-Bench-201's ReLUConvBN).
+    mutating func reluConvBN(_ prefix: String, _ x: Int, width: Int, kernel: Int, stride: Int) -> Int {
+        var y = add("\(prefix)/relu", .activation(.relu), x)
+        y = conv("\(prefix)/conv", y, width: width, kernel: kernel, stride: stride)
+        return add("\(prefix)/bn", .batchNorm(affine: true), y)
+    }
+
+    mutating func layer(_ spec: LayerSpec, _ x: Int, _ a: Architecture) -> Int {
+        switch spec.kind {
+        case .conv:
+            return convBNAct(spec.name, x, width: spec.width.value(in: a), kernel: spec.kernel.value(in: a),
+                             stride: spec.stride.value(in: a), activation: spec.activation, batchNorm: spec.batchNorm, bias: spec.bias)
+        case .maxPool, .avgPool:
+            let k = spec.kernel.value(in: a)
+            let p = PoolAttributes(kernel: k, stride: effectiveStride(spec.stride.value(in: a), at: x), padding: k / 2)
+            return add("\(spec.name)/\(spec.kind == .maxPool ? "maxpool" : "avgpool")", spec.kind == .maxPool ? .maxPool(p) : .avgPool(p), x)
+        case .batchNorm:
+            return add("\(spec.name)/bn", .batchNorm(affine: true), x)
+        case let .activation(kind):
+            return add("\(spec.name)/\(kind.rawValue)", .activation(kind), x)
+        }
+    }
+
+    /// A 1×1 conv + BN projection when stride or channels change, otherwise `x` itself.
+    mutating func shortcut(_ name: String, _ x: Int, width: Int, stride: Int) -> Int {
+        let s = effectiveStride(stride, at: x)
+        guard s != 1 || shapes[x].channels != width else { return x }
+        let y = conv("\(name)/conv", x, width: width, kernel: 1, stride: s)
+        return add("\(name)/bn", .batchNorm(affine: true), y)
+    }
+
+    mutating func block(_ op: BlockOperation, name: String, _ x: Int, width: Int, kernel: Int, stride: Int,
+                        expansion: Int, activation: ActivationKind) -> Int {
+        let inChannels = shapes[x].channels
+        let s = effectiveStride(stride, at: x)
+        switch op {
+        case .conv:
+            return convBNAct(name, x, width: width, kernel: kernel, stride: s, activation: activation)
+        case .dsconv:
+            let y = convBNAct("\(name)/depthwise", x, width: inChannels, kernel: kernel, stride: s, groups: inChannels, activation: activation)
+            return convBNAct("\(name)/pointwise", y, width: width, kernel: 1, stride: 1, activation: activation)
+        case .mbconv:
+            let hidden = inChannels * expansion
+            var y = x
+            if expansion != 1 { y = convBNAct("\(name)/expand", y, width: hidden, kernel: 1, stride: 1, activation: activation) }
+            y = convBNAct("\(name)/depthwise", y, width: hidden, kernel: kernel, stride: s, groups: hidden, activation: activation)
+            y = convBNAct("\(name)/project", y, width: width, kernel: 1, stride: 1, activation: nil)
+            guard s == 1, inChannels == width else { return y }
+            return add("\(name)/add", .add, x, y)
+        case .resblock:
+            var y = convBNAct("\(name)/conv1", x, width: width, kernel: kernel, stride: s, activation: activation)
+            y = convBNAct("\(name)/conv2", y, width: width, kernel: kernel, stride: 1, activation: nil)
+            let r = shortcut("\(name)/downsample", x, width: width, stride: s)
+            let sum = add("\(name)/add", .add, r, y)
+            return add("\(name)/\(activation.rawValue)", .activation(activation), sum)
+        case .skip:
+            return shortcut("\(name)/projection", x, width: width, stride: s)
+        case .maxpool, .avgpool:
+            let p = PoolAttributes(kernel: kernel, stride: s, padding: kernel / 2)
+            let y = add("\(name)/\(op.rawValue)", op == .maxpool ? .maxPool(p) : .avgPool(p), x)
+            guard inChannels != width else { return y }
+            let z = conv("\(name)/projection/conv", y, width: width, kernel: 1, stride: 1)
+            return add("\(name)/projection/bn", .batchNorm(affine: true), z)
+        }
+    }
+
+    /// NAS-Bench-201's ResNet basic block with stride 2: ReLUConvBN 3×3 s2, ReLUConvBN 3×3,
+    /// shortcut avg-pool 2×2 s2 + conv 1×1 (no BN). On a 1×1 map the stride is 1 and the
+    /// shortcut is a ReLUConvBN 1×1 (or the identity when channels match), as NAS-Bench-201 does
+    /// for stride 1. On an odd size the shortcut's pooling pads by 1 (not counting the padding)
+    /// so that both branches agree.
+    mutating func resnetReduction(_ name: String, _ x: Int, width: Int) -> Int {
+        let s = effectiveStride(2, at: x)
+        let inChannels = shapes[x].channels
+        var y = reluConvBN("\(name)/conv_a", x, width: width, kernel: 3, stride: s)
+        y = reluConvBN("\(name)/conv_b", y, width: width, kernel: 3, stride: 1)
+        let r: Int
+        if s == 2 {
+            let padding = shapes[x].height % 2
+            let p = add("\(name)/downsample/avgpool",
+                        .avgPool(PoolAttributes(kernel: 2, stride: 2, padding: padding, countIncludePadding: false)), x)
+            r = conv("\(name)/downsample/conv", p, width: width, kernel: 1, stride: 1)
+        } else if inChannels != width {
+            r = reluConvBN("\(name)/downsample", x, width: width, kernel: 1, stride: 1)
+        } else {
+            r = x
+        }
+        return add("\(name)/add", .add, r, y)
+    }
+
+    /// A DAG cell: node j is the sum of op(node i) over its incoming edges (i → j); the output is the last node.
+    mutating func cell(_ cell: CellSpec, genotype: GenotypeSpec, name: String, _ x: Int, _ a: Architecture) -> Int {
+        var value = [Int](repeating: -1, count: cell.nodeCount)
+        value[0] = x
+        let width = shapes[x].channels
+        for node in cell.topologicalOrder where node != 0 {
+            var terms = [Int]()
+            for (e, edge) in cell.edges.enumerated() where edge.to == node {
+                let input = value[edge.from]
+                let prefix = "\(name)/edge(\(edge.to)<-\(edge.from))"
+                switch genotype.edges[e].value(in: a) {
+                case .none: continue
+                case .skipConnect: terms.append(input)
+                case .convolution1x1: terms.append(reluConvBN(prefix, input, width: width, kernel: 1, stride: 1))
+                case .convolution3x3: terms.append(reluConvBN(prefix, input, width: width, kernel: 3, stride: 1))
+                case .averagePool3x3:
+                    terms.append(add("\(prefix)/avgpool", .avgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: false)), input))
+                case .maxPool3x3:
+                    terms.append(add("\(prefix)/maxpool", .maxPool(PoolAttributes(kernel: 3, stride: 1, padding: 1)), input))
+                case .separableConvolution3x3, .dilatedConvolution3x3:
+                    let dilation = genotype.edges[e].value(in: a) == .dilatedConvolution3x3 ? 2 : 1
+                    var y = add("\(prefix)/relu", .activation(.relu), input)
+                    y = conv("\(prefix)/depthwise", y, width: width, kernel: 3, stride: 1, groups: width, dilation: dilation)
+                    y = conv("\(prefix)/pointwise", y, width: width, kernel: 1, stride: 1)
+                    terms.append(add("\(prefix)/bn", .batchNorm(affine: true), y))
+                }
+            }
+            switch terms.count {
+            case 0: value[node] = add("\(name)/node\(node)/zero", .zero(stride: 1), x)
+            case 1: value[node] = terms[0]
+            default:
+                let index = graph.add("\(name)/node\(node)", .add, inputs: terms)
+                shapes.append(shapes[terms[0]])
+                shape = shapes[terms[0]]
+                value[node] = index
+            }
+        }
+        shape = shapes[value[cell.nodeCount - 1]]
+        return value[cell.nodeCount - 1]
+    }
+}

@@ -1,1 +1,0 @@
-// Spaces — under construction; see the module plan in Package.swift.

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Lab
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train one architecture (or a fixed reference network) on a dataset.")
+
+    @Option(help: "A search-space file or shipped name (e.g. SearchSpaces/reference/cnn.yaml, small).") var space: String
+    @Option(help: "The architecture's text form (omit for fixed networks).") var arch: String?
+    @Option(help: "digits, fashion-mnist, or a dataset file.") var dataset = "digits"
+    @Option(help: "Epochs.") var epochs = 10
+    @Option(help: "Mini-batch size.") var batchSize = 64
+    @Option(help: "Learning rate.") var learningRate = 0.05
+    @Option(help: "sgd or adamw.") var optimizer = "sgd"
+    @Option(help: "Weight decay.") var weightDecay = 5e-4
+    @Option(help: "constant, step or cosine.") var schedule = "cosine"
+    @Option(help: "Fraction of the training split held out for validation.") var validationSplit = 0.1
+    @Option(help: "Seed for splits, initialisation and shuffling.") var seed: UInt64 = 0
+    @Option(help: "Compute threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Save the trained weights to this HDF5 file.") var save: String?
+    @Flag(help: "Print the final metrics as one JSON object.") var json = false
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") }
+        guard ["sgd", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd or adamw") }
+        guard ["constant", "step", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be constant, step or cosine") }
+        guard (0...0.9).contains(validationSplit) else { throw ValidationError("--validation-split must be in 0...0.9") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var o = TrainingRun.Options(space: space)
+            o.architecture = arch
+            o.dataset = dataset
+            o.validationSplit = validationSplit
+            o.training.epochs = epochs
+            o.training.batchSize = batchSize
+            o.training.learningRate = learningRate
+            o.training.optimizer = optimizer
+            o.training.weightDecay = weightDecay
+            o.training.schedule = schedule
+            o.seed = seed
+            o.threads = threads
+            o.saveWeights = save
+            o.progress = !json
+            let m = try TrainingRun.run(o)
+            if json {
+                try printJSON(m)
+            } else {
+                print(String(format: "%@: test accuracy %.4f, validation accuracy %.4f, train loss %.4f, %d epochs in %.1f s (%.0f samples/s)",
+                             m.status, m.test_accuracy, m.val_accuracy, m.train_loss, m.epochs, m.wall_seconds, m.samples_per_second))
+                if let reason = m.reason { print("reason: \(reason)") }
+                if let w = m.weights { print("weights: \(w)") }
+            }
+            if m.status != "completed" { throw ExitCode(2) }
+        }
+    }
+}
+
+struct SpacesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "spaces", abstract: "List the shipped search spaces and their sizes.")
+
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let spaces = try SpaceListing.shipped()
+            if json { try printJSON(spaces); return }
+            for s in spaces {
+                let name = s.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                let size = s.size.count > 24 ? String(s.size.prefix(3)) + "… (\(s.size.count) digits)" : s.size
+                print("\(name) \(size.padding(toLength: 26, withPad: " ", startingAt: 0)) \(s.description)")
+            }
+        }
+    }
+}
+
+struct EstimateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "estimate", abstract: "Params, MACs/FLOPs and latency of architectures, without training.")
+
+    @Option(help: "A search-space file or shipped name.") var space: String
+    @Option(help: "An architecture's text form (repeatable).") var arch: [String] = []
+    @Option(help: "Estimate N random architectures.") var random: Int?
+    @Option(help: "Seed for --random.") var seed: UInt64 = 0
+    @Option(help: "Input shape CxHxW.") var input = "1x28x28"
+    @Option(help: "Number of classes.") var classes = 10
+    @Option(help: "Threads for the latency measurement.") var threads = 1
+    @Flag(help: "Skip the measured latency.") var noLatency = false
+    @Flag(help: "JSON output.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard let shape = FeatureShapeParser.parse(input) else {
+                throw ValidationError("--input must look like 1x28x28, got '\(input)'")
+            }
+            let estimates = try CostEstimate.estimate(space: space, architectures: arch.isEmpty ? nil : arch, random: random,
+                                                      seed: seed, inputShape: shape, classCount: classes,
+                                                      measure: !noLatency, threads: threads)
+            if json { try printJSON(estimates); return }
+            for e in estimates {
+                var line = String(format: "params %9d  MACs %12d  FLOPs %12d", e.params, e.macs, e.flops)
+                if let l = e.latency_ms_measured { line += String(format: "  latency %.3f ms (measured, batch 1, %d thread(s))", l, threads) }
+                print(line)
+                print("  \(e.architecture)")
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-print("naslab: under construction")
