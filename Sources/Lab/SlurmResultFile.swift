@@ -13,21 +13,16 @@ import Foundation
 /// try SlurmResultFile.write(result, to: outputPath)
 /// ```
 public enum SlurmResultFile {
-    /// An encoder with sorted keys (deterministic bytes) and strings for non-finite numbers.
+    /// `CandidateJSON`'s encoder (sorted keys: deterministic bytes; `"nan"` for NaN), pretty-printed.
     public static func makeEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
+        let encoder = CandidateJSON.encoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return encoder
     }
 
-    /// A decoder matching `makeEncoder()`.
+    /// `CandidateJSON`'s decoder (accepts `"nan"`, `"inf"`, `"-inf"` and plain numbers).
     public static func makeDecoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
-            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return decoder
+        CandidateJSON.decoder()
     }
 
     /// Writes `result` as JSON to `path` atomically (temporary file in the same directory, then rename).

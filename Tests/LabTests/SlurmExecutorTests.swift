@@ -1,5 +1,7 @@
 import Foundation
 import Lab
+import NASCore
+import Spaces
 import XCTest
 
 /// Tests of `SlurmExecutor` against a real Slurm cluster (`.ci/slurm-up.sh DIR`, then export the
@@ -200,6 +202,46 @@ final class SlurmExecutorTests: XCTestCase {
         XCTAssertEqual(results[1].status, .completed)
     }
 
+    /// The real worker, `naslab evaluate`, trains two small candidates as a Slurm array; the
+    /// results equal those of training the same specs in this process.
+    func testRealNaslabWorkerMatchesLocalTraining() throws {
+        let naslab = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("naslab").path
+        guard FileManager.default.isExecutableFile(atPath: naslab) else {
+            throw XCTSkip("no naslab executable next to the test binary (\(naslab))")
+        }
+        let executor = try makeExecutor { $0.workerCommand = [naslab, "evaluate"] }
+        let space = try SpaceReference.resolve("small")
+        var rng = SeededGenerator(seed: 11)
+        var training = ExperimentConfig(name: "slurm-real").training
+        training.epochs = 1
+        let specs = (0..<2).map { id in
+            CandidateSpec(id: 70 + id, architecture: space.space.text(of: space.space.sampleUniformly(using: &rng)),
+                          spaceYAML: space.yaml, spaceName: "small", dataset: "digits", validationSplit: 0.2,
+                          datasetSeed: 5, training: training,
+                          seed: CandidateTraining.candidateSeed(experimentSeed: 5, candidateID: 70 + id), threads: 1)
+        }
+        let results = try executor.evaluate(specs)
+        let jobID = try String(contentsOfFile: executor.batch(for: specs).jobIDPath, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+
+        EngineSettings.setThreads(1)
+        let local = try LocalExecutor(workers: 1, weightsDirectory: nil).evaluate(specs)
+        for (index, (remote, reference)) in zip(results, local).enumerated() {
+            XCTAssertEqual(remote.status, .completed, remote.reason ?? "")
+            XCTAssertEqual(remote.worker, "slurm-\(jobID)_\(index)")
+            XCTAssertEqual(remote.epochs.count, 1)
+            XCTAssertTrue((0...1).contains(remote.validationAccuracy), "\(remote.validationAccuracy)")
+            XCTAssertEqual(remote.validationAccuracy, reference.validationAccuracy, "candidate \(remote.id): same spec, same result")
+            XCTAssertEqual(remote.testAccuracy, reference.testAccuracy)
+            XCTAssertEqual(remote.epochs.map(\.trainLoss), reference.epochs.map(\.trainLoss))
+            if let weights = remote.weightsFile {
+                XCTAssertTrue(weights.hasPrefix(executor.batch(for: specs).directory), "weights in the shared directory: \(weights)")
+                XCTAssertTrue(FileManager.default.fileExists(atPath: weights), weights)
+            }
+        }
+    }
+
     // MARK: - Tests without a cluster
 
     func testBatchKeyDependsOnSpecsNotOrder() throws {
@@ -262,7 +304,7 @@ final class SlurmExecutorTests: XCTestCase {
     private func spec(id: Int, _ behaviour: String) -> CandidateSpec {
         // The test's directory name in the YAML makes every test's batch keys (and job names) unique.
         CandidateSpec(id: id, architecture: behaviour, spaceYAML: "name: test\n# \(sharedDirectory.lastPathComponent)\n", spaceName: "test", dataset: "digits",
-                      validationSplit: 0.1, training: ExperimentConfig(name: "slurm-test").training,
+                      validationSplit: 0.1, datasetSeed: 7, training: ExperimentConfig(name: "slurm-test").training,
                       seed: UInt64(1_000 + id), threads: 1)
     }
 
@@ -332,8 +374,8 @@ final class SlurmExecutorTests: XCTestCase {
         result = {
             "id": identifier, "status": "completed",
             "validationAccuracy": identifier / 100, "testAccuracy": spec["seed"] / 10000,
-            "epochs": [{"epoch": 1, "trainLoss": 0.5, "trainAccuracy": 0.8,
-                        "validationLoss": 0.6, "validationAccuracy": identifier / 100}],
+            "epochs": [{"epoch": 0, "trainLoss": 0.5, "trainAccuracy": 0.8, "validationLoss": 0.6,
+                        "validationAccuracy": identifier / 100, "learningRate": 0.05, "seconds": 0.2}],
             "wallSeconds": 0.2, "worker": os.environ.get("NASLAB_WORKER", "unknown"),
         }
         with open(output, "w") as f:
