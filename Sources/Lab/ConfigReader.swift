@@ -137,6 +137,16 @@ struct ConfigReader {
         return s
     }
 
+    /// A list of strings (`[a, b]` or a block sequence).
+    mutating func stringList(_ key: String) throws -> [String]? {
+        guard let node = take(key) else { return nil }
+        guard let seq = node.sequence else { throw error(at: node, "'\(key)' must be a list of strings") }
+        return try seq.map { item in
+            guard let s = item.scalar?.string else { throw error(at: item, "'\(key)' must be a list of strings") }
+            return s
+        }
+    }
+
     mutating func mapping(_ key: String) throws -> ConfigReader? {
         guard let node = take(key) else { return nil }
         return try ConfigReader(node: node, file: file, what: "'\(key)'")

@@ -52,6 +52,14 @@ extension ExperimentConfig {
         if let p = constraints.maxParams { lines.append("  max_params: \(p)") }
         if let f = constraints.maxFlops { lines.append("  max_flops: \(n(f))") }
         if let l = constraints.maxLatencyMs { lines.append("  max_latency_ms: \(l)") }
+        lines += ["executor:", "  kind: \(executor.kind)"]
+        if let d = executor.sharedDirectory { lines.append("  shared_dir: \(q(d))") }
+        if let p = executor.partition { lines.append("  partition: \(q(p))") }
+        lines.append("  time_limit_minutes: \(executor.timeLimitMinutes)")
+        lines.append("  cpus_per_task: \(executor.cpusPerTask)")
+        lines.append("  max_retries: \(executor.maxRetries)")
+        lines.append("  extra_args: [\(executor.extraArguments.map(q).joined(separator: ", "))]")
+        if let w = executor.workerCommand { lines.append("  worker_command: [\(w.map(q).joined(separator: ", "))]") }
         lines += ["evaluator:", "  kind: \(evaluator.kind)"]
         if let t = evaluator.table { lines.append("  table: \(q(t))") }
         lines.append("  key_column: \(q(evaluator.keyColumn))")

@@ -18,6 +18,7 @@ public struct ExperimentConfig: Equatable, Sendable {
     public var training = TrainingSettings()
     public var constraints = Constraints()
     public var evaluator = EvaluatorSettings()
+    public var executor = ExecutorSettings()
     /// Candidates trained at the same time on this machine.
     public var workers: Int = 1
     /// Total compute threads (OpenBLAS and the engine's loops); shared among workers.
@@ -78,6 +79,20 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var metricColumn: String = "CIFAR10TestAccuracy200Epochs"
         /// Tabular: further columns reported (not used for selection).
         public var reportColumns: [String] = []
+    }
+
+    /// Where candidates are trained: this machine (`local`) or a Slurm cluster (`slurm`).
+    public struct ExecutorSettings: Equatable, Sendable {
+        public var kind: String = "local"
+        /// Slurm: a directory every node sees (specs, results, logs, weights).
+        public var sharedDirectory: String?
+        public var partition: String?
+        public var timeLimitMinutes: Int = 60
+        public var cpusPerTask: Int = 1
+        public var extraArguments: [String] = []
+        public var maxRetries: Int = 0
+        /// Slurm: the worker command (default: this `naslab` executable followed by `evaluate`).
+        public var workerCommand: [String]?
     }
 
     public init(name: String) { self.name = name }
@@ -152,17 +167,26 @@ extension ExperimentConfig {
             c.constraints.latency = try k.choice("latency", ["predicted", "measured"]) ?? c.constraints.latency
             try k.finish(section: "constraints")
         }
+        if var x = try r.mapping("executor") {
+            c.executor.kind = try x.choice("kind", ["local", "slurm"]) ?? c.executor.kind
+            c.executor.sharedDirectory = try x.string("shared_dir")
+            c.executor.partition = try x.string("partition")
+            c.executor.timeLimitMinutes = try x.int("time_limit_minutes", range: 1...1_000_000) ?? c.executor.timeLimitMinutes
+            c.executor.cpusPerTask = try x.int("cpus_per_task", range: 1...1024) ?? c.executor.cpusPerTask
+            c.executor.maxRetries = try x.int("max_retries", range: 0...100) ?? c.executor.maxRetries
+            c.executor.extraArguments = try x.stringList("extra_args") ?? []
+            c.executor.workerCommand = try x.stringList("worker_command")
+            if c.executor.kind == "slurm", c.executor.sharedDirectory == nil {
+                throw x.error(at: x.node, "a slurm executor needs 'shared_dir' (a directory all nodes see)")
+            }
+            try x.finish(section: "executor")
+        }
         if var e = try r.mapping("evaluator") {
             c.evaluator.kind = try e.choice("kind", ["training", "tabular"]) ?? c.evaluator.kind
             c.evaluator.table = try e.string("table")
             c.evaluator.keyColumn = try e.string("key_column") ?? c.evaluator.keyColumn
             c.evaluator.metricColumn = try e.string("metric_column") ?? c.evaluator.metricColumn
-            if let node = e.take("report_columns") {
-                guard let seq = node.sequence, let cols = Optional(seq.compactMap { $0.string }), cols.count == seq.count else {
-                    throw e.error(at: node, "'report_columns' must be a list of column names")
-                }
-                c.evaluator.reportColumns = cols
-            }
+            c.evaluator.reportColumns = try e.stringList("report_columns") ?? []
             if c.evaluator.kind == "tabular", c.evaluator.table == nil {
                 throw e.error(at: e.node, "a tabular evaluator needs 'table' (path to the CSV)")
             }

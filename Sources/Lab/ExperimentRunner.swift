@@ -156,8 +156,30 @@ public final class ExperimentRunner {
             let data = try Dataset.loadRaw(name: config.dataset)
             inputShape = data.metadata.sampleShape
             classCount = data.metadata.classCount
-            self.executor = executor ?? LocalExecutor(workers: config.workers, weightsDirectory: weightsDirectory)
+            self.executor = try executor ?? ExperimentRunner.makeExecutor(config, weightsDirectory: weightsDirectory)
         }
+    }
+
+    /// The executor the config asks for.
+    static func makeExecutor(_ config: ExperimentConfig, weightsDirectory: String) throws -> CandidateExecutor {
+        guard config.executor.kind == "slurm" else {
+            return LocalExecutor(workers: config.workers, weightsDirectory: weightsDirectory)
+        }
+        let x = config.executor
+        var settings = SlurmSettings(sharedDirectory: x.sharedDirectory ?? "")
+        settings.partition = x.partition
+        settings.timeLimitMinutes = x.timeLimitMinutes
+        settings.cpusPerTask = x.cpusPerTask
+        settings.extraArguments = x.extraArguments
+        settings.maxRetries = x.maxRetries
+        settings.jobName = "naslab-\(config.name)"
+        if let command = x.workerCommand { settings.workerCommand = command }
+        return try SlurmExecutor(settings: settings)
+    }
+
+    /// Compute threads for one candidate: Slurm tasks get their CPUs; local workers share `threads`.
+    var threadsPerCandidate: Int {
+        config.executor.kind == "slurm" ? config.executor.cpusPerTask : max(1, config.threads / max(1, config.workers))
     }
 
     /// Trained weights of a record's candidates are kept next to it: `run.h5` → `run.weights/`.
@@ -326,7 +348,7 @@ public final class ExperimentRunner {
                 dataset: config.dataset, validationSplit: config.validationSplit, datasetSeed: config.seed,
                 training: config.training,
                 seed: CandidateTraining.candidateSeed(experimentSeed: config.seed, candidateID: s.proposal.id),
-                threads: max(1, config.threads / max(1, config.workers))))
+                threads: threadsPerCandidate))
         }
         if !toTrain.isEmpty, let executor {
             for r in try executor.evaluate(toTrain) { results[r.id] = r }

@@ -1,0 +1,101 @@
+import Foundation
+import XCTest
+
+/// `naslab search` with `executor: slurm` against a real (single-node) Slurm cluster:
+/// the record equals a local run's, and a killed coordinator resumes without losing candidates.
+/// CI brings the cluster up with `.ci/slurm-up.sh`; elsewhere these tests skip with a message.
+final class SlurmSearchTests: XCTestCase {
+    func requireCluster() throws {
+        let configuration = ProcessInfo.processInfo.environment["SLURM_CONF"] ?? "/etc/slurm/slurm.conf"
+        guard FileManager.default.fileExists(atPath: configuration) else {
+            throw XCTSkip("Slurm search tests skipped: no Slurm configuration (\(configuration)); start a test cluster with .ci/slurm-up.sh")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["timeout", "5", "sinfo", "-h"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { throw XCTSkip("Slurm search tests skipped: cannot run sinfo") }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw XCTSkip("Slurm search tests skipped: `sinfo` fails (is slurmctld running?)") }
+    }
+
+    func config(_ dir: URL, name: String, slurm: Bool, budget: Int = 4) throws -> String {
+        let path = dir.appendingPathComponent("\(name).yaml").path
+        var text = """
+        name: \(name)
+        seed: 21
+        space: small
+        dataset: digits
+        searcher: {kind: regularized_evolution, population_size: 4, sample_size: 2}
+        budget: {candidates: \(budget)}
+        training: {epochs: 1, batch_size: 64, learning_rate: 0.05}
+        threads: 1
+        workers: 2
+        output: \(dir.appendingPathComponent("\(name).h5").path)
+
+        """
+        if slurm {
+            text += """
+            executor:
+              kind: slurm
+              shared_dir: \(dir.appendingPathComponent("shared").path)
+              cpus_per_task: 1
+              time_limit_minutes: 10
+              worker_command: [\(CLI.executable.path), evaluate]
+
+            """
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func rows(_ record: String) throws -> [[String: Any]] {
+        let out = try CLI.run(["export", record, "--format", "json"])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [[String: Any]])
+    }
+
+    func summary(_ rows: [[String: Any]]) -> [String] {
+        rows.map { "\($0["id"]!) \($0["architecture"]!) \($0["status"]!) \($0["val_accuracy"]!) \($0["test_accuracy"]!)" }
+    }
+
+    func testSlurmSearchMatchesLocalSearch() throws {
+        try requireCluster()
+        let dir = try CLI.scratch("slurm-search")
+        let local = try CLI.run(["search", try config(dir, name: "local", slurm: false), "--quiet"])
+        XCTAssertEqual(local.status, 0, local.stderr)
+        let slurm = try CLI.run(["search", try config(dir, name: "cluster", slurm: true), "--quiet"])
+        XCTAssertEqual(slurm.status, 0, slurm.stderr)
+        let localRows = try rows(dir.appendingPathComponent("local.h5").path)
+        let clusterRows = try rows(dir.appendingPathComponent("cluster.h5").path)
+        XCTAssertEqual(summary(localRows), summary(clusterRows), "same seed, same thread count ⇒ same candidates and metrics")
+        for row in clusterRows where (row["status"] as? String) == "accepted" {
+            XCTAssertTrue((row["worker"] as? String ?? "").hasPrefix("slurm-"), "\(row)")
+        }
+    }
+
+    func testKilledSlurmCoordinatorResumesWithoutLoss() throws {
+        try requireCluster()
+        let dir = try CLI.scratch("slurm-resume")
+        let path = try config(dir, name: "coordinator", slurm: true, budget: 6)
+        let record = dir.appendingPathComponent("coordinator.h5").path
+        let child = try CLI.start(["search", path])
+        var seen = ""
+        let deadline = Date().addingTimeInterval(180)
+        while !seen.contains(" 2/6 "), Date() < deadline {
+            let chunk = child.stderr.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(child.process.processIdentifier, SIGKILL)
+        child.process.waitUntilExit()
+        let before = try rows(record)
+        XCTAssertGreaterThanOrEqual(before.count, 2)
+        let resumed = try CLI.run(["resume", record, "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let after = try rows(record)
+        XCTAssertEqual(after.filter { ($0["status"] as? String) != "rejected" }.count, 6)
+        XCTAssertEqual(summary(before), Array(summary(after).prefix(before.count)), "finished candidates are kept as they were")
+    }
+}
