@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets"]),
     ],
     swiftLanguageModes: [.v5]
 )

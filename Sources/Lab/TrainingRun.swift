@@ -67,7 +67,11 @@ public struct TrainingRun {
         var reason: String?
         if case let .failed(r) = result.status { reason = r }
         if let path = o.saveWeights, reason == nil {
-            try WeightsFile.save(network, to: path, attributes: ["architecture": space.text(of: architecture), "space": o.space])
+            let reference = try SpaceReference.resolve(o.space)
+            try TrainedModel(spaceName: o.space, spaceYAML: reference.yaml, architecture: space.text(of: architecture),
+                             inputShape: data.metadata.sampleShape, classCount: data.metadata.classCount,
+                             classNames: data.metadata.classNames, normalization: data.normalization, network: network)
+                .save(to: path)
         }
         let last = result.epochs.last
         let trainingSeconds = result.epochs.reduce(0) { $0 + $1.seconds }
