@@ -184,7 +184,7 @@ public struct NetworkGraph: Hashable, Codable, Sendable {
     public func inferShapes() throws -> [FeatureShape] {
         var shapes = [FeatureShape]()
         shapes.reserveCapacity(nodes.count)
-        var names = Set<String>()
+        var names = Set<String>(minimumCapacity: nodes.count)
         for (index, node) in nodes.enumerated() {
             guard names.insert(node.name).inserted else { throw NetworkGraphError.duplicateName(node.name) }
             let ins = node.inputs.map { shapes[$0] }
