@@ -64,7 +64,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NASCore", "HDF5Kit"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine"]),
