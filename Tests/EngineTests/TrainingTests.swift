@@ -76,6 +76,8 @@ final class TrainingTests: XCTestCase {
             if row.indices.max(by: { row[$0] < row[$1] })! - n * 10 == Int(test.labels[n]) { correct += 1 }
         }
         XCTAssertEqual(Double(correct) / Double(test.count), accuracy, accuracy: 1e-9)
+        let firstTwo = Tensor(shape: [2, 1, 8, 8], values: Array(test.features[0..<128]))
+        assertClose(try predict(network, firstTwo).values, Array(probabilities.values[0..<20]), rtol: 1e-5, atol: 1e-7, "predict(tensor)")
     }
 
     func testDeterminism() throws {
