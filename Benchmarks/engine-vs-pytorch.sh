@@ -44,6 +44,8 @@ for r in $(seq "$REPEATS"); do
 done
 NT=$(printf '%s\n' "${N_TRAIN[@]}" | best); NF=$(printf '%s\n' "${N_FWD[@]}" | best)
 PT=$(printf '%s\n' "${P_TRAIN[@]}" | best); PF=$(printf '%s\n' "${P_FWD[@]}" | best)
+PAIRED=$(for i in "${!N_TRAIN[@]}"; do awk -v a="${N_TRAIN[$i]}" -v b="${P_TRAIN[$i]}" 'BEGIN {printf "%.3f\n", a / b}'; done | sort -g | tr '\n' ' ')
+echo "per-run train ratios (sorted; each run pairs naslab with the pytorch run right after it): $PAIRED"
 echo "best of $REPEATS: naslab train $NT, forward $NF samples/s; pytorch train $PT, forward $PF samples/s"
 echo "ratio naslab/pytorch forward samples/s: $(awk -v a="$NF" -v b="$PF" 'BEGIN {printf "%.3f", a / b}')"
 echo "ratio naslab/pytorch train samples/s: $(awk -v a="$NT" -v b="$PT" 'BEGIN {printf "%.3f", a / b}')"

@@ -330,3 +330,12 @@ public final class ProgressBar: TrainingObserver {
         }
     }
 }
+
+/// Softmax class probabilities `[batch, classes]` of `network` (evaluation mode) for an NCHW batch.
+public func predict(_ network: Network, _ input: Tensor) throws -> Tensor {
+    let logits = try network.forward(input, training: false)
+    guard logits.shape.count == 2 else {
+        throw EngineError.shapeMismatch("predict needs flat logits, network output is \(network.outputShape)")
+    }
+    return softmax(logits)
+}

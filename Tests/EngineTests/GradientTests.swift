@@ -25,6 +25,8 @@ final class GradientTests: XCTestCase {
             (FeatureShape(channels: 4, height: 5, width: 5), Conv2dAttributes(outChannels: 3, kernel: 1, bias: true)),
             (FeatureShape(channels: 3, height: 6, width: 6), Conv2dAttributes(outChannels: 2, kernel: 1, stride: 2)),
             (FeatureShape(channels: 2, height: 10, width: 7), Conv2dAttributes(outChannels: 3, kernel: 3, stride: 3, padding: 0, dilation: 2)),
+            (FeatureShape(channels: 4, height: 9, width: 9), Conv2dAttributes(outChannels: 8, kernel: 3, stride: 2, padding: 2, dilation: 2, groups: 4, bias: true)),
+            (FeatureShape(channels: 3, height: 7, width: 7), Conv2dAttributes(outChannels: 3, kernel: 5, stride: 1, padding: 2, groups: 3)),
         ]
         for (i, (shape, a)) in cases.enumerated() {
             try checkGradients(single(.conv2d(a), shape), batch: 3, seed: UInt64(100 + i))
@@ -230,6 +232,7 @@ final class ThreadingTests: XCTestCase {
     private func graph() -> NetworkGraph {
         var g = NetworkGraph(inputShape: FeatureShape(channels: 6, height: 18, width: 18))
         var x = g.add("conv1", .conv2d(Conv2dAttributes(outChannels: 12, kernel: 3, padding: 1, bias: true)), g.input)
+        x = g.add("dw", .conv2d(Conv2dAttributes(outChannels: 24, kernel: 3, padding: 1, groups: 12, bias: true)), x)
         x = g.add("conv2", .conv2d(Conv2dAttributes(outChannels: 12, kernel: 3, stride: 2, padding: 2, dilation: 2, groups: 3)), x)
         x = g.add("conv3", .conv2d(Conv2dAttributes(outChannels: 8, kernel: 1)), x)
         x = g.add("gap", .globalAvgPool, x)

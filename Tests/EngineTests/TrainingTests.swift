@@ -76,6 +76,53 @@ final class TrainingTests: XCTestCase {
             if row.indices.max(by: { row[$0] < row[$1] })! - n * 10 == Int(test.labels[n]) { correct += 1 }
         }
         XCTAssertEqual(Double(correct) / Double(test.count), accuracy, accuracy: 1e-9)
+        let firstTwo = Tensor(shape: [2, 1, 8, 8], values: Array(test.features[0..<128]))
+        assertClose(try predict(network, firstTwo).values, Array(probabilities.values[0..<20]), rtol: 1e-5, atol: 1e-7, "predict(tensor)")
+    }
+
+    /// An NAS-Bench-201-like cell (4 nodes, each the sum of ops on all earlier nodes: conv3×3,
+    /// conv1×1, avg-pool, skip, zero) trains on the digits.
+    func testCellNetworkTrains() throws {
+        let (train, test) = try digitsSplit()
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 8, width: 8))
+        var x = g.add("stem/conv", .conv2d(Conv2dAttributes(outChannels: 8, kernel: 3, padding: 1)), g.input)
+        x = g.add("stem/bn", .batchNorm(affine: true), x)
+        var nodes = [x]
+        let ops = ["conv3", "skip", "pool", "conv1", "zero", "conv3"]
+        var e = 0
+        for j in 1...3 {
+            var terms = [Int]()
+            for (i, source) in nodes.enumerated() {
+                let name = "cell/edge\(j)\(i)"
+                switch ops[e % ops.count] {
+                case "conv3", "conv1":
+                    let k = ops[e % ops.count] == "conv3" ? 3 : 1
+                    var y = g.add(name + "/relu", .activation(.relu), source)
+                    y = g.add(name + "/conv", .conv2d(Conv2dAttributes(outChannels: 8, kernel: k, padding: k / 2)), y)
+                    terms.append(g.add(name + "/bn", .batchNorm(affine: false), y))
+                case "pool":
+                    terms.append(g.add(name + "/pool", .avgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: false)), source))
+                case "zero":
+                    terms.append(g.add(name + "/zero", .zero(stride: 1), source))
+                default:
+                    terms.append(g.add(name + "/skip", .identity, source))
+                }
+                e += 1
+            }
+            nodes.append(terms.count == 1 ? terms[0] : g.add("cell/node\(j)", .add, inputs: terms))
+        }
+        x = g.add("head/bn", .batchNorm(affine: true), nodes.last!)
+        x = g.add("head/relu", .activation(.relu), x)
+        x = g.add("head/gap", .globalAvgPool, x)
+        g.add("head/fc", .linear(outFeatures: 10, bias: true), x)
+        var rng = SeededGenerator(seed: 21)
+        let network = try Network(graph: g, classCount: 10, rng: &rng)
+        let c = TrainingConfiguration(epochs: 12, batchSize: 32, learningRate: 0.1, warmupEpochs: 1, seed: 4)
+        let result = try Trainer(configuration: c).fit(network, train: train, validation: test, test: test)
+        XCTAssertEqual(result.status, .completed)
+        print("cell network: test accuracy \(result.testAccuracy!), \(String(format: "%.1f", result.wallSeconds)) s")
+        XCTAssertGreaterThanOrEqual(result.testAccuracy!, 0.9)
+        XCTAssertLessThan(result.epochs.last!.trainLoss, 0.5 * result.epochs.first!.trainLoss)
     }
 
     func testDeterminism() throws {

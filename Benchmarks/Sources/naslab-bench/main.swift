@@ -4,7 +4,7 @@
 //       Training and forward-only samples/s of the engine on the reference CNN
 //       (conv3×3 1→16, ReLU, conv3×3 16→32, ReLU, padding 1, global average pool, linear 32→10),
 //       random inputs, SGD; plus GFLOP/s of the largest GEMM and of a 1024² sgemm.
-//   naslab-bench fashion [--threads 2] [--epochs 5] [--batch 128] [--directory /usr/share/datasets/fashion-mnist]
+//   naslab-bench fashion [--threads 2] [--epochs 5] [--batch 128] [--directory /usr/share/datasets/fashion-mnist] [--progress]
 //       Trains a small CNN on Fashion-MNIST and reports test accuracy and time.
 import Dispatch
 import Engine
@@ -138,7 +138,7 @@ func fashionBenchmark(_ arguments: [String]) throws {
     let configuration = TrainingConfiguration(epochs: epochs, batchSize: batch, learningRate: 0.1, optimizer: .sgd, momentum: 0.9,
                                               nesterov: true, weightDecay: 5e-4, schedule: .cosine(minimumFactor: 0),
                                               warmupEpochs: 1, seed: 7, threads: threads)
-    let result = try Trainer(configuration: configuration, observers: [ProgressBar()]).fit(network, train: train, test: test, rng: &rng)
+    let result = try Trainer(configuration: configuration, observers: [ProgressBar(force: arguments.contains("--progress"))]).fit(network, train: train, test: test, rng: &rng)
     print("fashion-mnist: \(network.parameterCount) parameters, \(epochs) epochs, batch \(batch), threads \(threads)")
     for m in result.epochs {
         print(String(format: "epoch %d: train loss %.4f, train accuracy %.4f, %.1f s", m.epoch + 1, m.trainLoss, m.trainAccuracy, m.seconds))
@@ -156,7 +156,7 @@ do {
     case "nb201": try nb201Benchmark(arguments)
     case "throughput": try throughputBenchmark(arguments)
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
