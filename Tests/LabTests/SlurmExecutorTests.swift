@@ -211,6 +211,11 @@ final class SlurmExecutorTests: XCTestCase {
             throw XCTSkip("no naslab executable next to the test binary (\(naslab))")
         }
         let executor = try makeExecutor { $0.workerCommand = [naslab, "evaluate"] }
+        // `naslab` re-executes itself with OpenBLAS's optimised kernels when OpenBLAS fell back to
+        // generic ones; this test process keeps the kernels it has. Equal results need equal kernels,
+        // so the worker (which inherits this environment through sbatch) is asked to keep them too.
+        setenv("NASLAB_GENERIC_BLAS", "1", 1)
+        defer { unsetenv("NASLAB_GENERIC_BLAS") }
         let space = try SpaceReference.resolve("small")
         var rng = SeededGenerator(seed: 11)
         var training = ExperimentConfig(name: "slurm-real").training
