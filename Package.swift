@@ -25,6 +25,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: - C libraries
@@ -53,6 +55,11 @@ let package = Package(
             "NASCore", "Engine", "Datasets", "Spaces", "Estimators", "Search", "Records", "HDF5Kit",
             .product(name: "Yams", package: "Yams"),
         ]),
+        .target(name: "API", dependencies: [
+            "Lab",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .executableTarget(name: "naslab", dependencies: [
             "Lab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -72,6 +79,10 @@ let package = Package(
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab"]),
+        .testTarget(name: "APITests", dependencies: [
+            "API",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )
