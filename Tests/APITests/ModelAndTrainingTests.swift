@@ -86,6 +86,14 @@ final class ModelAndTrainingTests: XCTestCase {
             let defaults = try await api.send(.post, "/v1/models/\(model)/train", json: #"{"dataset_id": "fashion-mnist"}"#)
             XCTAssertEqual(defaults["validation_split"] as? Double, 0.1, defaults.text)
             XCTAssertEqual((defaults["hyperparameters"] as? [String: Any])?["epochs"] as? Int, 10)
+            // 1 and 0 are numbers, not booleans; true is a boolean, not a number.
+            let edge = try await api.send(.post, "/v1/models/\(model)/train", json: """
+                {"dataset_id": "digits", "hyperparameters": {"epochs": 1, "warmup_epochs": 0, "nesterov": false}, "seed": 1}
+                """)
+            XCTAssertEqual(edge.status, .ok, edge.text)
+            XCTAssertEqual((edge["hyperparameters"] as? [String: Any])?["epochs"] as? Int, 1)
+            XCTAssertEqual((edge["hyperparameters"] as? [String: Any])?["nesterov"] as? Bool, false)
+            XCTAssertEqual(edge["seed"] as? Int, 1)
         }
     }
 
@@ -108,6 +116,10 @@ final class ModelAndTrainingTests: XCTestCase {
             try await expect(#"{"dataset_id": "digits", "hyperparameters": {"epochs": 2.5}}"#, "hyperparameters.epochs")
             try await expect(#"{"dataset_id": "digits", "hyperparameters": [1]}"#, "hyperparameters")
             try await expect(#"{"dataset_id": "digits", "validation_split": "0.1"}"#, "validation_split")
+            try await expect(#"{"dataset_id": "digits", "hyperparameters": {"nesterov": 1}}"#, "hyperparameters.nesterov")
+            try await expect(#"{"dataset_id": "digits", "hyperparameters": {"nesterov": "true"}}"#, "hyperparameters.nesterov")
+            try await expect(#"{"dataset_id": "digits", "hyperparameters": {"epochs": null, "optimizer": ""}}"#,
+                             "hyperparameters.optimizer")
             try await expect(#"{"dataset_id": "digits", "hyperparameters": {"epochs": 0}}"#, "hyperparameters.epochs") // range
             try await expect(#"{"dataset_id": "digits", "hyperparameters": {"epochs": 1e30}}"#, "hyperparameters.epochs")
             try await expect(#"{"dataset_id": "digits", "hyperparameters": {"learning_rate": 0}}"#, "hyperparameters.learning_rate")
