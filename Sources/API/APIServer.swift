@@ -3,7 +3,8 @@ import Hummingbird
 import Logging
 
 /// Builds the NASLab HTTP API application: opens the store in `settings.dataDirectory`, marks
-/// experiments cut off by the previous stop as failed ("server restarted"), and binds
+/// experiments cut off by the previous stop as failed ("server restarted"), creates the default
+/// import directory (`<data-dir>/imports`), and binds
 /// `settings.host:settings.port`. The body of `naslab serve`.
 ///
 /// ```swift
@@ -14,6 +15,9 @@ import Logging
 public func makeApplication(settings: ServerSettings, logger: Logger? = nil) throws -> some ApplicationProtocol {
     let store = try APIStore(dataDirectory: settings.dataDirectory)
     let recovered = try store.recoverInterruptedExperiments()
+    for root in settings.datasetImportRoots where root.path.hasPrefix(settings.dataDirectory.path) {
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
     var logger = logger ?? Logger(label: "naslab.api")
     if logger.logLevel > .info { logger.logLevel = .info }
     if !recovered.isEmpty {

@@ -27,6 +27,9 @@ final class RestartTests: XCTestCase {
         }
         // The second life starts through the same entry point as `naslab serve`.
         let app = try makeApplication(settings: ServerSettings(port: 0, dataDirectory: directory))
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("imports").path, isDirectory: &isDirectory))
+        XCTAssertTrue(isDirectory.boolValue)
         try await app.test(.router) { client in
             var headers = HTTPFields()
             headers[.authorization] = "Bearer \(key)"
