@@ -12,6 +12,7 @@ import PackageDescription
 //   Search                     ask/tell searchers (random, regularized evolution), Pareto fronts
 //   Records                    HDF5 experiment records, CSV/JSON export
 //   Lab                        the runner: config → search → evaluation → records
+//   API                        the HTTP API (Hummingbird 2, GRDB/SQLite state)
 //   naslab                     the command-line tool
 
 let package = Package(
@@ -25,6 +26,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: - C libraries
@@ -53,8 +56,13 @@ let package = Package(
             "NASCore", "Engine", "Datasets", "Spaces", "Estimators", "Search", "Records", "HDF5Kit",
             .product(name: "Yams", package: "Yams"),
         ]),
+        .target(name: "API", dependencies: [
+            "Lab",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .executableTarget(name: "naslab", dependencies: [
-            "Lab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Lab", "API", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .executableTarget(name: "naslab-bench", dependencies: [
@@ -72,6 +80,10 @@ let package = Package(
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets"]),
+        .testTarget(name: "APITests", dependencies: [
+            "API",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

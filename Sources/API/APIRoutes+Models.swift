@@ -1,0 +1,143 @@
+import Foundation
+import Hummingbird
+import Lab
+
+/// Models, training jobs and their cancellation.
+extension APIRoutes {
+    func createModel(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let body = try JSONObjectReader(try await body(request), allowed: ["name", "architecture", "space"])
+        var architecture = try body.require("architecture") { try body.string($0, maxLength: 65_536) }
+        let space = try body.require("space") { try body.string($0, maxLength: 200) }
+        let name = try body.string("name", maxLength: 200)
+        var checked = false
+        if let workbench = settings.workbench {
+            do {
+                architecture = try workbench.checkArchitecture(architecture, space: space)
+                checked = true
+            } catch {
+                throw APIError.invalidRequest("invalid architecture: \(error)", param: "architecture")
+            }
+        }
+        let id = Identifier.make("model_")
+        let model = ModelRecord(id: id, organization: organization, name: name ?? id, architecture: architecture,
+                                space: space, architectureChecked: checked, status: "created", artifactPath: nil,
+                                createdAt: APIStore.now())
+        try await store.insertModel(model)
+        return json(model.json)
+    }
+
+    func listModels(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let (limit, after) = try pagination(try query(request, allowed: ["limit", "after"]))
+        let page = try await paged { try await store.models(organization: organization, limit: limit, after: after) }
+        return json(listJSON(page.items.map(\.json), hasMore: page.hasMore))
+    }
+
+    func getModel(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        json(try await model(request, context).json)
+    }
+
+    /// `POST /v1/models/{model_id}/train`: validates, stores a `pending` job and hands it to the runner.
+    func train(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let model = try await model(request, context)
+        let body = try JSONObjectReader(try await body(request),
+                                        allowed: ["dataset_id", "hyperparameters", "validation_split", "seed"])
+        let datasetID = try body.require("dataset_id") { try body.string($0, maxLength: 200) }
+        let training = try Self.trainingSettings(try body.object("hyperparameters", allowed: Self.hyperparameterNames))
+        let validationSplit = try body.number("validation_split", in: 0...0.5, openLower: true) ?? 0.1
+        let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
+        let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
+        if model.status == "training" {
+            throw APIError.conflict("model '\(model.id)' is already training")
+        }
+
+        let hyperparameters = Self.json(training)
+        let record = ExperimentRecord(
+            id: Identifier.make("job_train_"), organization: organization, kind: .training,
+            name: "train \(model.name) on \(dataset.id)", status: .pending, modelID: model.id, datasetID: dataset.id,
+            parameters: .object(["hyperparameters": hyperparameters, "validation_split": .number(validationSplit),
+                                 "seed": .number(Double(seed))]),
+            metrics: .object([:]), failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)
+        try await store.insertExperiment(record)
+        let trainingRequest = TrainingRequest(
+            jobID: record.id, model: model, dataset: dataset, training: training, validationSplit: validationSplit,
+            seed: UInt64(seed),
+            artifactDirectory: store.dataDirectory.appendingPathComponent("models").appendingPathComponent(model.id))
+        let dispatched = try await runner.submitTraining(trainingRequest, record: record)
+        return json(Self.trainingJobJSON(dispatched))
+    }
+
+    func getJob(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("job_id")
+        guard let job = try await store.experiment(id: id, organization: try context.requireOrganization(), kind: .training) else {
+            throw APIError.notFound("no training job '\(id)'")
+        }
+        return json(Self.trainingJobJSON(job))
+    }
+
+    func cancelJob(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let id = try context.parameters.require("job_id")
+        guard let job = try await store.experiment(id: id, organization: try context.requireOrganization(), kind: .training) else {
+            throw APIError.notFound("no training job '\(id)'")
+        }
+        guard let cancelled = try await runner.cancel(id: job.id) else {
+            throw APIError.conflict("training job '\(id)' has already finished (\(job.status.rawValue))")
+        }
+        return json(Self.trainingJobJSON(cancelled))
+    }
+
+    // MARK: - Hyperparameters
+
+    static let hyperparameterNames: Set<String> = [
+        "epochs", "batch_size", "learning_rate", "optimizer", "momentum", "nesterov", "weight_decay", "schedule",
+        "warmup_epochs", "label_smoothing",
+    ]
+
+    /// The training settings of a `hyperparameters` object; absent fields keep Lab's defaults.
+    static func trainingSettings(_ reader: JSONObjectReader?) throws -> ExperimentConfig.TrainingSettings {
+        var settings = ExperimentConfig(name: "api").training
+        guard let reader else { return settings }
+        settings.epochs = try reader.integer("epochs", in: 1...1000) ?? settings.epochs
+        settings.batchSize = try reader.integer("batch_size", in: 1...65_536) ?? settings.batchSize
+        settings.learningRate = try reader.number("learning_rate", in: 0...10, openLower: true) ?? settings.learningRate
+        settings.optimizer = try reader.string("optimizer", allowed: ["sgd", "adamw"]) ?? settings.optimizer
+        settings.momentum = try reader.number("momentum", in: 0...0.999) ?? settings.momentum
+        settings.nesterov = try reader.bool("nesterov") ?? settings.nesterov
+        settings.weightDecay = try reader.number("weight_decay", in: 0...1) ?? settings.weightDecay
+        settings.schedule = try reader.string("schedule", allowed: ["constant", "step", "cosine"]) ?? settings.schedule
+        settings.warmupEpochs = try reader.integer("warmup_epochs", in: 0...1000) ?? settings.warmupEpochs
+        settings.labelSmoothing = try reader.number("label_smoothing", in: 0...0.5) ?? settings.labelSmoothing
+        guard settings.warmupEpochs < settings.epochs || settings.warmupEpochs == 0 else {
+            throw APIError.invalidRequest("'hyperparameters.warmup_epochs' (\(settings.warmupEpochs)) must be less than epochs (\(settings.epochs))",
+                                          param: "hyperparameters.warmup_epochs")
+        }
+        return settings
+    }
+
+    static func json(_ settings: ExperimentConfig.TrainingSettings) -> JSONValue {
+        .object([
+            "epochs": .number(Double(settings.epochs)), "batch_size": .number(Double(settings.batchSize)),
+            "learning_rate": .number(settings.learningRate), "optimizer": .string(settings.optimizer),
+            "momentum": .number(settings.momentum), "nesterov": .bool(settings.nesterov),
+            "weight_decay": .number(settings.weightDecay), "schedule": .string(settings.schedule),
+            "warmup_epochs": .number(Double(settings.warmupEpochs)), "label_smoothing": .number(settings.labelSmoothing),
+        ])
+    }
+
+    static func trainingJobJSON(_ job: ExperimentRecord) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "id": .string(job.id), "object": .string("training.job"), "model_id": job.modelID.map(JSONValue.string) ?? .null,
+            "dataset_id": job.datasetID.map(JSONValue.string) ?? .null, "status": .string(job.status.rawValue),
+            "created_at": .number(Double(job.createdAt)), "metrics": job.metrics,
+            "failure_reason": job.failureReason.map(JSONValue.string) ?? .null,
+            "started_at": job.startedAt.map { .number(Double($0)) } ?? .null,
+            "finished_at": job.finishedAt.map { .number(Double($0)) } ?? .null,
+        ]
+        if case .object(let parameters) = job.parameters {
+            for (key, value) in parameters { fields[key] = value }
+        }
+        return .object(fields)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import Lab
+
+/// NAS searches: creation (validated and recorded), lookup and cancellation.
+extension APIRoutes {
+    static let supportedTaskTypes = ["classification", "image_classification"]
+    static let plannedTaskTypes = ["detection", "segmentation"]
+
+    func createSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let body = try JSONObjectReader(try await body(request),
+                                        allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name"])
+        let taskType = try body.require("task_type") { try body.string($0, maxLength: 100) }
+        if Self.plannedTaskTypes.contains(taskType) {
+            throw APIError.invalidRequest(
+                "task_type '\(taskType)' is not supported yet; supported: \(Self.supportedTaskTypes.joined(separator: ", "))",
+                param: "task_type")
+        }
+        guard Self.supportedTaskTypes.contains(taskType) else {
+            throw APIError.invalidRequest(
+                "'task_type' must be one of \(Self.supportedTaskTypes.joined(separator: ", ")); got '\(taskType)'", param: "task_type")
+        }
+        let datasetID = try body.require("dataset_id") { try body.string($0, maxLength: 200) }
+        let constraintsReader = try body.require("constraints") {
+            try body.object($0, allowed: ["max_latency_ms", "max_params", "max_flops"])
+        }
+        var constraints = ExperimentConfig(name: "api").constraints
+        constraints.maxLatencyMs = try constraintsReader.number("max_latency_ms", in: 0...3_600_000, openLower: true)
+        constraints.maxParams = try constraintsReader.integer("max_params", in: 1...1_000_000_000_000)
+        constraints.maxFlops = try constraintsReader.number("max_flops", in: 0...1e18, openLower: true)
+        guard !constraints.isEmpty else {
+            throw APIError.invalidRequest("'constraints' must set at least one of max_latency_ms, max_params, max_flops",
+                                          param: "constraints")
+        }
+        let searchSpace = try body.string("search_space", allowed: ["small", "medium", "large"]) ?? "medium"
+        let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
+        let name = try body.string("name", maxLength: 200)
+        let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
+
+        let id = Identifier.make("nas_")
+        var constraintsJSON: [String: JSONValue] = [:]
+        constraintsJSON["max_latency_ms"] = constraints.maxLatencyMs.map(JSONValue.number)
+        constraintsJSON["max_params"] = constraints.maxParams.map { JSONValue.number(Double($0)) }
+        constraintsJSON["max_flops"] = constraints.maxFlops.map(JSONValue.number)
+        let searchRequest = SearchRequest(
+            searchID: id, taskType: taskType, dataset: dataset, constraints: constraints, searchSpace: searchSpace,
+            seed: UInt64(seed), outputDirectory: store.dataDirectory.appendingPathComponent("searches").appendingPathComponent(id))
+        let estimate = settings.workbench?.estimateSearchHours(searchRequest)
+        let record = ExperimentRecord(
+            id: id, organization: organization, kind: .nasSearch,
+            name: name ?? "\(taskType) search (\(searchSpace)) on \(dataset.id)", status: .pending, modelID: nil,
+            datasetID: dataset.id,
+            parameters: .object(["task_type": .string(taskType), "search_space": .string(searchSpace),
+                                 "constraints": .object(constraintsJSON), "seed": .number(Double(seed)),
+                                 "estimated_duration_hours": estimate.map(JSONValue.number) ?? .null]),
+            metrics: .object(["architectures_evaluated": .number(0), "best_architecture": .null]),
+            failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)
+        try await store.insertExperiment(record)
+        let dispatched = try await runner.submitSearch(searchRequest, record: record)
+        return json(Self.searchJSON(dispatched))
+    }
+
+    func getSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        json(Self.searchJSON(try await search(context)))
+    }
+
+    func cancelSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let search = try await search(context)
+        guard let cancelled = try await runner.cancel(id: search.id) else {
+            throw APIError.conflict("search '\(search.id)' has already finished (\(search.status.rawValue))")
+        }
+        return json(Self.searchJSON(cancelled))
+    }
+
+    private func search(_ context: APIRequestContext) async throws -> ExperimentRecord {
+        let id = try context.parameters.require("search_id")
+        guard let search = try await store.experiment(id: id, organization: try context.requireOrganization(), kind: .nasSearch) else {
+            throw APIError.notFound("no NAS search '\(id)'")
+        }
+        return search
+    }
+
+    static func searchJSON(_ search: ExperimentRecord) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "id": .string(search.id), "object": .string("nas.search"), "name": .string(search.name),
+            "status": .string(search.status.rawValue), "dataset_id": search.datasetID.map(JSONValue.string) ?? .null,
+            "created_at": .number(Double(search.createdAt)),
+            "failure_reason": search.failureReason.map(JSONValue.string) ?? .null,
+            "architectures_evaluated": .number(0), "best_architecture": .null,
+        ]
+        if case .object(let parameters) = search.parameters {
+            for (key, value) in parameters { fields[key] = value }
+        }
+        if case .object(let metrics) = search.metrics {
+            for (key, value) in metrics { fields[key] = value }
+        }
+        return .object(fields)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GRDB
+
+/// A dataset as the API shows it: one of the built-ins or a registered file of an organisation.
+public struct DatasetRecord: Equatable, Sendable {
+    public var id: String
+    /// `nil` for built-ins (visible to every organisation).
+    public var organization: String?
+    public var name: String
+    /// `csv`, `idx` or `hdf5` (`builtin` datasets carry their own format).
+    public var format: String
+    /// `builtin`, `path` (a server-side file) or `upload`.
+    public var source: String
+    public var path: String
+    public var sizeBytes: Int64
+    public var createdAt: Int64
+
+    public init(id: String, organization: String?, name: String, format: String, source: String, path: String, sizeBytes: Int64, createdAt: Int64) {
+        self.id = id
+        self.organization = organization
+        self.name = name
+        self.format = format
+        self.source = source
+        self.path = path
+        self.sizeBytes = sizeBytes
+        self.createdAt = createdAt
+    }
+
+    /// The built-in datasets, available to every organisation.
+    public static let builtins: [DatasetRecord] = [
+        DatasetRecord(id: "digits", organization: nil, name: "digits (8×8 handwritten digits, 1,797 samples)",
+                      format: "csv", source: "builtin", path: "", sizeBytes: 0, createdAt: 0),
+        DatasetRecord(id: "fashion-mnist", organization: nil, name: "Fashion-MNIST (28×28 grey images, 70,000 samples)",
+                      format: "idx", source: "builtin", path: "", sizeBytes: 0, createdAt: 0),
+    ]
+
+    var json: JSONValue {
+        .object([
+            "id": .string(id), "object": .string("dataset"), "name": .string(name), "format": .string(format),
+            "source": .string(source), "size_bytes": .number(Double(sizeBytes)), "created_at": .number(Double(createdAt)),
+        ])
+    }
+}
+
+extension APIStore {
+    /// Records a dataset file of `organization`.
+    public func insertDataset(_ dataset: DatasetRecord) async throws {
+        try await database.write { db in
+            try db.execute(sql: """
+                INSERT INTO dataset (id, organization, name, format, source, path, size_bytes, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [dataset.id, dataset.organization, dataset.name, dataset.format, dataset.source,
+                                 dataset.path, dataset.sizeBytes, dataset.createdAt])
+        }
+    }
+
+    /// The dataset `id` visible to `organization` (a built-in or its own), else `nil`.
+    public func dataset(id: String, organization: String) async throws -> DatasetRecord? {
+        if let builtin = DatasetRecord.builtins.first(where: { $0.id == id }) { return builtin }
+        return try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM dataset WHERE id = ? AND organization = ?",
+                             arguments: [id, organization]).map(Self.dataset(from:))
+        }
+    }
+
+    /// The organisation's datasets, oldest first (built-ins not included).
+    public func datasets(organization: String) async throws -> [DatasetRecord] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dataset WHERE organization = ? ORDER BY seq",
+                             arguments: [organization]).map(Self.dataset(from:))
+        }
+    }
+
+    static func dataset(from row: Row) -> DatasetRecord {
+        DatasetRecord(id: row["id"], organization: row["organization"], name: row["name"], format: row["format"],
+                      source: row["source"], path: row["path"], sizeBytes: row["size_bytes"], createdAt: row["created_at"])
+    }
+}

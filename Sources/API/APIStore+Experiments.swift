@@ -1,0 +1,153 @@
+import Foundation
+import GRDB
+
+/// A training job, an evaluation or a NAS search of an organisation — the rows of `/v1/experiments`.
+public struct ExperimentRecord: Equatable, Sendable {
+    /// What kind of work an experiment is.
+    public enum Kind: String, Sendable, CaseIterable {
+        case training, evaluation, nasSearch = "nas_search"
+    }
+
+    /// Lifecycle: `pending → running → completed | failed | cancelled`.
+    public enum Status: String, Sendable, CaseIterable {
+        case pending, running, completed, failed, cancelled
+
+        /// Whether no further transition is possible.
+        public var isFinal: Bool { self == .completed || self == .failed || self == .cancelled }
+    }
+
+    public var id: String
+    public var organization: String
+    public var kind: Kind
+    public var name: String
+    public var status: Status
+    public var modelID: String?
+    public var datasetID: String?
+    /// The validated request (hyperparameters, constraints, …) as JSON.
+    public var parameters: JSONValue
+    /// Progress and results (`epoch`, `validation_accuracy`, `architectures_evaluated`, …) as a JSON object.
+    public var metrics: JSONValue
+    /// Why the experiment failed or was cancelled.
+    public var failureReason: String?
+    public var createdAt: Int64
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+
+    public init(id: String, organization: String, kind: Kind, name: String, status: Status, modelID: String?, datasetID: String?, parameters: JSONValue, metrics: JSONValue, failureReason: String?, createdAt: Int64, startedAt: Int64?, finishedAt: Int64?) {
+        self.id = id
+        self.organization = organization
+        self.kind = kind
+        self.name = name
+        self.status = status
+        self.modelID = modelID
+        self.datasetID = datasetID
+        self.parameters = parameters
+        self.metrics = metrics
+        self.failureReason = failureReason
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+
+    var listJSON: JSONValue {
+        var fields: [String: JSONValue] = [
+            "id": .string(id), "object": .string("experiment"), "type": .string(kind.rawValue), "name": .string(name),
+            "status": .string(status.rawValue), "created_at": .number(Double(createdAt)), "metrics": metrics,
+            "failure_reason": failureReason.map(JSONValue.string) ?? .null,
+        ]
+        fields["model_id"] = modelID.map(JSONValue.string) ?? .null
+        fields["dataset_id"] = datasetID.map(JSONValue.string) ?? .null
+        return .object(fields)
+    }
+}
+
+extension APIStore {
+    public func insertExperiment(_ experiment: ExperimentRecord) async throws {
+        try await database.write { db in
+            try db.execute(sql: """
+                INSERT INTO experiment (id, organization, kind, name, status, model_id, dataset_id, parameters, metrics,
+                                        failure_reason, created_at, started_at, finished_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [experiment.id, experiment.organization, experiment.kind.rawValue, experiment.name,
+                                 experiment.status.rawValue, experiment.modelID, experiment.datasetID,
+                                 experiment.parameters.jsonText, experiment.metrics.jsonText, experiment.failureReason,
+                                 experiment.createdAt, experiment.startedAt, experiment.finishedAt])
+        }
+    }
+
+    /// The experiment `id` of `organization` (optionally of one kind), else `nil`.
+    public func experiment(id: String, organization: String, kind: ExperimentRecord.Kind? = nil) async throws -> ExperimentRecord? {
+        let record = try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE id = ? AND organization = ?",
+                             arguments: [id, organization]).map(Self.experiment(from:))
+        }
+        if let kind, record?.kind != kind { return nil }
+        return record
+    }
+
+    /// A newest-first page of the organisation's experiments, optionally of one status.
+    /// - Throws: `UnknownCursor` (a 400 for the routes) when `after` is not one of them.
+    public func experiments(organization: String, status: ExperimentRecord.Status?, limit: Int,
+                            after: String?) async throws -> Page<ExperimentRecord> {
+        try await page(table: "experiment", organization: organization,
+                       filters: status.map { [("status", $0.rawValue)] } ?? [],
+                       limit: limit, after: after, map: Self.experiment(from:))
+    }
+
+    /// Moves a non-final experiment to `status`; returns the updated record, or `nil` when it was
+    /// already final (a final state never changes).
+    ///
+    /// - Parameters:
+    ///   - metrics: Replaces the metrics object when given.
+    ///   - failureReason: Recorded for `failed` / `cancelled`.
+    @discardableResult
+    public func transitionExperiment(id: String, to status: ExperimentRecord.Status, metrics: JSONValue? = nil,
+                                     failureReason: String? = nil) async throws -> ExperimentRecord? {
+        try await database.write { db in
+            let now = Self.now()
+            try db.execute(sql: """
+                UPDATE experiment SET status = ?, metrics = COALESCE(?, metrics), failure_reason = COALESCE(?, failure_reason),
+                    started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END,
+                    finished_at = CASE WHEN ? IN ('completed', 'failed', 'cancelled') THEN ? ELSE finished_at END
+                WHERE id = ? AND status IN ('pending', 'running')
+                """, arguments: [status.rawValue, metrics?.jsonText, failureReason, status.rawValue, now,
+                                 status.rawValue, now, id])
+            guard db.changesCount > 0 else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE id = ?", arguments: [id]).map(Self.experiment(from:))
+        }
+    }
+
+    /// Replaces the metrics of a running experiment (progress reports); ignored once final.
+    public func updateExperimentMetrics(id: String, metrics: JSONValue) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE experiment SET metrics = ? WHERE id = ? AND status IN ('pending', 'running')",
+                           arguments: [metrics.jsonText, id])
+        }
+    }
+
+    /// Marks every experiment still `pending` or `running` as `failed` with the reason
+    /// "server restarted"; the server calls this once when it starts, since no work survives a stop.
+    /// - Returns: The ids of the experiments marked.
+    @discardableResult
+    public func recoverInterruptedExperiments() throws -> [String] {
+        try database.write { db in
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM experiment WHERE status IN ('pending', 'running') ORDER BY seq")
+            try db.execute(sql: """
+                UPDATE experiment SET status = 'failed', failure_reason = 'server restarted', finished_at = ?
+                WHERE status IN ('pending', 'running')
+                """, arguments: [Self.now()])
+            return ids
+        }
+    }
+
+    static func experiment(from row: Row) -> ExperimentRecord {
+        ExperimentRecord(
+            id: row["id"], organization: row["organization"],
+            kind: ExperimentRecord.Kind(rawValue: row["kind"]) ?? .training, name: row["name"],
+            status: ExperimentRecord.Status(rawValue: row["status"]) ?? .failed,
+            modelID: row["model_id"], datasetID: row["dataset_id"],
+            parameters: JSONValue.fromText(row["parameters"]), metrics: JSONValue.fromText(row["metrics"]),
+            failureReason: row["failure_reason"], createdAt: row["created_at"], startedAt: row["started_at"],
+            finishedAt: row["finished_at"])
+    }
+}
