@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Lab
 
 /// Runs training jobs and searches as tasks, records their transitions in the store and cancels them.
@@ -85,7 +86,8 @@ actor JobRunner {
         return .object([
             "epochs_completed": .number(Double(epochs.count)),
             "train_loss": .number(last.trainLoss), "train_accuracy": .number(last.trainAccuracy),
-            "validation_loss": .number(last.validationLoss), "validation_accuracy": .number(last.validationAccuracy),
+            "validation_loss": last.validationLoss.map(JSONValue.number) ?? .null,
+            "validation_accuracy": last.validationAccuracy.map(JSONValue.number) ?? .null,
         ])
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Lab
 
 /// The seam between the HTTP API and NASLab's machine-learning side (the Lab module).

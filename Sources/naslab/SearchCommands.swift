@@ -29,7 +29,7 @@ struct SearchCommand: ParsableCommand {
             if let workers { c.workers = workers }
             if c.output == nil { c.output = c.outputPath }
             let runner = try ExperimentRunner.start(config: c, configYAML: c.yamlText, overwrite: overwrite)
-            runner.observers.append(SearchProgress(quiet: quiet))
+            runner.observers.append(SearchProgressBar(quiet: quiet))
             printSummary(try runner.run())
         }
     }
@@ -48,7 +48,7 @@ struct ResumeCommand: ParsableCommand {
             var expected: ExperimentConfig?
             if let config { expected = try ExperimentConfig.load(path: config) }
             let runner = try ExperimentRunner.resume(recordPath: record, config: expected)
-            runner.observers.append(SearchProgress(quiet: quiet))
+            runner.observers.append(SearchProgressBar(quiet: quiet))
             printSummary(try runner.run())
         }
     }

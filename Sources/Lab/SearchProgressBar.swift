@@ -3,7 +3,7 @@ import Records
 
 /// A one-line progress display for searches on stderr: candidates done/budget, best so far, ETA.
 /// On a terminal the line is redrawn in place; otherwise one line is printed per candidate.
-public final class SearchProgress: SearchObserver {
+public final class SearchProgressBar: SearchObserver {
     private let isTerminal = isatty(STDERR_FILENO) == 1
     private var start = Date()
     private var startedWith = 0
