@@ -121,6 +121,15 @@ public enum LatencyTableError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Which statistic of the timed samples a prediction uses.
+public enum LatencyStatistic: String, Hashable, Codable, Sendable, CaseIterable {
+    /// The median: the typical latency (compare with `LatencyMeasurement.medianMilliseconds`).
+    case median
+    /// The fastest sample: the undisturbed latency (compare with `minimumMilliseconds`), more
+    /// stable than the median on a busy machine.
+    case minimum
+}
+
 /// The latency of one node as predicted by a table.
 public struct NodeLatency: Hashable, Codable, Sendable {
     public var name: String
@@ -187,10 +196,14 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         return Set(needed.filter { entries[$0] == nil }).sorted()
     }
 
-    /// Predicts the median forward latency of `graph` (batch size and threads of the table).
+    /// Predicts the forward latency of `graph` (batch size and threads of the table).
+    /// - Parameter statistic: sum the entries' medians (default) or minima.
     /// - Throws: `LatencyTableError.missingKeys` listing every key the table lacks;
     ///   `NetworkGraphError` for inconsistent graphs.
-    public func predict(_ graph: NetworkGraph) throws -> LatencyPrediction {
+    public func predict(_ graph: NetworkGraph, statistic: LatencyStatistic = .median) throws -> LatencyPrediction {
+        func value(_ entry: LatencyEntry) -> Double {
+            statistic == .median ? entry.medianMilliseconds : entry.minimumMilliseconds
+        }
         let keys = try LatencyKey.keys(for: graph)
         let boundaryKey = try LatencyKey.boundary(for: graph)
         let missing = try missingKeys(for: graph)
@@ -199,9 +212,9 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         nodes.reserveCapacity(graph.nodes.count)
         for (node, key) in zip(graph.nodes, keys) {
             guard let key else { continue }
-            nodes.append(NodeLatency(name: node.name, key: key, milliseconds: entries[key]!.medianMilliseconds))
+            nodes.append(NodeLatency(name: node.name, key: key, milliseconds: value(entries[key]!)))
         }
-        let boundary = entries[boundaryKey]!.medianMilliseconds
+        let boundary = value(entries[boundaryKey]!)
         let overhead = perNodeOverheadMilliseconds * Double(nodes.count) + perNetworkOverheadMilliseconds
         let sum = nodes.reduce(0) { $0 + $1.milliseconds }
         return LatencyPrediction(totalMilliseconds: sum + boundary + overhead, boundaryMilliseconds: boundary,
