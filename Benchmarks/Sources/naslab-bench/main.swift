@@ -155,8 +155,9 @@ do {
     case "fashion": try fashionBenchmark(arguments)
     case "nb201": try nb201Benchmark(arguments)
     case "throughput": try throughputBenchmark(arguments)
+    case "latency": try runLatencyBenchmark(Array(arguments.dropFirst()))
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
