@@ -48,6 +48,7 @@ extension ExperimentConfig {
             "  label_smoothing: \(training.labelSmoothing)",
             "constraints:",
             "  latency: \(constraints.latency)",
+            "  latency_table: \(q(constraints.latencyTable))",
         ]
         if let p = constraints.maxParams { lines.append("  max_params: \(p)") }
         if let f = constraints.maxFlops { lines.append("  max_flops: \(n(f))") }

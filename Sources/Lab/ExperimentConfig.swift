@@ -66,6 +66,9 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var maxLatencyMs: Double?
         /// `predicted` (lookup table) or `measured` (forward pass timed) latency for `max_latency_ms`.
         public var latency: String = "predicted"
+        /// The per-op latency lookup table (`naslab latency build-table`); ops it lacks are measured
+        /// when first met and added to it.
+        public var latencyTable: String = "Results/latency-table.h5"
         public var isEmpty: Bool { maxParams == nil && maxFlops == nil && maxLatencyMs == nil }
     }
 
@@ -165,6 +168,7 @@ extension ExperimentConfig {
             c.constraints.maxFlops = try k.double("max_flops", range: 1...1e18)
             c.constraints.maxLatencyMs = try k.double("max_latency_ms", range: 1e-6...1e9)
             c.constraints.latency = try k.choice("latency", ["predicted", "measured"]) ?? c.constraints.latency
+            c.constraints.latencyTable = try k.string("latency_table") ?? c.constraints.latencyTable
             try k.finish(section: "constraints")
         }
         if var x = try r.mapping("executor") {

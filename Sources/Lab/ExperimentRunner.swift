@@ -74,6 +74,8 @@ public final class ExperimentRunner {
     private var rows: [CandidateRow] = []
     private let weightsDirectory: String
     private var lastStateSave = Date.distantPast
+    private var latencyTable: LatencyTable?
+    private var latencyTableChanged = false
 
     // MARK: Starting and resuming
 
@@ -260,6 +262,12 @@ public final class ExperimentRunner {
         }
         try saveSearcherState(force: true)
         try record.setParetoFronts(paretoFronts())
+        if latencyTableChanged, let latencyTable {
+            let path = config.constraints.latencyTable
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            try latencyTable.save(path: path)
+        }
         let wall = Date().timeIntervalSince(start)
         let fresh = max(1, rows.filter { $0.status != .rejected }.count)
         let summary = SearchSummary(
@@ -305,13 +313,16 @@ public final class ExperimentRunner {
             reasons.append("flops \(Int(row.flops)) > max_flops \(Int(maxFlops))")
         }
         let needsLatency = c.maxLatencyMs != nil && reasons.isEmpty
-        if table == nil, measureLatency || needsLatency {
-            row.measuredLatencyMs = try LatencyMeasurement.measure(graph, batchSize: 1).medianMilliseconds
+        if table == nil || needsLatency {
+            row.predictedLatencyMs = try predictedLatency(graph)
+        }
+        if (table == nil && measureLatency) || (needsLatency && c.latency == "measured") {
+            row.measuredLatencyMs = try LatencyMeasurement.measure(graph, batchSize: 1, threads: threadsPerCandidate).medianMilliseconds
         }
         if let maxLatency = c.maxLatencyMs, reasons.isEmpty {
-            let latency = row.measuredLatencyMs
+            let latency = c.latency == "measured" ? row.measuredLatencyMs : row.predictedLatencyMs
             if latency > maxLatency {
-                reasons.append(String(format: "measured latency %.3f ms > max_latency_ms %g", latency, maxLatency))
+                reasons.append(String(format: "%@ latency %.3f ms > max_latency_ms %g", c.latency, latency, maxLatency))
             }
         }
         if !reasons.isEmpty {
@@ -320,6 +331,23 @@ public final class ExperimentRunner {
             row.epochs = 0
         }
         return Screened(proposal: proposal, text: text, row: row)
+    }
+
+    /// Predicted batch-1 latency from the per-op table; ops the table lacks are measured once and added.
+    private func predictedLatency(_ graph: NetworkGraph) throws -> Double {
+        if latencyTable == nil {
+            let path = config.constraints.latencyTable
+            if FileManager.default.fileExists(atPath: path), let loaded = try? LatencyTable.load(path: path),
+               loaded.machine.isCompatible(with: LatencyMachine.current(threadCount: threadsPerCandidate, batchSize: 1)) {
+                latencyTable = loaded
+            } else {
+                latencyTable = LatencyTable.empty(threads: threadsPerCandidate, naslabVersion: NASLabVersion.current)
+            }
+        }
+        let before = latencyTable!.entries.count
+        let prediction = try latencyTable!.predict(graph, measuringMissing: true)
+        if latencyTable!.entries.count != before { latencyTableChanged = true }
+        return prediction.totalMilliseconds
     }
 
     /// Evaluates fresh candidates; returns results by candidate id.

@@ -111,3 +111,33 @@ struct EstimateCommand: ParsableCommand {
         }
     }
 }
+
+struct LatencyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency", abstract: "Per-op latency lookup tables for predicted latency.",
+        subcommands: [BuildTable.self])
+
+    struct BuildTable: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "build-table", abstract: "Measure this machine's per-op latencies for the given spaces and inputs.")
+
+        @Option(help: "Comma-separated spaces (shipped names or files).") var spaces = "small,medium"
+        @Option(help: "Input shape CxHxW (repeatable).") var input: [String] = ["1x8x8", "1x28x28"]
+        @Option(help: "Class count (repeatable).") var classes: [Int] = [10]
+        @Option(help: "Architectures sampled per space, input and class count.") var samples = 300
+        @Option(help: "Seed of the sampling.") var seed: UInt64 = 1
+        @Option(help: "Threads during the measurements (use the thread count candidates get).") var threads = 1
+        @Option(name: [.short, .long], help: "The table file.") var output = "Results/latency-table.h5"
+
+        func run() throws {
+            try reportingErrors {
+                let summary = try LatencyTableBuilding.build(
+                    spaces: spaces.split(separator: ",").map(String.init), inputShapes: input, classCounts: classes,
+                    samplesPerSpace: samples, seed: seed, threads: threads, output: output,
+                    progress: { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) })
+                FileHandle.standardError.write(Data("\n".utf8))
+                print("wrote \(summary.path): \(summary.entries) entries in \(String(format: "%.1f", summary.seconds)) s (\(summary.machine))")
+            }
+        }
+    }
+}

@@ -164,6 +164,32 @@ final class SearchCLITests: XCTestCase {
         }
     }
 
+    func testImpossibleLatencyBudgetRejectsEverythingAndStopsClearly() throws {
+        let dir = try CLI.scratch("latency")
+        let table = dir.appendingPathComponent("table.h5").path
+        let config = try writeConfig(dir, name: "lat", budget: 3, extra: """
+        constraints:
+          max_latency_ms: 0.000001
+          latency: predicted
+          latency_table: \(table)
+        """)
+        var text = try String(contentsOfFile: config, encoding: .utf8)
+        text = text.replacingOccurrences(of: "  sample_size: 2\n", with: "  sample_size: 2\n  max_consecutive_rejections: 4\n")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["search", config, "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("no feasible architecture found"), run.stdout)
+        let rows = try exportJSON(dir.appendingPathComponent("lat.h5").path)
+        XCTAssertEqual(rows.count, 4)
+        for row in rows {
+            XCTAssertEqual(row["status"] as? String, "rejected")
+            XCTAssertTrue((row["reason"] as? String ?? "").contains("predicted latency"), "\(row)")
+            XCTAssertGreaterThan(row["latency_ms_predicted"] as? Double ?? 0, 0)
+            XCTAssertEqual(row["epochs"] as? Int, 0, "rejected candidates are never trained")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: table), "ops measured on the way are kept in the table")
+    }
+
     func testBadInputGivesClearErrors() throws {
         let dir = try CLI.scratch("bad")
         let bad = dir.appendingPathComponent("bad.yaml").path
