@@ -75,7 +75,7 @@ let package = Package(
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine"]),
+        .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine", "Estimators"]),
         .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),

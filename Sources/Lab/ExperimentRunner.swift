@@ -97,7 +97,7 @@ public final class ExperimentRunner {
                                       seed: config.seed, environment: environment)
         let searcher = try AnySearcher(config.searchAlgorithm, space: space.space, seed: config.seed,
                                        maximumConsecutiveRejections: config.searcher.maxConsecutiveRejections)
-        let record = try ExperimentRecord.create(path: path, metadata: metadata, overwrite: overwrite)
+        let record = try ExperimentRecord.create(path: path, metadata: metadata, overwrite: overwrite, liveLog: true)
         return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
                                     searcher: searcher, executor: executor)
     }
@@ -107,7 +107,7 @@ public final class ExperimentRunner {
     /// - Parameter config: if given (e.g. the config file again), it must equal the stored one.
     public static func resume(recordPath: String, config expected: ExperimentConfig? = nil,
                               executor: CandidateExecutor? = nil) throws -> ExperimentRunner {
-        let record = try ExperimentRecord.open(path: recordPath)
+        let record = try ExperimentRecord.open(path: recordPath, liveLog: true)
         var config = try ExperimentConfig.parse(yaml: record.metadata.configYAML, file: "\(recordPath):/config_yaml")
         config.output = recordPath
         if var expected {
