@@ -70,16 +70,17 @@ let package = Package(
         ], path: "Benchmarks/Sources/naslab-bench"),
 
         // MARK: - Tests
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NASCore", "HDF5Kit"],
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
         .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine", "Estimators"]),
         .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
-        .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets"]),
+        .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
             "API",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

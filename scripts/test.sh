@@ -7,5 +7,9 @@ cd "$(dirname "$0")/.."
 if ! python3 -c "import h5py" >/dev/null 2>&1; then
     python3 -m pip install --quiet h5py 2>/dev/null || python3 -m pip install --quiet --break-system-packages h5py
 fi
+# The second-reader checks (h5py) must run here, not skip.
+export NASLAB_REQUIRE_H5PY=1
+NASLAB_PYTHON=$(command -v python3)
+export NASLAB_PYTHON
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"

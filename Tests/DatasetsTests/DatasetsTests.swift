@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import NASCore
+import TestSupport
 import XCTest
 
 final class DatasetsTests: XCTestCase {

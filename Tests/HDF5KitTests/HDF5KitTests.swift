@@ -1,4 +1,5 @@
 import HDF5Kit
+import TestSupport
 import XCTest
 
 final class HDF5KitTests: XCTestCase {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Runs the `naslab` executable built next to the test bundle.
@@ -59,25 +60,11 @@ enum CLI {
         return dir
     }
 
-    /// Python 3 with h5py, or nil (the test then skips with a message).
-    static var pythonWithH5py: String? {
-        for python in ["/usr/bin/env"] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: python)
-            p.arguments = ["python3", "-c", "import h5py"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            guard (try? p.run()) != nil else { continue }
-            p.waitUntilExit()
-            if p.terminationStatus == 0 { return "python3" }
-        }
-        return nil
-    }
-
+    /// Runs `script` with a python3 that has h5py (see `pythonWithH5py`).
     static func python(_ script: String, _ arguments: [String]) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
+        process.executableURL = URL(fileURLWithPath: try pythonWithH5py())
+        process.arguments = ["-c", script] + arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -2,6 +2,7 @@ import Foundation
 import HDF5Kit
 import NASCore
 import Records
+import TestSupport
 import XCTest
 
 func sampleMetadata(name: String = "run") -> RecordMetadata {
@@ -337,7 +338,10 @@ final class RecordsTests: XCTestCase {
                 XCTAssertEqual(epochs.filter { $0.candidateID == id }.map(\.epoch), [1, 2, 3], "epochs of candidate \(id)")
             }
             let state = try XCTUnwrap(try readOnly.searcherState())
-            XCTAssertTrue(state == "{\"next\": \(reported + 1)}" || state == "{\"next\": \(reported + 2)}", state)
+            // The child keeps writing between its last report and the kill: the stored state must be at
+            // least the reported one and never ahead of the rows on disk.
+            let next = Int64(state.filter(\.isNumber)) ?? -1
+            XCTAssertTrue(next >= reported + 1 && next <= Int64(rows.count) + 1, "state \(state), reported \(reported), rows \(rows.count)")
             XCTAssertNotNil(try readOnly.bestCandidateID())
             try readOnly.close()
             // The live log holds every reported row (possibly one more, and a partial last line).
