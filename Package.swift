@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "API", dependencies: [
-            "Lab", "Engine",
+            "Lab", "Engine", "Datasets", "NASCore", "Spaces", "Records",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
