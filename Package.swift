@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets"]),
         .testTarget(name: "APITests", dependencies: [
-            "API",
+            "API", "Lab",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],
