@@ -136,6 +136,10 @@ extension APIStore {
                 UPDATE experiment SET status = 'failed', failure_reason = 'server restarted', finished_at = ?
                 WHERE status IN ('pending', 'running')
                 """, arguments: [Self.now()])
+            try db.execute(sql: """
+                UPDATE model SET status = CASE WHEN artifact_path IS NULL THEN 'created' ELSE 'trained' END
+                WHERE status = 'training'
+                """)
             return ids
         }
     }
