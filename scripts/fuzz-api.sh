@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 EXAMPLES=${FUZZ_EXAMPLES:-30}
-SECONDS_LIMIT=${FUZZ_SECONDS:-240}
+SECONDS_LIMIT=${FUZZ_SECONDS:-180}
 NASLAB=${NASLAB:-$ROOT/.build/release/naslab}
 
 if [ ! -x "$NASLAB" ]; then
