@@ -46,8 +46,8 @@ actor DeploymentManager {
                 try await pool.load(count: deployment.replicas)
                 try await store.updateDeployment(id: deployment.id, status: .running)
             } catch {
-                await self.remove(deployment.id)
-                try? await store.updateDeployment(id: deployment.id, status: .failed,
+                self.remove(deployment.id)
+                _ = try? await store.updateDeployment(id: deployment.id, status: .failed,
                                                   failureReason: "cannot load the model: \(error)")
             }
         }
@@ -60,10 +60,10 @@ actor DeploymentManager {
             let organization = deployment.organization
             guard let model = try? await store.model(id: deployment.modelID, organization: organization),
                   let path = model.artifactPath else {
-                try? await store.updateDeployment(id: deployment.id, status: .failed, failureReason: "the model has no trained weights")
+                _ = try? await store.updateDeployment(id: deployment.id, status: .failed, failureReason: "the model has no trained weights")
                 continue
             }
-            try? await store.updateDeployment(id: deployment.id, status: .provisioning)
+            _ = try? await store.updateDeployment(id: deployment.id, status: .provisioning)
             provision(deployment, artifactPath: path)
         }
     }
@@ -120,7 +120,7 @@ actor ReplicaPool {
             let workbench = workbench, path = artifactPath
             Task {
                 let replica = try? await workbench.loadReplica(artifactPath: path)
-                await self.scaled(replica)
+                self.scaled(replica)
             }
         }
         return await withCheckedContinuation { waiters.append($0) }

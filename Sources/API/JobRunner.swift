@@ -107,10 +107,10 @@ actor JobRunner {
                 try await store.transitionExperiment(id: id, to: .completed, metrics: Self.metrics(result))
             } catch is CancellationError {
             } catch {
-                try? await store.transitionExperiment(id: id, to: .failed, failureReason: String(describing: error))
+                _ = try? await store.transitionExperiment(id: id, to: .failed, failureReason: String(describing: error))
             }
             await slots.release()
-            await self.finished(id)
+            self.finished(id)
         }
         return current
     }

@@ -104,9 +104,12 @@ final class EndToEndTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("naslab-e2e-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let server = try Self.startServer(dataDirectory: directory)
+        var stopped = false
         defer {
-            server.process.terminate()
-            server.process.waitUntilExit()
+            if !stopped {
+                server.process.terminate()
+                server.process.waitUntilExit()
+            }
         }
 
         let unauthorised = try await Self.request(Server(process: server.process, baseURL: server.baseURL, key: "nsk_wrong"),
@@ -182,5 +185,21 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(second["has_more"] as? Bool, false)
         let completed = try await Self.request(server, "GET", "/v1/experiments?status=completed")
         XCTAssertEqual((completed["data"] as? [[String: Any]])?.count, 2)
+
+        // A restart (SIGTERM, graceful) loads the deployment again; it answers the same.
+        server.process.terminate()
+        server.process.waitUntilExit()
+        stopped = true
+        XCTAssertEqual(server.process.terminationReason, .exit, "naslab serve should stop gracefully on SIGTERM")
+        let restarted = try Self.startServer(dataDirectory: directory)
+        defer {
+            restarted.process.terminate()
+            restarted.process.waitUntilExit()
+        }
+        let reloaded = try await Self.poll(restarted, "/v1/deployments/\(deploymentID)", until: ["running", "failed"])
+        XCTAssertEqual(reloaded["status"] as? String, "running", reloaded.text)
+        let again = try await Self.request(restarted, "POST", "/v1/models/\(modelID)/predict",
+                                           json: ["inputs": ["images": [image]], "parameters": ["top_k": 2]])
+        XCTAssertEqual((again["predictions"] as? [[String: Any]])?.compactMap { $0["score"] as? Double }, scores, again.text)
     }
 }
