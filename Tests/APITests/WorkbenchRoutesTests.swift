@@ -217,4 +217,36 @@ final class WorkbenchRoutesTests: XCTestCase {
             XCTAssertEqual(untouched["status"] as? String, "created")
         }
     }
+
+    func testCancelledSearchStopsAtACandidateBoundaryAndFreesTheSlot() async throws {
+        let harness = try APITestHarness(workbench: LabWorkbench(threads: 1))
+        defer { harness.removeFiles() }
+        try await harness.test { api in
+            let search = try await api.send(.post, "/v1/nas/searches", json: """
+                {"task_type": "classification", "dataset_id": "digits", "constraints": {"max_params": 50000},
+                 "search_space": "small", "budget": {"candidates": 200, "epochs_per_candidate": 1}}
+                """)
+            let searchID = try XCTUnwrap(search["id"] as? String, search.text)
+            let deadline = Date().addingTimeInterval(60)
+            while (try await api.send(.get, "/v1/nas/searches/\(searchID)"))["architectures_evaluated"] as? Int ?? 0 < 1,
+                  Date() < deadline {
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            let cancelled = try await api.send(.post, "/v1/nas/searches/\(searchID)/cancel")
+            XCTAssertEqual(cancelled["status"] as? String, "cancelled", cancelled.text)
+            let evaluated = cancelled["architectures_evaluated"] as? Int ?? 0
+            XCTAssertLessThan(evaluated, 200)
+
+            // The next job gets the slot once the current candidate is done, long before 200 candidates.
+            let model = try await api.send(.post, "/v1/models", json: #"{"architecture": "\#(Self.architecture)", "space": "small"}"#)
+            let modelID = try XCTUnwrap(model["id"] as? String)
+            let job = try await api.send(.post, "/v1/models/\(modelID)/train", json: #"{"dataset_id": "digits", "hyperparameters": {"epochs": 1}}"#)
+            let jobID = try XCTUnwrap(job["id"] as? String)
+            let done = try await Self.poll(api, "/v1/jobs/\(jobID)", until: ["completed", "failed"], seconds: 30)
+            XCTAssertEqual(done["status"] as? String, "completed", done.text)
+            let final = try await api.send(.get, "/v1/nas/searches/\(searchID)")
+            XCTAssertEqual(final["status"] as? String, "cancelled")
+            XCTAssertLessThanOrEqual(final["architectures_evaluated"] as? Int ?? 0, evaluated + 1)
+        }
+    }
 }
