@@ -68,8 +68,9 @@ extension APIRoutes {
         let validationSplit = try body.number("validation_split", in: 0...0.5, openLower: true) ?? 0.1
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
         let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
-        if model.status == "training" {
-            throw APIError.conflict("model '\(model.id)' is already training")
+        let busy = try await store.hasActiveTraining(modelID: model.id)
+        if model.status == "training" || busy {
+            throw APIError.conflict("model '\(model.id)' already has a training job pending or running")
         }
 
         let hyperparameters = Self.json(training)

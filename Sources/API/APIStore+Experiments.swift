@@ -117,6 +117,15 @@ extension APIStore {
         }
     }
 
+    /// Whether the model has a training job still `pending` or `running`.
+    public func hasActiveTraining(modelID: String) async throws -> Bool {
+        try await database.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM experiment WHERE model_id = ? AND kind = 'training' AND status IN ('pending', 'running'))
+                """, arguments: [modelID]) ?? false
+        }
+    }
+
     /// Replaces the metrics of a running experiment (progress reports); ignored once final.
     public func updateExperimentMetrics(id: String, metrics: JSONValue) async throws {
         try await database.write { db in

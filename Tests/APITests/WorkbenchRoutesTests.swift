@@ -188,6 +188,8 @@ final class WorkbenchRoutesTests: XCTestCase {
             let job = try await api.send(.post, "/v1/models/\(modelID)/train", json: #"{"dataset_id": "digits"}"#)
             XCTAssertEqual(job["status"] as? String, "pending", job.text)
             let jobID = try XCTUnwrap(job["id"] as? String)
+            assertError(try await api.send(.post, "/v1/models/\(modelID)/train", json: #"{"dataset_id": "digits"}"#),
+                        .conflict, type: "conflict_error")
             let cancelled = try await api.send(.post, "/v1/jobs/\(jobID)/cancel")
             XCTAssertEqual(cancelled["status"] as? String, "cancelled", cancelled.text)
 
