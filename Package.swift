@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "API", dependencies: [
-            "Lab", "Engine",
+            "Lab", "Engine", "Datasets", "NASCore", "Spaces", "Records",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
-            "API",
+            "API", "Lab",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

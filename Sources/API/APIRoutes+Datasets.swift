@@ -3,9 +3,10 @@ import Hummingbird
 
 /// Dataset registration: a server-side file inside an import root (JSON body) or an upload (raw body).
 ///
-/// Content is checked by its signature only (HDF5 superblock signature, IDX magic number, gzip
-/// magic, CSV as NUL-free UTF-8 text); full parsing by the Datasets module's loaders arrives with
-/// the Lab integration.
+/// Content is checked by its signature (HDF5 superblock signature, IDX magic number, gzip magic,
+/// CSV as NUL-free UTF-8 text); with a workbench (as in `naslab serve`) HDF5 files are also loaded
+/// by the Datasets module (`Dataset.loadRaw(name:)`), so a file that registers is one training and
+/// searches can read.
 extension APIRoutes {
     func listDatasets(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let organization = try context.requireOrganization()
@@ -55,10 +56,21 @@ extension APIRoutes {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value ?? 0
         let checked = try DatasetFormat.check(file: file, declared: format, param: "path")
+        try await loadable(file: file, format: checked, param: "path")
         return DatasetRecord(id: Identifier.make("ds_"), organization: organization,
                              name: try body.string("name", maxLength: 200) ?? file.lastPathComponent,
                              format: checked.rawValue, source: "path", path: file.path, sizeBytes: size,
                              createdAt: APIStore.now())
+    }
+
+    /// With a workbench, loads an HDF5 file with the Datasets module; a file it cannot read is a 400.
+    private func loadable(file: URL, format: DatasetFormat, param: String) async throws {
+        guard settings.workbench != nil, format == .hdf5 else { return }
+        do {
+            try await LabWorkbench.checkDatasetLoads(path: file.path)
+        } catch {
+            throw APIError.invalidRequest("'\(file.lastPathComponent)' cannot be loaded as a dataset: \(error)", param: param)
+        }
     }
 
     private func storeUpload(_ request: Request, organization: String) async throws -> DatasetRecord {
@@ -98,6 +110,7 @@ extension APIRoutes {
             }
             guard size > 0 else { throw APIError.invalidRequest("the upload is empty") }
             let checked = try DatasetFormat.check(file: file, declared: format, param: "filename")
+            try await loadable(file: file, format: checked, param: "filename")
             return DatasetRecord(id: id, organization: organization, name: query["name"] ?? filename,
                                  format: checked.rawValue, source: "upload", path: file.path, sizeBytes: Int64(size),
                                  createdAt: APIStore.now())

@@ -6,10 +6,29 @@ import Lab
 extension APIRoutes {
     func createModel(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let organization = try context.requireOrganization()
-        let body = try JSONObjectReader(try await body(request), allowed: ["name", "architecture", "space"])
-        var architecture = try body.require("architecture") { try body.string($0, maxLength: 65_536) }
-        let space = try body.require("space") { try body.string($0, maxLength: 200) }
+        let body = try JSONObjectReader(try await body(request), allowed: ["name", "architecture", "space", "from_search"])
         let name = try body.string("name", maxLength: 200)
+        var architecture: String
+        let space: String
+        let sourceSearch = try body.string("from_search", maxLength: 200)
+        if let sourceSearch {
+            for field in ["architecture", "space"] where body.value(field) != nil {
+                throw APIError.invalidRequest("give either 'from_search' or 'architecture' and 'space', not both", param: field)
+            }
+            guard let search = try await store.experiment(id: sourceSearch, organization: organization, kind: .nasSearch) else {
+                throw APIError.notFound("no NAS search '\(sourceSearch)'", param: "from_search")
+            }
+            guard case .object(let metrics) = search.metrics, case .string(let best)? = metrics["best_architecture"],
+                  case .object(let parameters) = search.parameters, case .string(let searchSpace)? = parameters["search_space"] else {
+                throw APIError.conflict("NAS search '\(search.id)' has no best architecture yet (status \(search.status.rawValue))",
+                                        param: "from_search")
+            }
+            architecture = best
+            space = searchSpace
+        } else {
+            architecture = try body.require("architecture") { try body.string($0, maxLength: 65_536) }
+            space = try body.require("space") { try body.string($0, maxLength: 200) }
+        }
         var checked = false
         if let workbench = settings.workbench {
             do {
@@ -22,7 +41,7 @@ extension APIRoutes {
         let id = Identifier.make("model_")
         let model = ModelRecord(id: id, organization: organization, name: name ?? id, architecture: architecture,
                                 space: space, architectureChecked: checked, status: "created", artifactPath: nil,
-                                createdAt: APIStore.now())
+                                createdAt: APIStore.now(), sourceSearchID: sourceSearch)
         try await store.insertModel(model)
         return json(model.json)
     }
@@ -49,8 +68,9 @@ extension APIRoutes {
         let validationSplit = try body.number("validation_split", in: 0...0.5, openLower: true) ?? 0.1
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
         let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
-        if model.status == "training" {
-            throw APIError.conflict("model '\(model.id)' is already training")
+        let busy = try await store.hasActiveTraining(modelID: model.id)
+        if model.status == "training" || busy {
+            throw APIError.conflict("model '\(model.id)' already has a training job pending or running")
         }
 
         let hyperparameters = Self.json(training)

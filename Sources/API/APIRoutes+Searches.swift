@@ -10,7 +10,7 @@ extension APIRoutes {
     func createSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let organization = try context.requireOrganization()
         let body = try JSONObjectReader(try await body(request),
-                                        allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name"])
+                                        allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name", "budget"])
         let taskType = try body.require("task_type") { try body.string($0, maxLength: 100) }
         if Self.plannedTaskTypes.contains(taskType) {
             throw APIError.invalidRequest(
@@ -36,6 +36,9 @@ extension APIRoutes {
         let searchSpace = try body.string("search_space", allowed: ["small", "medium", "large"]) ?? "medium"
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
         let name = try body.string("name", maxLength: 200)
+        let budget = try body.object("budget", allowed: ["candidates", "epochs_per_candidate"])
+        let candidates = try budget?.integer("candidates", in: 1...1000) ?? 10
+        let epochsPerCandidate = try budget?.integer("epochs_per_candidate", in: 1...100) ?? 3
         let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
 
         let id = Identifier.make("nas_")
@@ -45,7 +48,7 @@ extension APIRoutes {
         constraintsJSON["max_flops"] = constraints.maxFlops.map(JSONValue.number)
         let searchRequest = SearchRequest(
             searchID: id, taskType: taskType, dataset: dataset, constraints: constraints, searchSpace: searchSpace,
-            seed: UInt64(seed), outputDirectory: store.dataDirectory.appendingPathComponent("searches").appendingPathComponent(id))
+            candidates: candidates, epochsPerCandidate: epochsPerCandidate, seed: UInt64(seed), outputDirectory: store.dataDirectory.appendingPathComponent("results").appendingPathComponent(id))
         let estimate = settings.workbench?.estimateSearchHours(searchRequest)
         let record = ExperimentRecord(
             id: id, organization: organization, kind: .nasSearch,
@@ -53,6 +56,9 @@ extension APIRoutes {
             datasetID: dataset.id,
             parameters: .object(["task_type": .string(taskType), "search_space": .string(searchSpace),
                                  "constraints": .object(constraintsJSON), "seed": .number(Double(seed)),
+                                 "budget": .object(["candidates": .number(Double(candidates)),
+                                                    "epochs_per_candidate": .number(Double(epochsPerCandidate))]),
+                                 "record_path": .string(searchRequest.outputDirectory.appendingPathComponent("record.h5").path),
                                  "estimated_duration_hours": estimate.map(JSONValue.number) ?? .null]),
             metrics: .object(["architectures_evaluated": .number(0), "best_architecture": .null]),
             failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)

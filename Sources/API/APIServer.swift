@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Builds the NASLab HTTP API application: opens the store in `settings.dataDirectory`, marks
 /// experiments cut off by the previous stop as failed ("server restarted"), creates the default
@@ -12,7 +13,10 @@ import Logging
 /// try await app.runService()
 /// ```
 /// - Throws: ``APIStoreError`` when the data directory or database is unusable.
-public func makeApplication(settings: ServerSettings, logger: Logger? = nil) throws -> some ApplicationProtocol {
+/// - Parameter onServerRunning: Called with the bound port once the server listens (after `--port 0`
+///   this is the port chosen by the system).
+public func makeApplication(settings: ServerSettings, logger: Logger? = nil,
+                            onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
     let store = try APIStore(dataDirectory: settings.dataDirectory)
     let recovered = try store.recoverInterruptedExperiments()
     for root in settings.datasetImportRoots where root.path.hasPrefix(settings.dataDirectory.path) {
@@ -23,23 +27,37 @@ public func makeApplication(settings: ServerSettings, logger: Logger? = nil) thr
     if !recovered.isEmpty {
         logger.warning("marked \(recovered.count) interrupted experiment(s) failed: server restarted", metadata: ["ids": "\(recovered)"])
     }
-    let router = buildRouter(store: store, settings: settings)
+    let address = ServerAddress(baseURL: settings.publicBaseURL ?? "http://\(settings.host):\(settings.port)")
+    let (router, routes) = makeRouter(store: store, settings: settings, address: address)
+    Task { await routes.deployments.restore() }
+    let host = settings.host
+    let fixedBase = settings.publicBaseURL
     return Application(router: router,
                        configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "naslab"),
+                       onServerRunning: { channel in
+                           let port = channel.localAddress?.port ?? settings.port
+                           if fixedBase == nil { address.baseURL = "http://\(host):\(port)" }
+                           await onServerRunning(port)
+                       },
                        logger: logger)
 }
 
 /// The API's router over an open store: every `/v1` route, authentication and the JSON error shape.
 /// Use it directly to embed the API or to test it in-process.
 ///
-/// Routes that need the ML backend's results (predict, deploy) are registered only once a
-/// ``ModelWorkbench`` provides them (not in this build).
+/// Deployments' `endpoint_url` use `settings.publicBaseURL`, else `http://<host>:<port>` of `settings`.
 public func buildRouter(store: APIStore, settings: ServerSettings) -> Router<APIRequestContext> {
+    let address = ServerAddress(baseURL: settings.publicBaseURL ?? "http://\(settings.host):\(settings.port)")
+    return makeRouter(store: store, settings: settings, address: address).router
+}
+
+func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddress) -> (router: Router<APIRequestContext>, routes: APIRoutes) {
     let router = Router(context: APIRequestContext.self)
     router.add(middleware: ErrorMiddleware<APIRequestContext>(bodyLimit: settings.maxJSONBodyBytes))
     router.add(middleware: AuthenticationMiddleware(store: store))
     let routes = APIRoutes(store: store, settings: settings,
-                           runner: JobRunner(store: store, workbench: settings.workbench))
+                           runner: JobRunner(store: store, workbench: settings.workbench),
+                           deployments: DeploymentManager(store: store, workbench: settings.workbench), address: address)
 
     router.get("/v1/datasets") { request, context in try await routes.listDatasets(request, context) }
     router.post("/v1/datasets") { request, context in try await routes.createDataset(request, context) }
@@ -57,8 +75,15 @@ public func buildRouter(store: APIStore, settings: ServerSettings) -> Router<API
     router.get("/v1/nas/searches/:search_id") { request, context in try await routes.getSearch(request, context) }
     router.post("/v1/nas/searches/:search_id/cancel") { request, context in try await routes.cancelSearch(request, context) }
 
+    router.post("/v1/models/:model_id/deploy") { request, context in try await routes.deploy(request, context) }
+    router.post("/v1/models/:model_id/predict") { request, context in try await routes.predictModel(request, context) }
+    router.get("/v1/deployments") { request, context in try await routes.listDeployments(request, context) }
+    router.get("/v1/deployments/:deployment_id") { request, context in try await routes.getDeployment(request, context) }
+    router.delete("/v1/deployments/:deployment_id") { request, context in try await routes.deleteDeployment(request, context) }
+    router.post("/v1/deployments/:deployment_id/predict") { request, context in try await routes.predictDeployment(request, context) }
+
     router.get("/v1/experiments") { request, context in try await routes.listExperiments(request, context) }
-    return router
+    return (router, routes)
 }
 
 /// The handlers of every route.
@@ -66,6 +91,8 @@ struct APIRoutes: Sendable {
     let store: APIStore
     let settings: ServerSettings
     let runner: JobRunner
+    let deployments: DeploymentManager
+    let address: ServerAddress
 
     // MARK: - Helpers
 

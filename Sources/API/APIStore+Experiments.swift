@@ -117,6 +117,15 @@ extension APIStore {
         }
     }
 
+    /// Whether the model has a training job still `pending` or `running`.
+    public func hasActiveTraining(modelID: String) async throws -> Bool {
+        try await database.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM experiment WHERE model_id = ? AND kind = 'training' AND status IN ('pending', 'running'))
+                """, arguments: [modelID]) ?? false
+        }
+    }
+
     /// Replaces the metrics of a running experiment (progress reports); ignored once final.
     public func updateExperimentMetrics(id: String, metrics: JSONValue) async throws {
         try await database.write { db in
@@ -136,6 +145,10 @@ extension APIStore {
                 UPDATE experiment SET status = 'failed', failure_reason = 'server restarted', finished_at = ?
                 WHERE status IN ('pending', 'running')
                 """, arguments: [Self.now()])
+            try db.execute(sql: """
+                UPDATE model SET status = CASE WHEN artifact_path IS NULL THEN 'created' ELSE 'trained' END
+                WHERE status = 'training'
+                """)
             return ids
         }
     }

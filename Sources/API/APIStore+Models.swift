@@ -17,8 +17,14 @@ public struct ModelRecord: Equatable, Sendable {
     /// Where trained weights live (set by training).
     public var artifactPath: String?
     public var createdAt: Int64
+    /// What the trained model takes and returns (set by training).
+    public var inputSchema: InputSchema?
+    /// The NAS search whose best architecture this model was created from.
+    public var sourceSearchID: String?
 
-    public init(id: String, organization: String, name: String, architecture: String, space: String, architectureChecked: Bool, status: String, artifactPath: String?, createdAt: Int64) {
+    public init(id: String, organization: String, name: String, architecture: String, space: String, architectureChecked: Bool, status: String, artifactPath: String?, createdAt: Int64, inputSchema: InputSchema? = nil, sourceSearchID: String? = nil) {
+        self.inputSchema = inputSchema
+        self.sourceSearchID = sourceSearchID
         self.id = id
         self.organization = organization
         self.name = name
@@ -36,6 +42,8 @@ public struct ModelRecord: Equatable, Sendable {
             "architecture": .string(architecture), "space": .string(space),
             "architecture_checked": .bool(architectureChecked), "status": .string(status),
             "created_at": .number(Double(createdAt)),
+            "input_schema": inputSchema?.json ?? .null,
+            "from_search": sourceSearchID.map(JSONValue.string) ?? .null,
         ])
     }
 }
@@ -44,10 +52,12 @@ extension APIStore {
     public func insertModel(_ model: ModelRecord) async throws {
         try await database.write { db in
             try db.execute(sql: """
-                INSERT INTO model (id, organization, name, architecture, space, architecture_checked, status, artifact_path, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO model (id, organization, name, architecture, space, architecture_checked, status, artifact_path,
+                                   created_at, input_schema, source_search_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model.id, model.organization, model.name, model.architecture, model.space,
-                                 model.architectureChecked, model.status, model.artifactPath, model.createdAt])
+                                 model.architectureChecked, model.status, model.artifactPath, model.createdAt,
+                                 model.inputSchema?.json.jsonText, model.sourceSearchID])
         }
     }
 
@@ -64,18 +74,22 @@ extension APIStore {
         try await page(table: "model", organization: organization, filters: [], limit: limit, after: after, map: Self.model(from:))
     }
 
-    /// Sets a model's status (and its weights' path when given).
-    public func updateModel(id: String, status: String, artifactPath: String? = nil) async throws {
+    /// Sets a model's status (and its weights' path and input schema when given).
+    public func updateModel(id: String, status: String, artifactPath: String? = nil, inputSchema: InputSchema? = nil) async throws {
         try await database.write { db in
-            try db.execute(sql: "UPDATE model SET status = ?, artifact_path = COALESCE(?, artifact_path) WHERE id = ?",
-                           arguments: [status, artifactPath, id])
+            try db.execute(sql: """
+                UPDATE model SET status = ?, artifact_path = COALESCE(?, artifact_path), input_schema = COALESCE(?, input_schema)
+                WHERE id = ?
+                """, arguments: [status, artifactPath, inputSchema?.json.jsonText, id])
         }
     }
 
     static func model(from row: Row) -> ModelRecord {
         ModelRecord(id: row["id"], organization: row["organization"], name: row["name"], architecture: row["architecture"],
                     space: row["space"], architectureChecked: row["architecture_checked"], status: row["status"],
-                    artifactPath: row["artifact_path"], createdAt: row["created_at"])
+                    artifactPath: row["artifact_path"], createdAt: row["created_at"],
+                    inputSchema: (row["input_schema"] as String?).flatMap { InputSchema.from(JSONValue.fromText($0)) },
+                    sourceSearchID: row["source_search_id"])
     }
 }
 

@@ -110,6 +110,14 @@ public final class APIStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: """
+                ALTER TABLE model ADD COLUMN input_schema TEXT;
+                ALTER TABLE model ADD COLUMN source_search_id TEXT;
+                ALTER TABLE deployment ADD COLUMN failure_reason TEXT;
+                CREATE INDEX deployment_model ON deployment(model_id, seq);
+                """)
+        }
         return migrator
     }
 

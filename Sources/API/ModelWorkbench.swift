@@ -6,13 +6,13 @@ import Lab
 ///
 /// The API owns validation, persistence, job state and authorisation; a workbench does the work:
 /// checking an architecture against its search space, training a model, running a NAS search and
-/// loading a trained model for prediction. The server runs without one (``ServerSettings/workbench``
-/// is `nil`): then models are stored unchecked, training jobs and searches are recorded and
-/// immediately marked `failed` with the reason "no training backend configured", and the
-/// predict/deploy routes are not registered.
+/// loading a trained model for prediction. ``LabWorkbench`` is the real implementation (what
+/// `naslab serve` uses). The server also runs without one (``ServerSettings/workbench`` is `nil`):
+/// then models are stored unchecked, training jobs and searches are recorded and immediately
+/// marked `failed` with the reason "no training backend configured", and deployments fail.
 ///
-/// Implementations must honour task cancellation (cancel requests cancel the task running
-/// `train` / `runSearch`) and must be deterministic for a given `seed`.
+/// Implementations should honour task cancellation (cancel requests cancel the task running
+/// `train` / `runSearch`) where they can, and must be deterministic for a given `seed`.
 public protocol ModelWorkbench: Sendable {
     /// Parses `architecture` in the search space named `space`.
     /// - Returns: The canonical architecture text.
@@ -30,6 +30,66 @@ public protocol ModelWorkbench: Sendable {
     /// Runs a NAS search; calls `progress` after each evaluated architecture.
     func runSearch(_ request: SearchRequest,
                    progress: @escaping @Sendable (SearchProgress) async -> Void) async throws -> SearchProgress
+
+    /// Loads one replica (an independent copy of the network) of the trained model at `artifactPath`.
+    /// - Throws: An error whose description says why the file cannot be served.
+    func loadReplica(artifactPath: String) async throws -> ModelReplica
+}
+
+/// One loaded copy of a trained model. A replica serves one request at a time; a deployment
+/// holds several to serve requests concurrently.
+public final class ModelReplica: @unchecked Sendable {
+    /// The Lab predictor (not thread-safe: the deployment pool hands a replica to one request at a time).
+    public let predictor: ModelPredictor
+    /// The model's input schema (shape C×H×W, classes).
+    public let schema: InputSchema
+
+    public init(predictor: ModelPredictor) {
+        self.predictor = predictor
+        let shape = predictor.model.inputShape
+        self.schema = InputSchema(shape: [shape.channels, shape.height, shape.width], classCount: predictor.model.classCount,
+                                  classNames: predictor.model.classNames)
+    }
+}
+
+/// What a trained model takes and returns: inputs of `shape` (C×H×W, flattened in that order) and
+/// `classCount` classes. Shown by `GET /v1/models/{id}` as `input_schema`.
+public struct InputSchema: Equatable, Sendable {
+    /// `[channels, height, width]`.
+    public var shape: [Int]
+    public var classCount: Int
+    public var classNames: [String]?
+
+    public init(shape: [Int], classCount: Int, classNames: [String]?) {
+        self.shape = shape
+        self.classCount = classCount
+        self.classNames = classNames
+    }
+
+    /// Values per input (C·H·W).
+    public var valuesPerInput: Int { shape.reduce(1, *) }
+    /// `images` when the samples are 2-D (H and W > 1), else `features`; both keys are accepted.
+    public var inputKey: String { shape.count == 3 && shape[1] > 1 && shape[2] > 1 ? "images" : "features" }
+
+    var json: JSONValue {
+        .object([
+            "input_key": .string(inputKey), "shape": .array(shape.map { .number(Double($0)) }),
+            "values_per_input": .number(Double(valuesPerInput)), "class_count": .number(Double(classCount)),
+            "classes": .array((classNames ?? (0..<classCount).map(String.init)).map(JSONValue.string)),
+            "layout": .string("each input is a flat array of C·H·W numbers in channel, row, column order (unnormalised; the model applies its training normalisation)"),
+        ])
+    }
+
+    static func from(_ value: JSONValue) -> InputSchema? {
+        guard case .object(let fields) = value, case .array(let shape)? = fields["shape"],
+              case .number(let count)? = fields["class_count"] else { return nil }
+        var names: [String]?
+        if case .array(let list)? = fields["classes"] {
+            names = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+        }
+        return InputSchema(shape: shape.compactMap { if case .number(let n) = $0 { return Int(n) } else { return nil } },
+                           classCount: Int(count), classNames: names)
+    }
 }
 
 /// Everything needed to train one model: the validated body of `POST /v1/models/{id}/train`.
@@ -57,9 +117,15 @@ public struct TrainingOutcome: Equatable, Sendable {
     public var epochs: [EpochMetrics]
     /// The weights file written.
     public var artifactPath: String
-    public init(epochs: [EpochMetrics], artifactPath: String) {
+    /// The trained model's input schema.
+    public var inputSchema: InputSchema?
+    /// Accuracy on the dataset's held-out test split, when it has one.
+    public var testAccuracy: Double?
+    public init(epochs: [EpochMetrics], artifactPath: String, inputSchema: InputSchema? = nil, testAccuracy: Double? = nil) {
         self.epochs = epochs
         self.artifactPath = artifactPath
+        self.inputSchema = inputSchema
+        self.testAccuracy = testAccuracy
     }
 }
 
@@ -72,8 +138,12 @@ public struct SearchRequest: Equatable, Sendable {
     public var constraints: ExperimentConfig.Constraints
     /// `small`, `medium` or `large`.
     public var searchSpace: String
+    /// Candidates to evaluate (trained); rejected candidates do not count. Default 10.
+    public var candidates: Int = 10
+    /// Training epochs per candidate. Default 3.
+    public var epochsPerCandidate: Int = 3
     public var seed: UInt64
-    /// Directory for the search's record (`<data-dir>/searches/<search-id>/`).
+    /// Directory for the search's record (`<data-dir>/results/<search-id>/record.h5`).
     public var outputDirectory: URL
 }
 

@@ -23,13 +23,18 @@ public struct ServerSettings: Sendable {
     public var datasetImportRoots: [URL]
     /// Whether this host has GPUs (deployments on `gpu-*` instances are refused without). Default `false`.
     public var hasGPU: Bool
-    /// The ML backend; `nil` until the Lab integration provides one (see ``ModelWorkbench``).
+    /// The ML backend (``LabWorkbench`` in `naslab serve`); `nil`: jobs fail with "no training backend".
     public var workbench: (any ModelWorkbench)?
+    /// The base URL clients use to reach this server (`http://host:port`) for deployments'
+    /// `endpoint_url`; default `http://<host>:<bound port>`.
+    public var publicBaseURL: String?
 
     public init(host: String = "127.0.0.1", port: Int = 8080,
                 dataDirectory: URL = URL(fileURLWithPath: "naslab-data"),
                 maxJSONBodyBytes: Int = 1 << 20, maxUploadBytes: Int = 512 << 20,
-                datasetImportRoots: [URL]? = nil, hasGPU: Bool = false, workbench: (any ModelWorkbench)? = nil) {
+                datasetImportRoots: [URL]? = nil, hasGPU: Bool = false, workbench: (any ModelWorkbench)? = nil,
+                publicBaseURL: String? = nil) {
+        self.publicBaseURL = publicBaseURL
         self.host = host
         self.port = port
         self.dataDirectory = dataDirectory

@@ -11,6 +11,7 @@ struct NASLabCommand: ParsableCommand {
         subcommands: [
             SearchCommand.self, ResumeCommand.self, ReproduceCommand.self, AnalyzeCommand.self, ExportCommand.self,
             TrainCommand.self, SpacesCommand.self, EstimateCommand.self, LatencyCommand.self, EvaluateCommand.self,
+            ServeCommand.self, KeysCommand.self,
         ])
 
     static func main() {

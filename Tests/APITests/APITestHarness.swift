@@ -13,12 +13,12 @@ struct APITestHarness {
     let acmeKey: String
     let globexKey: String
 
-    init(maxJSONBodyBytes: Int = 1 << 20, maxUploadBytes: Int = 1 << 20) throws {
+    init(maxJSONBodyBytes: Int = 1 << 20, maxUploadBytes: Int = 1 << 20, workbench: (any ModelWorkbench)? = nil) throws {
         dataDirectory = FileManager.default.temporaryDirectory
             .appendingPathComponent("naslab-api-tests-\(UUID().uuidString)")
         store = try APIStore(dataDirectory: dataDirectory)
         settings = ServerSettings(dataDirectory: dataDirectory, maxJSONBodyBytes: maxJSONBodyBytes,
-                                  maxUploadBytes: maxUploadBytes)
+                                  maxUploadBytes: maxUploadBytes, workbench: workbench)
         acmeKey = try store.createAPIKey(organization: "acme").secret
         globexKey = try store.createAPIKey(organization: "globex").secret
     }

@@ -1,0 +1,213 @@
+import Foundation
+import Hummingbird
+import Lab
+
+/// Deployments and predictions.
+extension APIRoutes {
+    static let instanceTypes = ["cpu", "gpu-small", "gpu-large"]
+    static let maxReplicas = 16
+    static let maxInputsPerRequest = 256
+
+    /// `POST /v1/models/{model_id}/deploy`.
+    func deploy(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let model = try await model(request, context)
+        let body = try JSONObjectReader(try await body(request), allowed: ["replicas", "instance_type", "auto_scaling"])
+        let instanceType = try body.string("instance_type", allowed: Self.instanceTypes) ?? "cpu"
+        if instanceType.hasPrefix("gpu"), !settings.hasGPU {
+            throw APIError.invalidRequest(
+                "instance_type '\(instanceType)' needs a GPU and this server has none; use 'cpu'", param: "instance_type")
+        }
+        var replicas = try body.integer("replicas", in: 1...Self.maxReplicas)
+        var minimum = replicas ?? 1, maximum = replicas ?? 1
+        if let scaling = try body.object("auto_scaling", allowed: ["min_replicas", "max_replicas"]) {
+            let lower = try scaling.integer("min_replicas", in: 1...Self.maxReplicas)
+            let upper = try scaling.integer("max_replicas", in: 1...Self.maxReplicas)
+            minimum = lower ?? replicas ?? 1
+            maximum = upper ?? max(minimum, replicas ?? 1)
+            guard minimum <= maximum else {
+                throw APIError.invalidRequest("'auto_scaling.min_replicas' (\(minimum)) must not exceed 'auto_scaling.max_replicas' (\(maximum))",
+                                              param: "auto_scaling.min_replicas")
+            }
+            if let count = replicas, !(minimum...maximum).contains(count) {
+                throw APIError.invalidRequest("'replicas' (\(count)) must be between auto_scaling.min_replicas (\(minimum)) and max_replicas (\(maximum))",
+                                              param: "replicas")
+            }
+            replicas = replicas ?? minimum
+        }
+        guard model.status == "trained" || model.artifactPath != nil, let artifact = model.artifactPath else {
+            throw APIError.conflict("model '\(model.id)' has no trained weights (status \(model.status)); train it first")
+        }
+        let id = Identifier.make("dep_")
+        let deployment = DeploymentRecord(
+            id: id, organization: organization, modelID: model.id, status: .provisioning, replicas: replicas ?? 1,
+            instanceType: instanceType, minReplicas: minimum, maxReplicas: maximum,
+            endpointURL: address.baseURL + "/v1/deployments/\(id)/predict", failureReason: nil, createdAt: APIStore.now(),
+            deletedAt: nil)
+        try await store.insertDeployment(deployment)
+        await deployments.provision(deployment, artifactPath: artifact)
+        let current = try await store.deployment(id: id, organization: organization) ?? deployment
+        return json(current.json(loadedReplicas: await deployments.loadedReplicas(id)))
+    }
+
+    private func deployment(_ context: APIRequestContext) async throws -> DeploymentRecord {
+        let id = try context.parameters.require("deployment_id")
+        guard let deployment = try await store.deployment(id: id, organization: try context.requireOrganization()) else {
+            throw APIError.notFound("no deployment '\(id)'")
+        }
+        return deployment
+    }
+
+    func getDeployment(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let deployment = try await deployment(context)
+        return json(deployment.json(loadedReplicas: await deployments.loadedReplicas(deployment.id)))
+    }
+
+    func listDeployments(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let organization = try context.requireOrganization()
+        let (limit, after) = try pagination(try query(request, allowed: ["limit", "after"]))
+        let page = try await paged { try await store.deployments(organization: organization, limit: limit, after: after) }
+        var items = [JSONValue]()
+        for item in page.items { items.append(item.json(loadedReplicas: await deployments.loadedReplicas(item.id))) }
+        return json(listJSON(items, hasMore: page.hasMore))
+    }
+
+    /// `DELETE /v1/deployments/{id}`: unloads the replicas; the record stays, `status: deleted`.
+    func deleteDeployment(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let deployment = try await deployment(context)
+        guard deployment.status != .deleted else {
+            throw APIError.conflict("deployment '\(deployment.id)' is already deleted")
+        }
+        await deployments.remove(deployment.id)
+        let updated = try await store.updateDeployment(id: deployment.id, status: .deleted,
+                                                       failureReason: deployment.failureReason) ?? deployment
+        return json(updated.json(loadedReplicas: 0))
+    }
+
+    /// `POST /v1/models/{model_id}/predict`: served by the model's running deployment (409 when none).
+    func predictModel(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let started = Date()
+        let organization = try context.requireOrganization()
+        let model = try await model(request, context)
+        guard let deployment = try await store.activeDeployment(modelID: model.id, organization: organization) else {
+            throw APIError.conflict("model '\(model.id)' is not deployed; deploy it with POST /v1/models/\(model.id)/deploy")
+        }
+        return try await predict(request, deployment: deployment, started: started)
+    }
+
+    /// `POST /v1/deployments/{deployment_id}/predict` (a deployment's `endpoint_url`).
+    func predictDeployment(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let started = Date()
+        return try await predict(request, deployment: try await deployment(context), started: started)
+    }
+
+    private func predict(_ request: Request, deployment: DeploymentRecord, started: Date) async throws -> Response {
+        let body = try JSONObjectReader(try await body(request), allowed: ["inputs", "parameters"])
+        let parameters = try body.object("parameters", allowed: ["top_k", "temperature"])
+        let topK = try parameters?.integer("top_k", in: 1...1000) ?? 1
+        let temperature = try parameters?.number("temperature", in: 0...1000, openLower: true) ?? 1
+        guard body.value("inputs") != nil else {
+            throw APIError.invalidRequest("missing required field 'inputs'", param: "inputs")
+        }
+        switch deployment.status {
+        case .running: break
+        case .provisioning:
+            throw APIError.conflict("deployment '\(deployment.id)' is still provisioning; retry when its status is running")
+        case .failed:
+            throw APIError.conflict("deployment '\(deployment.id)' failed: \(deployment.failureReason ?? "unknown reason")")
+        case .deleted:
+            throw APIError.conflict("deployment '\(deployment.id)' is deleted")
+        }
+        guard let pool = await deployments.pool(deployment.id), let schema = await pool.schema else {
+            throw APIError.conflict("deployment '\(deployment.id)' is not loaded on this server")
+        }
+        let inputs = try Self.readInputs(body.value("inputs")!, schema: schema)
+        let replica = await pool.acquire()
+        let result: Result<[[ModelPredictor.Prediction]], Error> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: Result { try replica.predictor.predict(inputs, topK: topK, temperature: temperature) })
+            }
+        }
+        await pool.release(replica)
+        let predictions: [[ModelPredictor.Prediction]]
+        do { predictions = try result.get() } catch {
+            throw APIError.invalidRequest("the model refused the inputs: \(error)", param: "inputs")
+        }
+        var items = [JSONValue]()
+        for (index, ranked) in predictions.enumerated() {
+            for prediction in ranked {
+                items.append(.object(["label": .string(prediction.label), "score": .number(prediction.score),
+                                      "class_index": .number(Double(prediction.classIndex)),
+                                      "input_index": .number(Double(index))]))
+            }
+        }
+        let latency = Date().timeIntervalSince(started) * 1000
+        return json(.object([
+            "id": .string(Identifier.make("pred_")), "object": .string("prediction"), "model_id": .string(deployment.modelID),
+            "deployment_id": .string(deployment.id), "created_at": .number(Double(APIStore.now())),
+            "predictions": .array(items),
+            "usage": .object(["input_tokens": .number(Double(inputs.count * schema.valuesPerInput)),
+                              "inputs": .number(Double(inputs.count)),
+                              "latency_ms": .number((latency * 1000).rounded() / 1000)]),
+        ]))
+    }
+
+    /// Validates `inputs` against the model's schema: `{"images": [[…]]}` or `{"features": [[…]]}`,
+    /// each input a flat array of C·H·W finite numbers (a single flat array is one input).
+    static func readInputs(_ value: JSONValue, schema: InputSchema) throws -> [[Float]] {
+        let expected = schema.valuesPerInput
+        let shapeText = schema.shape.map(String.init).joined(separator: "×")
+        guard case .object(let fields) = value else {
+            throw APIError.invalidRequest("'inputs' must be an object {\"\(schema.inputKey)\": [[…\(expected) numbers…], …]}, not \(value.typeName)",
+                                          param: "inputs")
+        }
+        let keys = fields.keys.sorted()
+        guard keys.count == 1, let key = keys.first, key == "images" || key == "features" else {
+            throw APIError.invalidRequest("'inputs' must have exactly one field, 'images' or 'features'; got \(keys.isEmpty ? "none" : keys.joined(separator: ", "))",
+                                          param: "inputs")
+        }
+        guard case .array(let list) = fields[key]! else {
+            throw APIError.invalidRequest("'inputs.\(key)' must be an array of inputs, not \(fields[key]!.typeName)", param: "inputs")
+        }
+        var rows: [[JSONValue]]
+        if let first = list.first, case .number = first {
+            rows = [list]
+        } else {
+            rows = []
+            for (index, item) in list.enumerated() {
+                guard case .array(let row) = item else {
+                    throw APIError.invalidRequest("'inputs.\(key)[\(index)]' must be an array of \(expected) numbers, not \(item.typeName)",
+                                                  param: "inputs")
+                }
+                rows.append(row)
+            }
+        }
+        guard !rows.isEmpty else { throw APIError.invalidRequest("'inputs.\(key)' is empty", param: "inputs") }
+        guard rows.count <= maxInputsPerRequest else {
+            throw APIError.invalidRequest("at most \(maxInputsPerRequest) inputs per request; got \(rows.count)", param: "inputs")
+        }
+        var result = [[Float]]()
+        result.reserveCapacity(rows.count)
+        for (index, row) in rows.enumerated() {
+            guard row.count == expected else {
+                throw APIError.invalidRequest(
+                    "input \(index) has \(row.count) values; the model expects \(expected) (shape \(shapeText), flattened)",
+                    param: "inputs")
+            }
+            var values = [Float]()
+            values.reserveCapacity(expected)
+            for (position, item) in row.enumerated() {
+                guard case .number(let number) = item else {
+                    throw APIError.invalidRequest("input \(index), value \(position) must be a number, not \(item.typeName)", param: "inputs")
+                }
+                let float = Float(number)
+                guard float.isFinite else {
+                    throw APIError.invalidRequest("input \(index), value \(position) is not a finite 32-bit float", param: "inputs")
+                }
+                values.append(float)
+            }
+            result.append(values)
+        }
+        return result
+    }
+}

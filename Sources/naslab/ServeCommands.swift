@@ -1,0 +1,75 @@
+import API
+import ArgumentParser
+import Dispatch
+import Foundation
+import Lab
+
+/// `naslab serve`: the HTTP API (see docs/api.md).
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve the HTTP API (/v1: datasets, models, training, NAS searches, deployments, predictions).")
+
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to bind (0: any free port; the chosen one is printed).") var port = 8080
+    @Option(help: "Directory of the database, uploads, models and search records.") var dataDir = "naslab-data"
+    @Option(help: "Compute threads for training and searches.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Base URL clients use to reach this server (for deployments' endpoint_url); default http://HOST:PORT.")
+    var publicURL: String?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let settings = ServerSettings(host: host, port: port, dataDirectory: URL(fileURLWithPath: dataDir),
+                                      workbench: LabWorkbench(threads: threads), publicBaseURL: publicURL)
+        let host = self.host
+        let outcome = BlockingResult()
+        let semaphore = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                let app = try makeApplication(settings: settings) { port in
+                    print("naslab: listening on http://\(host):\(port)")
+                    fflush(stdout)
+                }
+                try await app.runService()
+            } catch {
+                outcome.error = error
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        if let error = outcome.error {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The error of the server task, handed back to the blocked command.
+private final class BlockingResult: @unchecked Sendable {
+    var error: Error?
+}
+
+/// `naslab keys`: API keys.
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Manage API keys.", subcommands: [KeysCreateCommand.self])
+}
+
+/// `naslab keys create --org NAME`: prints a new key's secret (shown once).
+struct KeysCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Create an API key for an organisation and print its secret (shown only once).")
+
+    @Option(help: "Organisation name (letters, digits, '-', '_', '.').") var org: String
+    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+
+    func run() throws {
+        try reportingErrors {
+            let key = try createAPIKey(organization: org, dataDirectory: URL(fileURLWithPath: dataDir))
+            print(key.secret)
+        }
+    }
+}
