@@ -12,4 +12,17 @@ export NASLAB_REQUIRE_H5PY=1
 NASLAB_PYTHON=$(command -v python3)
 export NASLAB_PYTHON
 swift build -c release --build-tests
-swift test -c release --skip-build "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# All tests are XCTest; --disable-swift-testing drops the empty Swift Testing run.
+status=0
+swift test -c release --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+# One plain closing line: "tests: N passed, N failed, N skipped".
+summary=$(grep -E "Executed [0-9]+ tests?, with" "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+    executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+    skipped=$(grep -oE "[0-9]+ tests? skipped" <<<"$summary" | grep -oE "^[0-9]+" || echo 0)
+    echo "tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+exit "$status"
