@@ -28,14 +28,9 @@ public struct TrainedModel: Sendable {
 
     public init(spaceName: String, spaceYAML: String, architecture: String, inputShape: FeatureShape, classCount: Int,
                 classNames: [String]?, normalization: Normalization?, network: Network) {
-        self.spaceName = spaceName
-        self.spaceYAML = spaceYAML
-        self.architecture = architecture
-        self.inputShape = inputShape
-        self.classCount = classCount
-        self.classNames = classNames
-        self.normalization = normalization
-        self.tensors = network.namedTensors().map { NamedTensorValue(name: $0.name, shape: $0.shape, values: $0.values) }
+        self.init(spaceName: spaceName, spaceYAML: spaceYAML, architecture: architecture, inputShape: inputShape,
+                  classCount: classCount, classNames: classNames, normalization: normalization,
+                  tensors: network.namedTensors().map { NamedTensorValue(name: $0.name, shape: $0.shape, values: $0.values) })
     }
 
     public func save(to path: String) throws {
