@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 swift build -c release --product naslab
-exec .build/release/naslab search Experiments/quickstart-digits.yaml "$@"
+# --overwrite: the quick start is meant to be run again; its record is replaced each time.
+exec .build/release/naslab search Experiments/quickstart-digits.yaml --overwrite "$@"
