@@ -23,27 +23,8 @@ if ! command -v wrk >/dev/null; then
 fi
 [ -x "$NASLAB" ] || swift build -c release --product naslab >&2
 
-DATA=$(mktemp -d /tmp/naslab-load.XXXXXX)
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-KEY=$("$NASLAB" keys create --org load --data-dir "$DATA")
-"$NASLAB" serve --host 127.0.0.1 --port 0 --data-dir "$DATA" --threads 1 >"$DATA/stdout" 2>"$DATA/server.log" &
-SERVER_PID=$!
-BASE=
-for _ in $(seq 1 100); do
-    BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$DATA/stdout" 2>/dev/null | head -1 || true)
-    [ -n "$BASE" ] && break
-    sleep 0.1
-done
-[ -n "$BASE" ] || { echo "api-load: server did not start" >&2; cat "$DATA/server.log" >&2; exit 1; }
+. "$ROOT/scripts/serve-lib.sh"
+start_naslab_server api-load
 
 api() { curl -sS -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }

@@ -23,29 +23,8 @@ if [ ! -x .venv-fuzz/bin/schemathesis ]; then
     .venv-fuzz/bin/pip install --quiet schemathesis
 fi
 
-DATA=$(mktemp -d /tmp/naslab-fuzz.XXXXXX)
-LOG=$DATA/server.log
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
-
-KEY=$("$NASLAB" keys create --org fuzz --data-dir "$DATA")
-"$NASLAB" serve --host 127.0.0.1 --port 0 --data-dir "$DATA" --threads 1 >"$DATA/stdout" 2>"$LOG" &
-SERVER_PID=$!
-BASE=
-for _ in $(seq 1 100); do
-    BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$DATA/stdout" 2>/dev/null | head -1 || true)
-    [ -n "$BASE" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "fuzz-api: naslab serve exited" >&2; cat "$LOG" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$BASE" ] || { echo "fuzz-api: server did not start" >&2; exit 1; }
+. "$ROOT/scripts/serve-lib.sh"
+start_naslab_server fuzz-api
 echo "fuzz-api: server $BASE (pid $SERVER_PID), $EXAMPLES examples per operation, ${SECONDS_LIMIT}s limit" >&2
 
 # A trained, deployed model so that predict/deploy paths are exercised beyond their 404/409s.
