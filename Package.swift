@@ -46,7 +46,7 @@ let package = Package(
                 exclude: ["Resources/LICENSE-digits.txt"], resources: [.copy("Resources/digits.csv.gz")]),
 
         // MARK: - Search side
-        .target(name: "Spaces", dependencies: ["NASCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Spaces", dependencies: ["NASCore", "Engine", .product(name: "Yams", package: "Yams")]),
         .target(name: "Estimators", dependencies: ["NASCore", "Engine", "HDF5Kit"]),
         .target(name: "Search", dependencies: ["NASCore"]),
         .target(name: "Records", dependencies: ["NASCore", "HDF5Kit"]),
@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
         .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine", "Estimators"]),
-        .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore"]),
+        .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore", "Engine"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),

@@ -49,12 +49,13 @@ public final class Network {
     ///   - graph: the IR; checked with `inferShapes()`.
     ///   - classCount: if given, the output node must produce `classCount×1×1` logits.
     ///   - initializer: scheme for conv and linear weights (default PyTorch's).
+    ///   - registry: the ops the graph may use (default: every op NASLab ships).
     ///   - rng: source of the initial weights; a derived stream feeds dropout.
     /// - Throws: `EngineError.invalidGraph`, `.classCountMismatch`.
     public init(graph: NetworkGraph, classCount: Int? = nil, initializer: WeightInitializer = .pytorchDefault,
-                rng: inout SeededGenerator) throws {
+                registry: OpRegistry = .standard, rng: inout SeededGenerator) throws {
         let shapes: [FeatureShape]
-        do { shapes = try graph.inferShapes() } catch let e as NetworkGraphError {
+        do { shapes = try graph.inferShapes(registry: registry) } catch let e as NetworkGraphError {
             throw EngineError.invalidGraph(e)
         }
         if let classCount {
@@ -67,39 +68,13 @@ public final class Network {
         self.shapes = shapes
         _ = EngineConfiguration.threadCount  // applies the OpenBLAS thread setting once
         var layers = [Layer?]()
+        var build = LayerContext(name: "", inputShapes: [], outputShape: shapes[0], initializer: initializer, rng: rng)
         for (index, node) in graph.nodes.enumerated() {
-            let inShapes = node.inputs.map { shapes[$0] }
-            let out = shapes[index]
-            let layer: Layer?
-            switch node.op {
-            case .input: layer = nil
-            case let .conv2d(a):
-                let conv = Conv2dLayer(name: node.name, attributes: a, inShape: inShapes[0], outShape: out)
-                initializer.initialize(weight: conv.weight, bias: conv.bias, fanIn: conv.fanIn, fanOut: conv.fanOut, rng: &rng)
-                layer = conv
-            case let .linear(outFeatures, hasBias):
-                let linear = LinearLayer(name: node.name, inFeatures: inShapes[0].elementCount, outFeatures: outFeatures, hasBias: hasBias)
-                initializer.initialize(weight: linear.weight, bias: linear.bias, fanIn: linear.inFeatures,
-                                       fanOut: outFeatures, rng: &rng)
-                layer = linear
-            case let .batchNorm(affine): layer = BatchNormLayer(name: node.name, shape: out, affine: affine)
-            case let .activation(kind): layer = ActivationLayer(kind: kind)
-            case let .maxPool(p): layer = MaxPoolLayer(attributes: p, inShape: inShapes[0], outShape: out)
-            case let .avgPool(p): layer = AvgPoolLayer(attributes: p, inShape: inShapes[0], outShape: out)
-            case .globalAvgPool: layer = GlobalAvgPoolLayer(inShape: inShapes[0])
-            case .add: layer = AddLayer()
-            case .concat: layer = ConcatLayer(inShapes: inShapes)
-            case let .dropout(rate):
-                guard rate >= 0, rate < 1 else {
-                    throw EngineError.invalidGraph(.invalidShape(node: node.name, message: "dropout rate \(rate) outside [0, 1)"))
-                }
-                layer = DropoutLayer(rate: rate)
-            case .flatten: layer = FlattenLayer(inShape: inShapes[0])
-            case .zero: layer = ZeroLayer()
-            case .identity: layer = IdentityLayer()
-            }
-            layers.append(layer)
+            build = LayerContext(name: node.name, inputShapes: node.inputs.map { shapes[$0] }, outputShape: shapes[index],
+                                 initializer: initializer, rng: build.rng)
+            layers.append(try node.op.makeLayer(&build)?.layer)
         }
+        rng = build.rng
         self.layers = layers
         parameters = layers.flatMap { $0?.parameters ?? [] }
         buffers = layers.flatMap { $0?.buffers ?? [] }

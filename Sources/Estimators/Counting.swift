@@ -1,3 +1,4 @@
+import Engine
 import NASCore
 
 /// Cheap, training-free costs of one layer of a `NetworkGraph`.
@@ -50,32 +51,8 @@ public struct NetworkCost: Hashable, Codable, Sendable {
         layers.reserveCapacity(graph.nodes.count)
         for (index, node) in graph.nodes.enumerated() {
             let output = shapes[index]
-            let input = node.inputs.first.map { shapes[$0] } ?? output
-            var parameters = 0
-            var macs = 0
-            var nb201 = 0
-            switch node.op {
-            case let .conv2d(c):
-                let perOutput = (input.channels / c.groups) * c.kernel * c.kernel
-                parameters = c.outChannels * perOutput + (c.bias ? c.outChannels : 0)
-                macs = output.elementCount * perOutput
-                nb201 = macs + (c.bias ? output.elementCount : 0)
-            case let .linear(out, bias):
-                parameters = input.elementCount * out + (bias ? out : 0)
-                macs = input.elementCount * out
-                nb201 = macs
-            case let .batchNorm(affine):
-                parameters = affine ? 2 * output.channels : 0
-                nb201 = 2 * output.elementCount
-            case .activation:
-                nb201 = output.elementCount
-            case .globalAvgPool:
-                nb201 = input.elementCount
-            case let .maxPool(p), let .avgPool(p):
-                nb201 = output.elementCount * p.kernel * p.kernel
-            default:
-                break
-            }
+            let c = node.op.cost(inputs: node.inputs.map { shapes[$0] }, output: output)
+            let (parameters, macs, nb201) = (c.parameters, c.multiplyAccumulates, c.nasBench201Flops)
             layers.append(LayerCost(name: node.name, parameters: parameters, multiplyAccumulates: macs,
                                     nasBench201Flops: nb201, outputShape: output))
         }

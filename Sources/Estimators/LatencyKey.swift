@@ -1,3 +1,4 @@
+import Engine
 import NASCore
 
 /// Lookup-table keys of the latency predictor: one string per (operation, attributes, input shapes).
@@ -7,37 +8,19 @@ import NASCore
 ///
 /// ```
 /// conv2d(out:16,kernel:3,stride:1,padding:1,dilation:1,groups:1,bias:false)@8x28x28
-/// activation(relu6)@96x14x14
+/// activation(function:relu6)@96x14x14
 /// add@24x7x7+24x7x7
 /// network(output:10x1x1)@1x28x28        // the boundary: input loading and output conversion
 /// ```
 ///
-/// Attributes that do not change the evaluation-mode cost are left out: a dropout's rate (it is
-/// a copy at inference) and the `affine` flag of batch norm (folded into one scale and shift).
+/// The spelling is each op's `latencySignature` (`GraphOp.latencyAttributes`): attributes that do
+/// not change the evaluation-mode cost are left out, e.g. a dropout's rate (a copy at inference)
+/// and the `affine` flag of batch norm (folded into one scale and shift).
 public enum LatencyKey {
     /// The key of `op` applied to inputs of the given shapes, or `nil` for the input node.
-    public static func key(for op: LayerOp, inputShapes: [FeatureShape]) -> String? {
-        let operation: String
-        switch op {
-        case .input: return nil
-        case let .conv2d(a):
-            operation = "conv2d(out:\(a.outChannels),kernel:\(a.kernel),stride:\(a.stride),padding:\(a.padding)"
-                + ",dilation:\(a.dilation),groups:\(a.groups),bias:\(a.bias))"
-        case .batchNorm: operation = "batchNorm"
-        case let .activation(kind): operation = "activation(\(kind.rawValue))"
-        case let .maxPool(p): operation = "maxPool(kernel:\(p.kernel),stride:\(p.stride),padding:\(p.padding))"
-        case let .avgPool(p):
-            operation = "avgPool(kernel:\(p.kernel),stride:\(p.stride),padding:\(p.padding),countIncludePadding:\(p.countIncludePadding))"
-        case .globalAvgPool: operation = "globalAvgPool"
-        case let .linear(out, bias): operation = "linear(out:\(out),bias:\(bias))"
-        case .add: operation = "add"
-        case .concat: operation = "concat"
-        case .dropout: operation = "dropout"
-        case .flatten: operation = "flatten"
-        case let .zero(stride): operation = "zero(stride:\(stride))"
-        case .identity: operation = "identity"
-        }
-        return operation + "@" + inputShapes.map(\.description).joined(separator: "+")
+    public static func key(for op: any GraphOp, inputShapes: [FeatureShape]) -> String? {
+        if op is Input { return nil }
+        return op.latencySignature + "@" + inputShapes.map(\.description).joined(separator: "+")
     }
 
     /// The key of a network's fixed overhead: checking and loading the input, converting the output.

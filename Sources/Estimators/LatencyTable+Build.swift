@@ -13,7 +13,7 @@ public enum LatencyTableProgress: Sendable {
 /// One op to measure: its key, the op and its input shapes.
 struct LatencyWorkItem {
     var key: String
-    var op: LayerOp
+    var op: any GraphOp
     var inputShapes: [FeatureShape]
     /// For boundary items: the output shape (then `op` is unused).
     var boundaryOutput: FeatureShape?
@@ -111,7 +111,7 @@ extension LatencyTable {
             }
             let boundary = LatencyKey.boundary(input: graph.inputShape, output: shapes[graph.output])
             if entries[boundary] == nil, queued.insert(boundary).inserted {
-                items.append(LatencyWorkItem(key: boundary, op: .identity, inputShapes: [graph.inputShape],
+                items.append(LatencyWorkItem(key: boundary, op: Identity(), inputShapes: [graph.inputShape],
                                              boundaryOutput: shapes[graph.output]))
             }
         }
@@ -141,7 +141,7 @@ extension LatencyTable {
     /// A graph running `op` on inputs of the given shapes as its last node: node 0 holds the
     /// first shape; further inputs of the same shape are identities of it, others 1×1
     /// convolutions of it to their channel count (add and concat only need channels to differ).
-    static func isolationGraph(op: LayerOp, inputShapes: [FeatureShape]) throws -> NetworkGraph {
+    static func isolationGraph(op: any GraphOp, inputShapes: [FeatureShape]) throws -> NetworkGraph {
         guard let first = inputShapes.first else {
             throw LatencyTableError.invalidArgument("an operation needs at least one input shape")
         }
@@ -156,7 +156,7 @@ extension LatencyTable {
                 throw LatencyTableError.invalidArgument("cannot build inputs \(inputShapes) for one operation")
             }
         }
-        graph.add("op", op, inputs: inputs)
+        graph.addNode("op", op, inputs: inputs)
         return graph
     }
 

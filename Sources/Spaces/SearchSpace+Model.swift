@@ -1,3 +1,4 @@
+import Engine
 import NASCore
 
 /// The operation of one block of a chain (macro) stage.

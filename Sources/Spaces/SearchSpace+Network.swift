@@ -1,3 +1,4 @@
+import Engine
 import NASCore
 
 extension SearchSpace {
@@ -51,6 +52,7 @@ extension SearchSpace {
         if head.dropout > 0 { x = builder.add("head/dropout", .dropout(rate: head.dropout), x) }
         x = builder.add("head/classifier", .linear(outFeatures: classCount, bias: true), x)
         do {
+            if let error = builder.error { throw error }
             _ = try builder.graph.inferShapes()
         } catch {
             throw SpaceError.undecodable(message: "\(error)")
@@ -77,23 +79,22 @@ struct GraphBuilder {
         shapes[node].height > 1 || shapes[node].width > 1 ? stride : 1
     }
 
-    mutating func add(_ name: String, _ op: LayerOp, _ inputs: Int...) -> Int {
+    /// The first shape error met while building (reported by `network(for:…)`; later shapes are
+    /// placeholders so that building can finish).
+    var error: Error?
+
+    mutating func add<Op: GraphOp>(_ name: String, _ op: Op, _ inputs: Int...) -> Int {
+        add(name, op, inputs: inputs)
+    }
+
+    mutating func add<Op: GraphOp>(_ name: String, _ op: Op, inputs: [Int]) -> Int {
         let index = graph.add(name, op, inputs: inputs)
-        let x = shapes[inputs[0]]
-        func out(_ size: Int, _ k: Int, _ s: Int, _ p: Int, _ d: Int) -> Int { (size + 2 * p - d * (k - 1) - 1) / s + 1 }
         let result: FeatureShape
-        switch op {
-        case let .conv2d(c):
-            result = FeatureShape(channels: c.outChannels, height: out(x.height, c.kernel, c.stride, c.padding, c.dilation),
-                                  width: out(x.width, c.kernel, c.stride, c.padding, c.dilation))
-        case let .maxPool(p), let .avgPool(p):
-            result = FeatureShape(channels: x.channels, height: out(x.height, p.kernel, p.stride, p.padding, 1),
-                                  width: out(x.width, p.kernel, p.stride, p.padding, 1))
-        case .globalAvgPool: result = FeatureShape(features: x.channels)
-        case let .linear(o, _): result = FeatureShape(features: o)
-        case .flatten: result = FeatureShape(features: x.elementCount)
-        case let .zero(s): result = FeatureShape(channels: x.channels, height: (x.height - 1) / s + 1, width: (x.width - 1) / s + 1)
-        default: result = x
+        do {
+            result = try NetworkGraph.outputShape(of: graph.nodes[index], inputs: inputs.map { shapes[$0] })
+        } catch {
+            if self.error == nil { self.error = error }
+            result = shapes[inputs[0]]
         }
         shapes.append(result)
         shape = result
@@ -130,7 +131,7 @@ struct GraphBuilder {
         case .maxPool, .avgPool:
             let k = spec.kernel.value(in: a)
             let p = PoolAttributes(kernel: k, stride: effectiveStride(spec.stride.value(in: a), at: x), padding: k / 2)
-            return add("\(spec.name)/\(spec.kind == .maxPool ? "maxpool" : "avgpool")", spec.kind == .maxPool ? .maxPool(p) : .avgPool(p), x)
+            return spec.kind == .maxPool ? add("\(spec.name)/maxpool", .maxPool(p), x) : add("\(spec.name)/avgpool", .avgPool(p), x)
         case .batchNorm:
             return add("\(spec.name)/bn", .batchNorm(affine: true), x)
         case let .activation(kind):
@@ -174,7 +175,7 @@ struct GraphBuilder {
             return shortcut("\(name)/projection", x, width: width, stride: s)
         case .maxpool, .avgpool:
             let p = PoolAttributes(kernel: kernel, stride: s, padding: kernel / 2)
-            let y = add("\(name)/\(op.rawValue)", op == .maxpool ? .maxPool(p) : .avgPool(p), x)
+            let y = op == .maxpool ? add("\(name)/maxpool", .maxPool(p), x) : add("\(name)/avgpool", .avgPool(p), x)
             guard inChannels != width else { return y }
             let z = conv("\(name)/projection/conv", y, width: width, kernel: 1, stride: 1)
             return add("\(name)/projection/bn", .batchNorm(affine: true), z)
@@ -236,10 +237,7 @@ struct GraphBuilder {
             case 0: value[node] = add("\(name)/node\(node)/zero", .zero(stride: 1), x)
             case 1: value[node] = terms[0]
             default:
-                let index = graph.add("\(name)/node\(node)", .add, inputs: terms)
-                shapes.append(shapes[terms[0]])
-                shape = shapes[terms[0]]
-                value[node] = index
+                value[node] = add("\(name)/node\(node)", .add, inputs: terms)
             }
         }
         shape = shapes[value[cell.nodeCount - 1]]

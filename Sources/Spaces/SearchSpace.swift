@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import NASCore
 
 /// A search space loaded from a YAML file (see `docs/search-spaces.md` for the schema).

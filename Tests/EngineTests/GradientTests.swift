@@ -6,11 +6,11 @@ import XCTest
 final class GradientTests: XCTestCase {
     override func setUp() { EngineConfiguration.setThreadCount(2) }
 
-    private func single(_ op: LayerOp, _ shape: FeatureShape, prefix: [LayerOp] = []) -> NetworkGraph {
+    private func single(_ op: any GraphOp, _ shape: FeatureShape, prefix: [any GraphOp] = []) -> NetworkGraph {
         var g = NetworkGraph(inputShape: shape)
         var x = g.input
-        for (i, p) in prefix.enumerated() { x = g.add("pre\(i)", p, x) }
-        g.add("op", op, x)
+        for (i, p) in prefix.enumerated() { x = g.addNode("pre\(i)", p, inputs: [x]) }
+        g.addNode("op", op, inputs: [x])
         return g
     }
 
@@ -52,7 +52,7 @@ final class GradientTests: XCTestCase {
 
     func testLinearAndFlatten() throws {
         try checkGradients(single(.linear(outFeatures: 5, bias: true), FeatureShape(features: 7)), batch: 4, seed: 1)
-        try checkGradients(single(.linear(outFeatures: 3, bias: false), FeatureShape(channels: 2, height: 3, width: 2), prefix: [.flatten]),
+        try checkGradients(single(.linear(outFeatures: 3, bias: false), FeatureShape(channels: 2, height: 3, width: 2), prefix: [Flatten()]),
                            batch: 3, seed: 2)
         try checkGradients(single(.flatten, FeatureShape(channels: 3, height: 2, width: 4)), batch: 2, seed: 3)
     }
@@ -64,7 +64,7 @@ final class GradientTests: XCTestCase {
         try checkGradients(single(.batchNorm(affine: true), shape), batch: 2, seed: 6, training: false)
         // BN after a conv (weights feel BN's batch coupling).
         try checkGradients(single(.batchNorm(affine: true), FeatureShape(channels: 2, height: 5, width: 5),
-                                  prefix: [.conv2d(Conv2dAttributes(outChannels: 3, kernel: 3, stride: 2, padding: 1))]),
+                                  prefix: [Conv2d(outChannels: 3, kernel: 3, stride: 2, padding: 1)]),
                            batch: 3, seed: 7)
     }
 
@@ -93,14 +93,14 @@ final class GradientTests: XCTestCase {
     func testPooling() throws {
         let shape = FeatureShape(channels: 2, height: 7, width: 6)
         let n = 2 * shape.elementCount
-        let pools: [LayerOp] = [
-            .maxPool(PoolAttributes(kernel: 3, stride: 2, padding: 1)),
-            .maxPool(PoolAttributes(kernel: 2, stride: 2)),
-            .maxPool(PoolAttributes(kernel: 3, stride: 1, padding: 1)),
-            .avgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: true)),
-            .avgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: false)),
-            .avgPool(PoolAttributes(kernel: 3, stride: 2, padding: 1, countIncludePadding: false)),
-            .avgPool(PoolAttributes(kernel: 2, stride: 2)),
+        let pools: [any GraphOp] = [
+            MaxPool(PoolAttributes(kernel: 3, stride: 2, padding: 1)),
+            MaxPool(PoolAttributes(kernel: 2, stride: 2)),
+            MaxPool(PoolAttributes(kernel: 3, stride: 1, padding: 1)),
+            AvgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: true)),
+            AvgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: false)),
+            AvgPool(PoolAttributes(kernel: 3, stride: 2, padding: 1, countIncludePadding: false)),
+            AvgPool(PoolAttributes(kernel: 2, stride: 2)),
             .globalAvgPool,
         ]
         for (i, op) in pools.enumerated() {
@@ -148,7 +148,7 @@ final class GradientTests: XCTestCase {
     func testDropout() throws {
         // Finite differences with a fixed mask (the generator is reset before every forward).
         try checkGradients(single(.dropout(rate: 0.3), FeatureShape(channels: 3, height: 4, width: 4),
-                                  prefix: [.conv2d(Conv2dAttributes(outChannels: 3, kernel: 3, padding: 1))]),
+                                  prefix: [Conv2d(outChannels: 3, kernel: 3, padding: 1)]),
                            batch: 2, seed: 40)
         // Statistics and evaluation mode.
         var g = NetworkGraph(inputShape: FeatureShape(features: 10_000))

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import NASCore
 import Spaces
 import XCTest

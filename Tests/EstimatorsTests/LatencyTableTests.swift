@@ -1,5 +1,6 @@
 import Estimators
 import Foundation
+import Engine
 import NASCore
 import Spaces
 import XCTest
@@ -32,7 +33,7 @@ final class LatencyTableTests: XCTestCase {
     }
 
     func testKeysOfEqualOpsAreEqualAndDifferForAttributesAndShapes() throws {
-        let conv = LayerOp.conv2d(Conv2dAttributes(outChannels: 16, kernel: 3, padding: 1))
+        let conv = Conv2d(outChannels: 16, kernel: 3, padding: 1)
         let shape = FeatureShape(channels: 8, height: 28, width: 28)
         let key = LatencyKey.key(for: conv, inputShapes: [shape])
         XCTAssertEqual(key, "conv2d(out:16,kernel:3,stride:1,padding:1,dilation:1,groups:1,bias:false)@8x28x28")
@@ -133,7 +134,7 @@ final class LatencyTableTests: XCTestCase {
         let text = String(decoding: data, as: UTF8.self)
         XCTAssertEqual(process.terminationStatus, 0, text)
         XCTAssertTrue(text.contains("network(output:10x1x1)@1x8x8"), text)
-        XCTAssertTrue(text.contains("activation(relu)@8x8x8"), text)
+        XCTAssertTrue(text.contains("activation(function:relu)@8x8x8"), text)
         XCTAssertTrue(text.contains(table.machine.cpuModel), text)
 
         // Not a table → clear error.

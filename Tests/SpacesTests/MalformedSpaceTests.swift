@@ -43,7 +43,7 @@ final class MalformedSpaceTests: XCTestCase {
         Case(yaml: "name: x\nstages:\n  - »cells: {width: 8}\n", position: "3:5",
              message: "stage 1 uses cells but the space defines no 'cell'"),
         Case(yaml: "name: x\nactivation: »swish\nstages:\n  - blocks: {width: 8, op: conv}\n", position: "2:13",
-             message: "unknown activation 'swish' for activation (expected one of: relu, relu6, hardswish, sigmoid)"),
+             message: "unknown activation 'swish' for activation (expected one of: relu, relu6, hardswish, sigmoid, gelu)"),
         Case(yaml: "name: x\nstem:\n  - {op: maxpool, »width: 3}\nstages:\n  - blocks: {width: 8, op: conv}\n", position: "3:19",
              message: "unknown key 'width' in stem layer 0 (maxpool) (expected one of: op, kernel, stride)"),
         Case(yaml: "name: x\nstages: »{blocks: 1}\n", position: "2:9", message: "stages must be a list, got a mapping"),

@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import NASCore
 import Spaces
 import XCTest
@@ -126,7 +127,7 @@ final class ShippedSpacesTests: XCTestCase {
                          "head/conv", "head/pool", "head/dropout", "head/classifier"] {
             XCTAssertTrue(names.contains(expected), "missing \(expected) in \(names.sorted())")
         }
-        guard case let .conv2d(depthwise) = graph.nodes.first(where: { $0.name == "stage2/block0/depthwise/conv" })!.op else {
+        guard let depthwise = graph.nodes.first(where: { $0.name == "stage2/block0/depthwise/conv" })!.op as? Conv2d else {
             return XCTFail("depthwise is not a conv")
         }
         XCTAssertEqual(depthwise.kernel, 5)
@@ -155,6 +156,6 @@ final class ShippedSpacesTests: XCTestCase {
         let shapes = try graph.inferShapes()
         let beforePool = shapes[graph.nodes.firstIndex { $0.name == "head/pool" }! - 1]
         XCTAssertEqual(beforePool.height, 1)
-        for node in graph.nodes { if case let .conv2d(c) = node.op { XCTAssertGreaterThanOrEqual(c.stride, 1) } }
+        for node in graph.nodes { if let c = node.op as? Conv2d { XCTAssertGreaterThanOrEqual(c.stride, 1) } }
     }
 }

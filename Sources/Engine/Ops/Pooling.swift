@@ -1,0 +1,269 @@
+import CBLAS
+import Dispatch
+import NASCore
+
+/// Attributes of max or average pooling (PyTorch's `MaxPool2d` / `AvgPool2d`).
+public struct PoolAttributes: Hashable, Codable, Sendable {
+    public var kernel: Int
+    public var stride: Int
+    public var padding: Int
+    /// Average pooling only: whether padded zeros count in the divisor (PyTorch's `count_include_pad`).
+    public var countIncludePadding: Bool
+
+    public init(kernel: Int, stride: Int, padding: Int = 0, countIncludePadding: Bool = true) {
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.countIncludePadding = countIncludePadding
+    }
+
+    init(_ a: OpAttributeReader, countIncludePadding: Bool) throws {
+        self.init(kernel: try a.int("kernel"), stride: try a.int("stride"), padding: try a.int("padding"),
+                  countIncludePadding: countIncludePadding)
+    }
+
+    var windowAttributes: OpAttributeList { [("kernel", .int(kernel)), ("stride", .int(stride)), ("padding", .int(padding))] }
+
+    func outputShape(_ inputs: [FeatureShape]) throws -> FeatureShape {
+        let x = try Conv2d.single(inputs)
+        guard kernel > 0, stride > 0, padding >= 0, padding * 2 <= kernel else {
+            throw OpShapeError("pool padding must be at most half the kernel")
+        }
+        return FeatureShape(
+            channels: x.channels,
+            height: try Conv2d.windowOutput(x.height, kernel: kernel, stride: stride, padding: padding, dilation: 1),
+            width: try Conv2d.windowOutput(x.width, kernel: kernel, stride: stride, padding: padding, dilation: 1))
+    }
+
+    /// NB201 FLOPs: `k²` per output element.
+    func cost(_ output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: output.elementCount * kernel * kernel) }
+}
+
+/// Max pooling k×k (PyTorch's `MaxPool2d`).
+public struct MaxPool: GraphOp, Hashable {
+    public static let kind = "maxPool"
+    public var pool: PoolAttributes
+
+    public init(_ pool: PoolAttributes) { self.pool = pool }
+    public init(attributes a: OpAttributeReader) throws { pool = try PoolAttributes(a, countIncludePadding: true) }
+
+    public var attributes: OpAttributeList { pool.windowAttributes }
+    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try pool.outputShape(inputs) }
+    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { pool.cost(output) }
+
+    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
+        LayerHandle(MaxPoolLayer(attributes: pool, inShape: context.inputShapes[0], outShape: context.outputShape))
+    }
+}
+
+/// Average pooling k×k (PyTorch's `AvgPool2d`, with `count_include_pad`).
+public struct AvgPool: GraphOp, Hashable {
+    public static let kind = "avgPool"
+    public var pool: PoolAttributes
+
+    public init(_ pool: PoolAttributes) { self.pool = pool }
+
+    public init(attributes a: OpAttributeReader) throws {
+        pool = try PoolAttributes(a, countIncludePadding: try a.bool("countIncludePadding"))
+    }
+
+    public var attributes: OpAttributeList { pool.windowAttributes + [("countIncludePadding", .bool(pool.countIncludePadding))] }
+    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try pool.outputShape(inputs) }
+    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { pool.cost(output) }
+
+    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
+        LayerHandle(AvgPoolLayer(attributes: pool, inShape: context.inputShapes[0], outShape: context.outputShape))
+    }
+}
+
+/// Mean over height and width: C×H×W → C×1×1. NB201 FLOPs: 1 per input element.
+public struct GlobalAvgPool: GraphOp, Hashable {
+    public static let kind = "globalAvgPool"
+    public init() {}
+    public init(attributes a: OpAttributeReader) throws {}
+    public var attributes: OpAttributeList { [] }
+    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { FeatureShape(features: try Self.single(inputs).channels) }
+    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: inputs[0].elementCount) }
+    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
+        LayerHandle(GlobalAvgPoolLayer(inShape: context.inputShapes[0]))
+    }
+}
+
+extension GraphOp where Self == MaxPool {
+    public static func maxPool(_ p: PoolAttributes) -> MaxPool { MaxPool(p) }
+}
+
+extension GraphOp where Self == AvgPool {
+    public static func avgPool(_ p: PoolAttributes) -> AvgPool { AvgPool(p) }
+}
+
+extension GraphOp where Self == GlobalAvgPool {
+    public static var globalAvgPool: GlobalAvgPool { GlobalAvgPool() }
+}
+
+// MARK: - Engine layer
+
+// MARK: - Pooling
+
+final class MaxPoolLayer: Layer {
+    let p: PoolAttributes
+    let inShape: FeatureShape
+    let outShape: FeatureShape
+    private var argmax = [Int32]()
+
+    init(attributes: PoolAttributes, inShape: FeatureShape, outShape: FeatureShape) {
+        p = attributes
+        self.inShape = inShape
+        self.outShape = outShape
+    }
+
+    func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
+        let planes = inShape.channels * batch
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        if argmax.count != planes * oh * ow { argmax = [Int32](repeating: 0, count: planes * oh * ow) }
+        let x = inputs[0].pointer, y = output.pointer
+        let p = self.p
+        argmax.withUnsafeMutableBufferPointer { arg in
+            parallelChunks(planes, work: planes * oh * ow * p.kernel * p.kernel) { range in
+                for plane in range {
+                    let xp = x + plane * h * w
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            var best = -Float.infinity
+                            var bestIndex = -1
+                            for ki in 0..<p.kernel {
+                                let hi = i * p.stride - p.padding + ki
+                                if hi < 0 || hi >= h { continue }
+                                for kj in 0..<p.kernel {
+                                    let wi = j * p.stride - p.padding + kj
+                                    if wi < 0 || wi >= w { continue }
+                                    let v = xp[hi * w + wi]
+                                    if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = hi * w + wi }
+                                }
+                            }
+                            let o = (plane * oh + i) * ow + j
+                            y[o] = best
+                            arg[o] = Int32(bestIndex)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
+                  _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
+        guard let dxBuffer = inputGradients[0] else { return }
+        let planes = inShape.channels * batch
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        let dx = dxBuffer.pointer, dy = outputGradient.pointer
+        if !accumulate[0] { dx.update(repeating: 0, count: planes * h * w) }
+        argmax.withUnsafeBufferPointer { arg in
+            parallelChunks(planes, work: planes * oh * ow * 4) { range in
+                for plane in range {
+                    let dxp = dx + plane * h * w
+                    for o in (plane * oh * ow)..<((plane + 1) * oh * ow) { dxp[Int(arg[o])] += dy[o] }
+                }
+            }
+        }
+    }
+}
+
+final class AvgPoolLayer: Layer {
+    let p: PoolAttributes
+    let inShape: FeatureShape
+    let outShape: FeatureShape
+
+    init(attributes: PoolAttributes, inShape: FeatureShape, outShape: FeatureShape) {
+        p = attributes
+        self.inShape = inShape
+        self.outShape = outShape
+    }
+
+    /// The window rows (or columns) of output index `i` clipped to the input, and the divisor
+    /// extent (PyTorch: clipped to the padded input when counting padding).
+    @inline(__always)
+    private func window(_ i: Int, size: Int) -> (start: Int, end: Int, padded: Int) {
+        let start = i * p.stride - p.padding
+        let end = min(start + p.kernel, size + p.padding)
+        let padded = end - start
+        return (max(start, 0), min(end, size), padded)
+    }
+
+    private func forEachWindow(_ body: (Int, Int, Int, Int, Int, Int, Float) -> Void) {
+        for i in 0..<outShape.height {
+            let (h0, h1, hp) = window(i, size: inShape.height)
+            for j in 0..<outShape.width {
+                let (w0, w1, wp) = window(j, size: inShape.width)
+                let count = p.countIncludePadding ? hp * wp : (h1 - h0) * (w1 - w0)
+                body(i, j, h0, h1, w0, w1, 1 / Float(max(count, 1)))
+            }
+        }
+    }
+
+    func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
+        let planes = inShape.channels * batch
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        let x = inputs[0].pointer, y = output.pointer
+        parallelChunks(planes, work: planes * oh * ow * p.kernel * p.kernel) { range in
+            for plane in range {
+                let xp = x + plane * h * w
+                let yp = y + plane * oh * ow
+                forEachWindow { i, j, h0, h1, w0, w1, scale in
+                    var s: Float = 0
+                    for hi in h0..<h1 { for wi in w0..<w1 { s += xp[hi * w + wi] } }
+                    yp[i * ow + j] = s * scale
+                }
+            }
+        }
+    }
+
+    func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
+                  _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
+        guard let dxBuffer = inputGradients[0] else { return }
+        let planes = inShape.channels * batch
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        let dx = dxBuffer.pointer, dy = outputGradient.pointer
+        if !accumulate[0] { dx.update(repeating: 0, count: planes * h * w) }
+        parallelChunks(planes, work: planes * oh * ow * p.kernel * p.kernel) { range in
+            for plane in range {
+                let dxp = dx + plane * h * w
+                let dyp = dy + plane * oh * ow
+                forEachWindow { i, j, h0, h1, w0, w1, scale in
+                    let g = dyp[i * ow + j] * scale
+                    for hi in h0..<h1 { for wi in w0..<w1 { dxp[hi * w + wi] += g } }
+                }
+            }
+        }
+    }
+}
+
+final class GlobalAvgPoolLayer: Layer {
+    let inShape: FeatureShape
+    init(inShape: FeatureShape) { self.inShape = inShape }
+
+    func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
+        let hw = inShape.height * inShape.width
+        let planes = inShape.channels * batch
+        let x = inputs[0].pointer, y = output.pointer
+        let scale = 1 / Float(hw)
+        for plane in 0..<planes {
+            y[plane] = vectorSum(x + plane * hw, hw) * scale
+        }
+    }
+
+    func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
+                  _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
+        guard let dxBuffer = inputGradients[0] else { return }
+        let hw = inShape.height * inShape.width
+        let planes = inShape.channels * batch
+        let dx = dxBuffer.pointer, dy = outputGradient.pointer
+        let scale = 1 / Float(hw)
+        let acc = accumulate[0]
+        for plane in 0..<planes {
+            let g = dy[plane] * scale
+            let dxp = dx + plane * hw
+            if acc { for i in 0..<hw { dxp[i] += g } } else { for i in 0..<hw { dxp[i] = g } }
+        }
+    }
+}
