@@ -3,7 +3,7 @@
 # elsewhere it says what is missing and stops.
 set -euo pipefail
 
-APT_PACKAGES=(libopenblas-dev libhdf5-dev hdf5-tools pkg-config zlib1g-dev dataset-fashion-mnist python3 python3-pip python3-venv)
+APT_PACKAGES=(libopenblas-dev libhdf5-dev hdf5-tools pkg-config zlib1g-dev dataset-fashion-mnist fortunes python3 python3-pip python3-venv)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

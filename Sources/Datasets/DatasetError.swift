@@ -19,6 +19,11 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case unknownDataset(name: String)
     /// Invalid split fractions, empty inputs and the like.
     case invalidArgument(detail: String)
+    /// A problem in a CSV file at a 1-based `line` (physical line of the file) and `column` (the
+    /// 1-based CSV column, i.e. field number, not a character offset).
+    case csv(path: String, line: Int, column: Int, message: String)
+    /// A built-in dataset whose files are not installed at `path`; `hint` says how to install them.
+    case notInstalled(dataset: String, path: String, hint: String)
 
     public var description: String {
         switch self {
@@ -32,8 +37,10 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .missingDataset(path, name): return "dataset file '\(path)': missing dataset '\(name)'"
         case let .hdf5(error): return error.description
         case let .unknownDataset(name):
-            return "unknown dataset '\(name)': expected 'digits', 'fashion-mnist', an HDF5 file or a directory with IDX files"
+            return "unknown dataset '\(name)': expected 'digits', 'fashion-mnist', 'fortunes', a CSV file (.csv), an HDF5 file or a directory with IDX files"
         case let .invalidArgument(detail): return "dataset: \(detail)"
+        case let .csv(path, line, column, message): return "\(path):\(line):\(column): \(message)"
+        case let .notInstalled(dataset, path, hint): return "dataset '\(dataset)': '\(path)' not found; \(hint)"
         }
     }
 }

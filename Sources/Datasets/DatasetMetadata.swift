@@ -12,28 +12,81 @@ public struct DatasetMetadata: Codable, Sendable, Equatable {
     public var classCount: Int
     /// Class names, if known (`classNames[label]`).
     public var classNames: [String]?
+    /// What a sample is: an image (C×H×W), a token-id sequence (1×1×L) or a flat feature vector (F×1×1).
+    ///
+    /// Metadata JSON written before this field existed decodes with the default derived from
+    /// ``sampleShape`` (see ``defaultInputKind(for:)``).
+    public var inputKind: InputKind
 
-    public init(name: String, source: String, sampleShape: FeatureShape, classCount: Int, classNames: [String]? = nil) {
+    /// - Parameter inputKind: defaults to ``defaultInputKind(for:)`` of `sampleShape`.
+    public init(name: String, source: String, sampleShape: FeatureShape, classCount: Int, classNames: [String]? = nil,
+                inputKind: InputKind? = nil) {
         self.name = name
         self.source = source
         self.sampleShape = sampleShape
         self.classCount = classCount
         self.classNames = classNames
+        self.inputKind = inputKind ?? DatasetMetadata.defaultInputKind(for: sampleShape)
+    }
+
+    /// `.features` for a flat F×1×1 shape, `.image` for C×H×W with H·W > 1.
+    public static func defaultInputKind(for shape: FeatureShape) -> InputKind {
+        shape.height * shape.width > 1 ? .image : .features
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, source, sampleShape, classCount, classNames, inputKind
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        source = try container.decode(String.self, forKey: .source)
+        sampleShape = try container.decode(FeatureShape.self, forKey: .sampleShape)
+        classCount = try container.decode(Int.self, forKey: .classCount)
+        classNames = try container.decodeIfPresent([String].self, forKey: .classNames)
+        inputKind = try container.decodeIfPresent(InputKind.self, forKey: .inputKind)
+            ?? DatasetMetadata.defaultInputKind(for: sampleShape)
+    }
+}
+
+/// The texts of a text dataset, before tokenisation (labels stay in the ``RawDataset``'s parts).
+public struct RawText: Sendable, Equatable {
+    /// One text per sample of ``RawDataset/train`` (same order).
+    public var trainTexts: [String]
+    /// One text per sample of ``RawDataset/test``; present exactly when the raw dataset has a test part.
+    public var testTexts: [String]?
+
+    public init(trainTexts: [String], testTexts: [String]? = nil) {
+        self.trainTexts = trainTexts
+        self.testTexts = testTexts
     }
 }
 
 /// Samples as read from files, before validation splitting and normalisation.
+///
+/// A **text** dataset (``text`` is set) is not tokenised yet: its parts hold only the labels, with
+/// empty features and the zero-size sample shape ``textPlaceholderShape`` (1×1×0), and the texts are in
+/// ``text`` (one per label, same order). Its ``metadata`` is provisional until ``Dataset`` fits the
+/// tokenizer: `inputKind` is `.tokens(vocabularySize:)` with the *cap* of the default ``TextOptions``
+/// (an upper bound of the fitted size) and `sampleShape` is 1×1×(default maximum length).
 public struct RawDataset: Sendable, Equatable {
     public var metadata: DatasetMetadata
     /// The training part (the validation split is taken from it).
     public var train: LabeledArrays
     /// The file's own test part, if it has one.
     public var test: LabeledArrays?
+    /// The texts of a text dataset (`nil` for image and tabular data).
+    public var text: RawText?
 
-    public init(metadata: DatasetMetadata, train: LabeledArrays, test: LabeledArrays?) {
+    /// The sample shape of the label-only parts of a text dataset (1×1×0: no features before tokenisation).
+    public static let textPlaceholderShape = FeatureShape(channels: 1, height: 1, width: 0)
+
+    public init(metadata: DatasetMetadata, train: LabeledArrays, test: LabeledArrays?, text: RawText? = nil) {
         self.metadata = metadata
         self.train = train
         self.test = test
+        self.text = text
     }
 }
 

@@ -60,7 +60,7 @@ public enum DigitsLoader {
         let shape = FeatureShape(channels: 1, height: 8, width: 8)
         return RawDataset(
             metadata: DatasetMetadata(name: "digits", source: path, sampleShape: shape, classCount: 10,
-                                      classNames: (0..<10).map(String.init)),
+                                      classNames: (0..<10).map(String.init), inputKind: .image),
             train: LabeledArrays(features: features, labels: labels, sampleShape: shape, classCount: 10),
             test: nil)
     }

@@ -10,6 +10,7 @@ import NASCore
 /// - optional root attributes `class_names` (array of strings) and `class_count` (integer).
 ///
 /// The class count is `class_count`, else the number of `class_names`, else the largest label + 1.
+/// The input kind is `.features` for N×F data and `.image` otherwise.
 ///
 /// ```python
 /// import h5py, numpy as np
@@ -52,8 +53,10 @@ public enum HDF5DatasetLoader {
                 LabeledArrays(features: $0.x.values, labels: try check($0.y, "y_test"), sampleShape: trainX.shape, classCount: classCount)
             }
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            // N×F is a flat feature vector (standardised per feature); N×H×W and N×C×H×W are images.
+            let inputKind: InputKind = try file.datasetInfo("x").shape.count == 2 ? .features : .image
             return RawDataset(metadata: DatasetMetadata(name: name, source: path, sampleShape: trainX.shape,
-                                                        classCount: classCount, classNames: classNames),
+                                                        classCount: classCount, classNames: classNames, inputKind: inputKind),
                               train: train, test: test)
         } catch let error as HDF5Error {
             throw DatasetError.hdf5(error)

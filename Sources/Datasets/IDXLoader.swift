@@ -101,7 +101,7 @@ public enum IDXLoader {
             throw DatasetError.malformed(path: directory, detail: "train images are \(train.sampleShape), test images \(test.sampleShape)")
         }
         return RawDataset(metadata: DatasetMetadata(name: name, source: directory, sampleShape: train.sampleShape,
-                                                    classCount: classNames.count, classNames: classNames),
+                                                    classCount: classNames.count, classNames: classNames, inputKind: .image),
                           train: train, test: test)
     }
 }

@@ -186,6 +186,7 @@ final class DatasetsTests: XCTestCase {
         XCTAssertEqual(raw.metadata.classNames, ["a", "b", "c"])
         XCTAssertEqual(raw.metadata.classCount, 3)
         XCTAssertEqual(raw.metadata.name, "h5py-dataset")
+        XCTAssertEqual(raw.metadata.inputKind, .image)
         XCTAssertEqual(raw.train.features, (0..<90).map(Float.init))
         XCTAssertEqual(raw.train.labels, [0, 1, 2, 1, 0])
         XCTAssertEqual(raw.test?.labels, [2, 0])
@@ -200,6 +201,10 @@ final class DatasetsTests: XCTestCase {
         """, [flat])
         let flatRaw = try Dataset.loadRaw(name: flat)
         XCTAssertEqual(flatRaw.metadata.sampleShape, FeatureShape(features: 4))
+        XCTAssertEqual(flatRaw.metadata.inputKind, .features)
+        // Flat features are standardised per feature on the training split.
+        var rng = SeededGenerator(seed: 2)
+        XCTAssertEqual(try Dataset(raw: flatRaw, rng: &rng).normalization?.mean.count, 4)
         XCTAssertEqual(flatRaw.metadata.classCount, 2)
         XCTAssertNil(flatRaw.test)
         XCTAssertEqual(flatRaw.train.features[39], 1)
