@@ -229,5 +229,10 @@ public struct OpRegistry: Sendable {
         MaxPool.self, AvgPool.self, GlobalAvgPool.self,
         Add.self, Concat.self,
         Dropout.self, Flatten.self, Zero.self, Identity.self,
+        Embedding.self,
+        Conv1d.self,
+        SequenceMaxPool.self, SequenceMeanPool.self,
+        LayerNorm.self,
+        SelfAttention.self,
     ])
 }
