@@ -17,11 +17,73 @@ public enum BlockOperation: String, Hashable, Codable, Sendable, CaseIterable {
     case maxpool
     /// Average pooling k×k (padding k/2); a 1×1 convolution + BN follows when the channel count changes.
     case avgpool
+    /// Text: 1-D convolution over time k (padding k/2) → activation, + input when shapes match.
+    case conv1d
+    /// Text: dilated 1-D convolution (dilation 2, padding 2·(k/2)) → activation, + input when shapes match.
+    case dilated
+    /// Text: a pre-norm transformer encoder block — x + SelfAttention(LayerNorm(x)), then
+    /// x + FFN(LayerNorm(x)) with FFN = conv1d 1 (expansion·width) → GELU → conv1d 1 (width); heads:
+    /// 4 when the width is a multiple of 4, else 2 when even, else 1. A 1-D 1×1 projection first
+    /// when the channel count or stride changes.
+    case attention
+    /// Text: Kim (2014)-style parallel 1-D convolutions with kernels 3, 5 and 7 (`width` maps
+    /// each) → activation, concatenated (3·width channels).
+    case multiConv1d = "multi_conv1d"
+    /// Tabular: linear (width) → activation.
+    case dense
+    /// Tabular: linear (width, no bias) → batch norm → activation.
+    case denseBN = "dense_bn"
 
     /// Whether the kernel size influences this operation.
-    public var usesKernel: Bool { self != .skip }
+    public var usesKernel: Bool {
+        switch self {
+        case .conv, .dsconv, .mbconv, .resblock, .maxpool, .avgpool, .conv1d, .dilated: return true
+        case .skip, .attention, .multiConv1d, .dense, .denseBN: return false
+        }
+    }
+
     /// Whether the expansion ratio influences this operation.
-    public var usesExpansion: Bool { self == .mbconv }
+    public var usesExpansion: Bool { self == .mbconv || self == .attention }
+
+    /// The tasks whose inputs this operation works on.
+    public var tasks: Set<TaskKind> {
+        switch self {
+        case .conv, .dsconv, .mbconv, .resblock, .maxpool, .avgpool: return [.imageClassification]
+        case .conv1d, .dilated, .attention, .multiConv1d: return [.textClassification]
+        case .dense, .denseBN: return [.tabularClassification]
+        case .skip: return Set(TaskKind.allCases)
+        }
+    }
+}
+
+/// How the head reduces the body's output to one feature vector before the classifier.
+public enum HeadPool: String, Hashable, Codable, Sendable, CaseIterable {
+    /// Global average pooling over height and width (images).
+    case avg
+    /// Max over the valid (non-padding) time steps (text).
+    case max
+    /// Mean over the valid (non-padding) time steps (text).
+    case mean
+    /// Nothing (flat features); a non-flat body output is flattened.
+    case none
+
+    /// The pooling a task uses when the space does not say.
+    public static func `default`(for task: TaskKind) -> HeadPool {
+        switch task {
+        case .imageClassification: return .avg
+        case .textClassification: return .max
+        case .tabularClassification: return .none
+        }
+    }
+
+    /// The tasks this pooling works on.
+    public var tasks: Set<TaskKind> {
+        switch self {
+        case .avg: return [.imageClassification]
+        case .max, .mean: return [.textClassification]
+        case .none: return Set(TaskKind.allCases)
+        }
+    }
 }
 
 /// The operation on one edge of a cell (NAS-Bench-201 names).
@@ -77,6 +139,8 @@ enum ActivityCondition: Hashable, Sendable {
 
 /// The kind of a stem or head layer.
 enum LayerKind: Hashable, Sendable {
+    /// Token embedding (text): `width` is the embedding dimension; the vocabulary comes from the input.
+    case embedding
     case conv
     case maxPool
     case avgPool
@@ -164,5 +228,6 @@ struct GenotypeSpec: Hashable, Sendable {
 
 struct HeadSpec: Hashable, Sendable {
     var layers: [LayerSpec]
-    var dropout: Double
+    var pool: Choice<HeadPool>
+    var dropout: Choice<Double>
 }

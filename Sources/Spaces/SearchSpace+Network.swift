@@ -14,12 +14,37 @@ extension SearchSpace {
     /// - Returns: a graph whose shapes have been checked with `inferShapes()`.
     /// - Throws: `SpaceError.badArchitecture` or `SpaceError.undecodable`.
     public func network(for architecture: Architecture, inputShape: FeatureShape, classCount: Int) throws -> NetworkGraph {
+        try network(for: architecture, inputShape: inputShape, inputKind: nil, classCount: classCount)
+    }
+
+    /// Decodes an architecture for inputs of a given kind (token inputs need it for the vocabulary).
+    ///
+    /// - Parameter inputKind: what the inputs are; `nil` means images (or flat features for
+    ///   `F×1×1`). A text space needs `.tokens`, and only a text space takes them.
+    public func network(for architecture: Architecture, inputShape: FeatureShape, inputKind: InputKind?,
+                        classCount: Int) throws -> NetworkGraph {
         try validate(architecture)
+        var vocabulary = 0
+        switch inputKind {
+        case let .tokens(size)?:
+            guard task == .textClassification else {
+                throw SpaceError.undecodable(message: "space '\(name)' (\(task)) cannot take token inputs: use a text_classification space")
+            }
+            guard inputShape.channels == 1, inputShape.height == 1 else {
+                throw SpaceError.undecodable(message: "token inputs must have shape 1x1xL, got \(inputShape)")
+            }
+            vocabulary = size
+        default:
+            guard task != .textClassification else {
+                throw SpaceError.undecodable(message: "space '\(name)' is a text_classification space: its inputs must be token sequences")
+            }
+        }
         guard classCount >= 1 else { throw SpaceError.undecodable(message: "class count must be at least 1, got \(classCount)") }
         guard inputShape.channels >= 1, inputShape.height >= 1, inputShape.width >= 1 else {
             throw SpaceError.undecodable(message: "input shape \(inputShape) must be positive")
         }
         var builder = GraphBuilder(graph: NetworkGraph(inputShape: inputShape), shape: inputShape)
+        builder.vocabulary = vocabulary
         var x = builder.graph.input
         let a = architecture
         for layer in stem { x = builder.layer(layer, x, a) }
@@ -48,8 +73,15 @@ extension SearchSpace {
             }
         }
         for layer in head.layers { x = builder.layer(layer, x, a) }
-        x = builder.add("head/pool", .globalAvgPool, x)
-        if head.dropout > 0 { x = builder.add("head/dropout", .dropout(rate: head.dropout), x) }
+        switch head.pool.value(in: a) {
+        case .avg: x = builder.add("head/pool", .globalAvgPool, x)
+        case .max: x = builder.add("head/pool", .sequenceMaxPool, x)
+        case .mean: x = builder.add("head/pool", .sequenceMeanPool, x)
+        case .none:
+            if builder.shape.height != 1 || builder.shape.width != 1 { x = builder.add("head/flatten", .flatten, x) }
+        }
+        let dropout = head.dropout.value(in: a)
+        if dropout > 0 { x = builder.add("head/dropout", .dropout(rate: dropout), x) }
         x = builder.add("head/classifier", .linear(outFeatures: classCount, bias: true), x)
         do {
             if let error = builder.error { throw error }
@@ -67,6 +99,8 @@ struct GraphBuilder {
     var shape: FeatureShape
     /// Shapes of all nodes so far.
     var shapes: [FeatureShape]
+    /// The token vocabulary size (text inputs), for embedding layers.
+    var vocabulary = 0
 
     init(graph: NetworkGraph, shape: FeatureShape) {
         self.graph = graph
@@ -125,6 +159,8 @@ struct GraphBuilder {
 
     mutating func layer(_ spec: LayerSpec, _ x: Int, _ a: Architecture) -> Int {
         switch spec.kind {
+        case .embedding:
+            return add("\(spec.name)/embedding", .embedding(vocabulary: vocabulary, dimension: spec.width.value(in: a)), x)
         case .conv:
             return convBNAct(spec.name, x, width: spec.width.value(in: a), kernel: spec.kernel.value(in: a),
                              stride: spec.stride.value(in: a), activation: spec.activation, batchNorm: spec.batchNorm, bias: spec.bias)
@@ -173,6 +209,40 @@ struct GraphBuilder {
             return add("\(name)/\(activation.rawValue)", .activation(activation), sum)
         case .skip:
             return shortcut("\(name)/projection", x, width: width, stride: s)
+        case .conv1d, .dilated:
+            let dilation = op == .dilated ? 2 : 1
+            var y = add("\(name)/conv", .conv1d(outChannels: width, kernel: kernel, stride: s, padding: dilation * (kernel / 2),
+                                                dilation: dilation, bias: true), x)
+            y = add("\(name)/\(activation.rawValue)", .activation(activation), y)
+            guard s == 1, inChannels == width else { return y }
+            return add("\(name)/add", .add, x, y)
+        case .multiConv1d:
+            let branches = [3, 5, 7].map { k -> Int in
+                let y = add("\(name)/k\(k)/conv", .conv1d(outChannels: width, kernel: k, stride: s, padding: k / 2, bias: true), x)
+                return add("\(name)/k\(k)/\(activation.rawValue)", .activation(activation), y)
+            }
+            return add("\(name)/concat", .concat, inputs: branches)
+        case .attention:
+            var y = x
+            if s != 1 || inChannels != width {
+                y = add("\(name)/projection", .conv1d(outChannels: width, kernel: 1, stride: s, bias: true), y)
+            }
+            let heads = width % 4 == 0 ? 4 : (width % 2 == 0 ? 2 : 1)
+            var h = add("\(name)/attention/norm", .layerNorm(affine: true), y)
+            h = add("\(name)/attention/self", .selfAttention(heads: heads), h)
+            y = add("\(name)/attention/add", .add, y, h)
+            h = add("\(name)/ffn/norm", .layerNorm(affine: true), y)
+            h = add("\(name)/ffn/expand", .conv1d(outChannels: width * expansion, kernel: 1, bias: true), h)
+            h = add("\(name)/ffn/gelu", .activation(.gelu), h)
+            h = add("\(name)/ffn/project", .conv1d(outChannels: width, kernel: 1, bias: true), h)
+            return add("\(name)/ffn/add", .add, y, h)
+        case .dense:
+            let y = add("\(name)/linear", .linear(outFeatures: width, bias: true), x)
+            return add("\(name)/\(activation.rawValue)", .activation(activation), y)
+        case .denseBN:
+            var y = add("\(name)/linear", .linear(outFeatures: width, bias: false), x)
+            y = add("\(name)/bn", .batchNorm(affine: true), y)
+            return add("\(name)/\(activation.rawValue)", .activation(activation), y)
         case .maxpool, .avgpool:
             let p = PoolAttributes(kernel: kernel, stride: s, padding: kernel / 2)
             let y = op == .maxpool ? add("\(name)/maxpool", .maxPool(p), x) : add("\(name)/avgpool", .avgPool(p), x)

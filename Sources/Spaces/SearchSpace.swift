@@ -20,6 +20,8 @@ public struct SearchSpace: ArchitectureSpace, Hashable {
     public let name: String
     /// Free-text description from the file.
     public let description: String
+    /// The task this space's networks solve (`task:` in the file; default image classification).
+    public let task: TaskKind
     public let decisions: [Decision]
     let conditions: [ActivityCondition]
     let defaultActivation: ActivationKind

@@ -10,6 +10,7 @@ struct SpaceLoader {
     var conditions = [ActivityCondition]()
     var genotypeOfDecision = [Int?]()
     var defaultActivation = ActivationKind.relu
+    var task = TaskKind.imageClassification
 
     static let maximumKernel = 15
     static let maximumWidth = 1 << 16
@@ -143,18 +144,33 @@ struct SpaceLoader {
             throw convert(e)
         }
         let top = try fields(root, "the search space",
-                             allowed: ["name", "description", "activation", "stem", "cell", "stages", "head"],
+                             allowed: ["name", "description", "task", "activation", "stem", "cell", "stages", "head"],
                              required: ["name", "stages"])
         let name = try string(top["name"]!, "name")
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
             throw error(top["name"]!, "name must be a non-empty word of letters, digits, '_', '-' or '.', got '\(name)'")
         }
         let description = try top["description"].map { try string($0, "description") } ?? ""
+        if let t = top["task"] {
+            let text = try string(t, "task")
+            guard let kind = TaskKind(name: text) else {
+                throw error(t, "unknown task '\(text)' (expected one of: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            task = kind
+        }
         if let a = top["activation"] { defaultActivation = try activation(a, "activation") }
 
         var stem = [LayerSpec]()
         if let stemNode = top["stem"] {
             stem = try layers(stemNode, prefix: "stem", context: "stem")
+        }
+        let embeddings = stem.indices.filter { stem[$0].kind == .embedding }
+        if task == .textClassification {
+            guard embeddings == [0] else {
+                throw error(top["stem"] ?? root, "a text_classification space needs exactly one stem layer {op: embedding, width: …}, and first")
+            }
+        } else if !embeddings.isEmpty {
+            throw error(top["stem"]!, "'embedding' layers are for text_classification spaces (this space's task is \(task))")
         }
 
         // The cell must be read before the stages that use it, but its decisions are
@@ -186,19 +202,33 @@ struct SpaceLoader {
             throw error(cellNode, "a cell is defined but no stage uses cells")
         }
 
-        var head = HeadSpec(layers: [], dropout: 0)
+        var head = HeadSpec(layers: [], pool: .fixed(HeadPool.default(for: task)), dropout: .fixed(0))
         if let headNode = top["head"] {
-            let h = try fields(headNode, "head", allowed: ["layers", "dropout"])
+            let h = try fields(headNode, "head", allowed: ["layers", "pool", "dropout"])
             if let l = h["layers"] { head.layers = try layers(l, prefix: "head", context: "head layers") }
-            if let d = h["dropout"] {
-                guard case let .scalar(s) = d, let rate = Double(s.string) else {
-                    throw error(d, "dropout must be a number, got \(describe(d))")
+            let reader = self
+            let task = self.task
+            head.pool = try choice(h["pool"], name: "head.pool", what: "pool", default: HeadPool.default(for: task), within: headNode,
+                                   label: { $0.rawValue }, parse: { node in
+                let text = try reader.string(node, "pool")
+                guard let pool = HeadPool(rawValue: text) else {
+                    throw reader.error(node, "unknown head pool '\(text)' (expected one of: \(HeadPool.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
-                guard rate >= 0, rate < 1 else { throw error(d, "dropout must be in [0, 1), got \(s.string)") }
-                head.dropout = rate
-            }
+                guard pool.tasks.contains(task) else {
+                    throw reader.error(node, "head pool '\(text)' does not work for \(task) (use one of: \(HeadPool.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return pool
+            })
+            head.dropout = try choice(h["dropout"], name: "head.dropout", what: "dropout", default: 0, within: headNode,
+                                      label: { String($0) }, parse: { node in
+                guard case let .scalar(s) = node, let rate = Double(s.string) else {
+                    throw reader.error(node, "dropout must be a number, got \(reader.describe(node))")
+                }
+                guard rate >= 0, rate < 1 else { throw reader.error(node, "dropout must be in [0, 1), got \(s.string)") }
+                return rate
+            })
         }
-        return SearchSpace(name: name, description: description, decisions: decisions, conditions: conditions,
+        return SearchSpace(name: name, description: description, task: task, decisions: decisions, conditions: conditions,
                            defaultActivation: defaultActivation, stem: stem, stages: stages, cell: cell,
                            genotypes: genotypes, head: head, genotypeOfDecision: genotypeOfDecision)
     }
@@ -235,20 +265,21 @@ struct SpaceLoader {
         let kind: LayerKind
         let keys: [String]
         switch op {
+        case "embedding": kind = .embedding; keys = ["op", "width"]
         case "conv": kind = .conv; keys = ["op", "width", "kernel", "stride", "bn", "activation", "bias"]
         case "maxpool": kind = .maxPool; keys = ["op", "kernel", "stride"]
         case "avgpool": kind = .avgPool; keys = ["op", "kernel", "stride"]
         case "bn": kind = .batchNorm; keys = ["op"]
         default:
             guard let a = ActivationKind(rawValue: op) else {
-                throw error(opNode, "unknown layer op '\(op)' (expected one of: conv, maxpool, avgpool, bn, relu, relu6, hardswish, sigmoid)")
+                throw error(opNode, "unknown layer op '\(op)' (expected one of: embedding, conv, maxpool, avgpool, bn, \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             kind = .activation(a); keys = ["op"]
         }
-        let f = try fields(node, "\(context) (\(op))", allowed: keys, required: kind == .conv ? ["op", "width"] : ["op"])
+        let f = try fields(node, "\(context) (\(op))", allowed: keys, required: kind == .conv || kind == .embedding ? ["op", "width"] : ["op"])
         var spec = LayerSpec(name: graphName, kind: kind, width: .fixed(0), kernel: .fixed(3), stride: .fixed(1),
                              batchNorm: true, activation: defaultActivation, bias: false)
-        if kind == .conv {
+        if kind == .conv || kind == .embedding {
             spec.width = try intChoice(f, "width", prefix: prefix, default: nil, within: node, minimum: 1, maximum: SpaceLoader.maximumWidth)
         }
         if kind == .conv || kind == .maxPool || kind == .avgPool {
@@ -321,8 +352,8 @@ struct SpaceLoader {
         if let k = f["kernel"], case let .sequence(items) = k, items.count > 1, !operations.values.contains(where: \.usesKernel) {
             throw error(k, "kernel choices have no effect: no op among \(operations.values.map(\.rawValue)) uses a kernel")
         }
-        if let e = f["expansion"], case let .sequence(items) = e, items.count > 1, !operations.values.contains(.mbconv) {
-            throw error(e, "expansion choices have no effect: no 'mbconv' among the ops")
+        if let e = f["expansion"], case let .sequence(items) = e, items.count > 1, !operations.values.contains(where: \.usesExpansion) {
+            throw error(e, "expansion choices have no effect: no op among \(operations.values.map(\.rawValue)) uses an expansion ratio")
         }
         var blocks = [BlockSpec]()
         for j in 0..<maxDepth {
@@ -349,6 +380,10 @@ struct SpaceLoader {
         let text = try string(node, "op")
         guard let op = BlockOperation(rawValue: text) else {
             throw error(node, "unknown block op '\(text)' (expected one of: \(BlockOperation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard op.tasks.contains(task) else {
+            let fitting = BlockOperation.allCases.filter { $0.tasks.contains(task) }.map(\.rawValue)
+            throw error(node, "block op '\(text)' does not work for \(task) (use one of: \(fitting.joined(separator: ", ")))")
         }
         return op
     }

@@ -14,9 +14,9 @@ final class MalformedSpaceTests: XCTestCase {
     }
 
     static let cases: [Case] = [
-        Case(yaml: "name: x\n»stagez: []\n", position: "2:1", message: "unknown key 'stagez' in the search space (expected one of: name, description, activation, stem, cell, stages, head)"),
+        Case(yaml: "name: x\n»stagez: []\n", position: "2:1", message: "unknown key 'stagez' in the search space (expected one of: name, description, task, activation, stem, cell, stages, head)"),
         Case(yaml: "name: x\nstages:\n  - blocks: {width: 8, op: [conv, »convolution]}\n", position: "3:35",
-             message: "unknown block op 'convolution' (expected one of: conv, dsconv, mbconv, resblock, skip, maxpool, avgpool)"),
+             message: "unknown block op 'convolution' (expected one of: conv, dsconv, mbconv, resblock, skip, maxpool, avgpool, conv1d, dilated, attention, multi_conv1d, dense, dense_bn)"),
         Case(yaml: "name: x\nstages:\n  - blocks:\n      width: »wide\n      op: conv\n", position: "4:14",
              message: "width must be an integer, got 'wide'"),
         Case(yaml: "name: x\nstages:\n  - blocks:\n      width: 8\n      op: conv\n      kernel: »[]\n", position: "6:15",
@@ -50,7 +50,7 @@ final class MalformedSpaceTests: XCTestCase {
         Case(yaml: "name: x\nstages:\n  - blocks: {width: 8, op: conv}\nhead:\n  dropout: »1.5\n", position: "5:12",
              message: "dropout must be in [0, 1), got 1.5"),
         Case(yaml: "name: x\nstages:\n  - blocks: {width: 8, op: conv, expansion: »[3, 6]}\n", position: "3:45",
-             message: "expansion choices have no effect: no 'mbconv' among the ops"),
+             message: "expansion choices have no effect: no op among [\"conv\"] uses an expansion ratio"),
         Case(yaml: "name: x\ncell:\n  nodes: 3\n  ops: [none]\n  edges: [[0, 1], »[1, 1], [1, 2]]\nstages:\n  - cells: {width: 8}\n",
              position: "5:19", message: "edge [1, 1] is a self-loop"),
         Case(yaml: "»stages:\n  - blocks: {width: 8, op: conv}\n", position: "1:1", message: "missing key 'name' in the search space"),

@@ -1,0 +1,68 @@
+/// What a network is trained to do: the task seam between data, spaces, training and serving.
+///
+/// A task names its input kind, head, loss, metric and label type; everything above the engine
+/// (search spaces, the training pipeline, records, the CLI and the API) asks the task instead of
+/// assuming images. All current tasks are classification: a linear classifier on pooled
+/// features, softmax cross-entropy, accuracy, one integer class index per sample.
+public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case imageClassification = "image_classification"
+    case textClassification = "text_classification"
+    case tabularClassification = "tabular_classification"
+
+    public var description: String { rawValue }
+
+    /// The task that takes inputs of `kind`.
+    public init(inputKind kind: InputKind) {
+        switch kind {
+        case .image: self = .imageClassification
+        case .tokens: self = .textClassification
+        case .features: self = .tabularClassification
+        }
+    }
+
+    /// Parses a task name: the raw values, plus `image`, `text`, `tabular`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "image_classification", "image": self = .imageClassification
+        case "text_classification", "text": self = .textClassification
+        case "tabular_classification", "tabular": self = .tabularClassification
+        default: return nil
+        }
+    }
+
+    /// `image`, `tokens` or `features` (see `InputKind.name`).
+    public var inputKindName: String {
+        switch self {
+        case .imageClassification: return "image"
+        case .textClassification: return "tokens"
+        case .tabularClassification: return "features"
+        }
+    }
+
+    /// Whether inputs of `kind` are what this task takes.
+    public func accepts(_ kind: InputKind) -> Bool { TaskKind(inputKind: kind) == self }
+
+    /// The head on top of the searched body.
+    public var head: String {
+        switch self {
+        case .imageClassification: return "global average pooling + linear classifier"
+        case .textClassification: return "masked max or mean pooling over time + linear classifier"
+        case .tabularClassification: return "linear classifier"
+        }
+    }
+
+    /// The training loss.
+    public var loss: String { "softmax cross-entropy" }
+    /// The metrics recorded per epoch and on the test split.
+    public var metrics: [String] { ["loss", "accuracy"] }
+    /// What a label is.
+    public var labelType: String { "class index (integer in 0..<classes; class names kept with the model)" }
+    /// The prefix of this task's shipped spaces (`small`, `text-small`, `tabular-small`).
+    public var spacePrefix: String {
+        switch self {
+        case .imageClassification: return ""
+        case .textClassification: return "text-"
+        case .tabularClassification: return "tabular-"
+        }
+    }
+}
