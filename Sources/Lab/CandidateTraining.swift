@@ -41,7 +41,8 @@ extension ExperimentConfig.TrainingSettings {
     }
 }
 
-/// Weights files: one float32 dataset per tensor under `/weights`, named by layer path.
+/// Weights files: one float32 dataset per tensor under `/weights`, named by layer path. `TrainedModel`
+/// files (what candidates write) have this layout too, so `read` reads both.
 public enum WeightsFile {
     public static func save(_ network: Network, to path: String, attributes: [String: String] = [:]) throws {
         let file = try H5File.create(path: path, truncate: true)
@@ -82,15 +83,15 @@ public enum CandidateTraining {
             CandidateResult.failed(id: spec.id, reason: reason, worker: worker, wallSeconds: Date().timeIntervalSince(start))
         }
         do {
-            let space = try SpaceReference.fromText(spec.spaceYAML, name: spec.spaceName).space
-            let architecture = try space.parse(spec.architecture)
-            let data = try datasets.dataset(spec.dataset, validationSplit: spec.validationSplit, seed: spec.datasetSeed)
-            let graph = try space.network(for: architecture, inputShape: data.metadata.sampleShape, classCount: data.metadata.classCount)
-            var rng = SeededGenerator(seed: spec.seed)
-            let network = try Network(graph: graph, classCount: data.metadata.classCount, rng: &rng)
-            let trainer = Trainer(configuration: spec.training.engineConfiguration(seed: spec.seed, threads: nil), observers: observers)
-            let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng)
-            if case let .failed(reason) = result.status {
+            var job = TrainingJob(spaceName: spec.spaceName, spaceYAML: spec.spaceYAML, architecture: spec.architecture,
+                                  dataset: spec.dataset)
+            job.validationSplit = spec.validationSplit
+            job.datasetSeed = spec.datasetSeed
+            job.training = spec.training
+            job.seed = spec.seed
+            let outcome = try ModelTraining.train(job, datasets: datasets, observers: observers)
+            let result = outcome.result
+            if let reason = outcome.failureReason {
                 var r = failed(reason)
                 r.epochs = result.epochs
                 return r
@@ -99,7 +100,8 @@ public enum CandidateTraining {
             if let weightsDirectory {
                 try FileManager.default.createDirectory(atPath: weightsDirectory, withIntermediateDirectories: true)
                 let path = (weightsDirectory as NSString).appendingPathComponent("candidate-\(spec.id).h5")
-                try WeightsFile.save(network, to: path, attributes: ["architecture": spec.architecture, "space": spec.spaceName])
+                // The one trained-model format (`WeightsFile.read` reads its /weights group).
+                try outcome.model.save(to: path)
                 weightsFile = path
             }
             return CandidateResult(

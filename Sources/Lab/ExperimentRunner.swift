@@ -68,6 +68,7 @@ public final class ExperimentRunner {
     private let table: TabularBenchmark?
     private var reportTables: [(String, TabularBenchmark)] = []
     private var inputShape: FeatureShape
+    private var inputKind: InputKind
     private var classCount: Int
     /// Rows already in the record (resume): replayed instead of re-run.
     private var recorded: [Int: CandidateRow] = [:]
@@ -152,13 +153,18 @@ public final class ExperimentRunner {
             self.executor = nil
             // Tabular spaces are costed at their benchmark's input (NAS-Bench-201: CIFAR-10, 3×32×32).
             inputShape = FeatureShape(channels: 3, height: 32, width: 32)
+            inputKind = .image
             classCount = 10
         } else {
             table = nil
-            let data = try Dataset.loadRaw(name: config.dataset)
+            // The real (split, tokenized) dataset: a text dataset's shape and vocabulary exist only after tokenizing.
+            let made = try executor ?? ExperimentRunner.makeExecutor(config, weightsDirectory: weightsDirectory)
+            let data = try ((made as? LocalExecutor)?.datasets ?? DatasetCache())
+                .dataset(config.dataset, validationSplit: config.validationSplit, seed: config.seed)
             inputShape = data.metadata.sampleShape
+            inputKind = data.metadata.inputKind
             classCount = data.metadata.classCount
-            self.executor = try executor ?? ExperimentRunner.makeExecutor(config, weightsDirectory: weightsDirectory)
+            self.executor = made
         }
     }
 
@@ -294,7 +300,8 @@ public final class ExperimentRunner {
                                parentID: Int64(proposal.parentID ?? -1), status: .accepted)
         let graph: NetworkGraph
         do {
-            graph = try space.space.network(for: proposal.architecture, inputShape: inputShape, classCount: classCount)
+            graph = try space.space.network(for: proposal.architecture, inputShape: inputShape, inputKind: inputKind,
+                                                  classCount: classCount)
             let cost = try graph.cost()
             row.params = Double(cost.parameters)
             row.macs = Double(cost.multiplyAccumulates)

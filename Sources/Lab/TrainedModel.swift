@@ -9,7 +9,13 @@ import Spaces
 /// (`/weights/<layer path>/<tensor>`) and, as root attributes, the space (YAML text), the
 /// architecture text, the input shape, the classes and the input normalisation.
 ///
-/// Written by `naslab train --save` and by the API's training jobs; read by `ModelPredictor`.
+/// Format version 2 (attribute `format_version`) adds `task`, `input_kind` (+ `vocabulary_size`
+/// for token inputs), `tokenizer_json` (text models) and `initialized_from` (fine-tuned models).
+/// Files without `format_version` (version 1) load as image models, or feature models for F×1×1
+/// inputs. Search candidates' weights files (`candidate-<id>.h5`) are model files too.
+///
+/// Written by `naslab train --save`, search candidates and the API's training jobs (all through
+/// `ModelTraining.train`); read by `ModelPredictor`.
 public struct TrainedModel: Sendable {
     public var spaceName: String
     public var spaceYAML: String
@@ -19,6 +25,15 @@ public struct TrainedModel: Sendable {
     public var classNames: [String]?
     public var normalization: Normalization?
     public var tensors: [NamedTensorValue]
+    public var task: TaskKind
+    public var inputKind: InputKind
+    /// The tokenizer of a text model (stored as the JSON attribute `tokenizer_json`).
+    public var tokenizer: Tokenizer?
+    /// What the weights were initialised from before training (fine-tuning), e.g. a model file.
+    public var initializedFrom: String?
+
+    /// The version `save(to:)` writes.
+    public static let formatVersion = 2
 
     public struct NamedTensorValue: Sendable {
         public var name: String
@@ -27,15 +42,27 @@ public struct TrainedModel: Sendable {
     }
 
     public init(spaceName: String, spaceYAML: String, architecture: String, inputShape: FeatureShape, classCount: Int,
-                classNames: [String]?, normalization: Normalization?, network: Network) {
+                classNames: [String]?, normalization: Normalization?, network: Network, task: TaskKind? = nil,
+                inputKind: InputKind? = nil, tokenizer: Tokenizer? = nil, initializedFrom: String? = nil) {
         self.init(spaceName: spaceName, spaceYAML: spaceYAML, architecture: architecture, inputShape: inputShape,
                   classCount: classCount, classNames: classNames, normalization: normalization,
                   tensors: network.namedTensors().map { NamedTensorValue(name: $0.name, shape: $0.shape, values: $0.values) })
+        let kind = inputKind ?? tokenizer?.inputKind ?? DatasetMetadata.defaultInputKind(for: inputShape)
+        self.inputKind = kind
+        self.task = task ?? TaskKind(inputKind: kind)
+        self.tokenizer = tokenizer
+        self.initializedFrom = initializedFrom
     }
 
     public func save(to path: String) throws {
         let file = try H5File.create(path: path, truncate: true)
         try file.setAttribute("format", "naslab-model")
+        try file.setAttribute("format_version", TrainedModel.formatVersion)
+        try file.setAttribute("task", task.rawValue)
+        try file.setAttribute("input_kind", inputKind.name)
+        if case let .tokens(v) = inputKind { try file.setAttribute("vocabulary_size", v) }
+        if let tokenizer { try file.setAttribute("tokenizer_json", try tokenizer.encodedJSON()) }
+        if let initializedFrom { try file.setAttribute("initialized_from", initializedFrom) }
         try file.setAttribute("space_name", spaceName)
         try file.setAttribute("space_yaml", spaceYAML)
         try file.setAttribute("architecture", architecture)
@@ -69,6 +96,34 @@ public struct TrainedModel: Sendable {
             classCount: try file.intAttribute("class_count"),
             classNames: file.hasAttribute("class_names") ? try file.stringsAttribute("class_names") : nil,
             normalization: normalization, tensors: [])
+        let version = file.hasAttribute("format_version") ? try file.intAttribute("format_version") : 1
+        guard version <= formatVersion else {
+            throw LabError.invalid("\(path): model format version \(version) is newer than this NASLab reads (\(formatVersion))")
+        }
+        if file.hasAttribute("tokenizer_json") {
+            model.tokenizer = try Tokenizer(json: try file.stringAttribute("tokenizer_json"))
+        }
+        if file.hasAttribute("input_kind") {
+            switch try file.stringAttribute("input_kind") {
+            case "image": model.inputKind = .image
+            case "features": model.inputKind = .features
+            case "tokens":
+                let v = file.hasAttribute("vocabulary_size") ? try file.intAttribute("vocabulary_size") : model.tokenizer?.vocabularySize
+                guard let v else { throw LabError.invalid("\(path): a token model without vocabulary_size") }
+                model.inputKind = .tokens(vocabularySize: v)
+            case let other: throw LabError.invalid("\(path): unknown input_kind '\(other)'")
+            }
+        }
+        if case .tokens = model.inputKind, model.tokenizer == nil {
+            throw LabError.invalid("\(path): a text model without its tokenizer (tokenizer_json)")
+        }
+        model.task = TaskKind(inputKind: model.inputKind)
+        if file.hasAttribute("task") {
+            let name = try file.stringAttribute("task")
+            guard let t = TaskKind(name: name) else { throw LabError.invalid("\(path): unknown task '\(name)'") }
+            model.task = t
+        }
+        if file.hasAttribute("initialized_from") { model.initializedFrom = try file.stringAttribute("initialized_from") }
         model.tensors = try file.openGroup("weights").readTensors().map { NamedTensorValue(name: $0.name, shape: $0.shape, values: $0.values) }
         return model
     }
@@ -83,12 +138,17 @@ public struct TrainedModel: Sendable {
         self.classNames = classNames
         self.normalization = normalization
         self.tensors = tensors
+        self.inputKind = DatasetMetadata.defaultInputKind(for: inputShape)
+        self.task = TaskKind(inputKind: inputKind)
+        self.tokenizer = nil
+        self.initializedFrom = nil
     }
 
     /// A fresh engine network with these weights.
     public func makeNetwork() throws -> Network {
         let space = try SearchSpace.load(yaml: spaceYAML, fileName: spaceName)
-        let graph = try space.network(for: try space.parse(architecture), inputShape: inputShape, classCount: classCount)
+        let graph = try space.network(for: try space.parse(architecture), inputShape: inputShape, inputKind: inputKind,
+                                      classCount: classCount)
         var rng = SeededGenerator(seed: 0)
         let network = try Network(graph: graph, classCount: classCount, rng: &rng)
         try network.load(namedTensors: tensors.map { ($0.name, $0.shape, $0.values) })
@@ -114,25 +174,62 @@ public final class ModelPredictor {
         self.network = try model.makeNetwork()
     }
 
-    /// Class scores for raw (unnormalised) inputs, each `inputShape.elementCount` values in C×H×W order.
+    /// Class scores for raw (unnormalised) inputs, each `inputShape.elementCount` values in C×H×W order
+    /// (images), F feature values (tabular models; standardised here as in training) or token ids
+    /// (text models; `predict(texts:)` tokenizes for you).
     ///
     /// - Parameters:
-    ///   - topK: how many classes per input, highest score first.
+    ///   - topK: how many classes per input, highest score first (more than the class count: all).
     ///   - temperature: softmax temperature (> 0; 1 is the plain softmax).
     public func predict(_ inputs: [[Float]], topK: Int = 1, temperature: Double = 1) throws -> [[Prediction]] {
         let n = model.inputShape.elementCount
         guard temperature > 0, temperature.isFinite else { throw LabError.invalid("temperature must be positive") }
+        let what: String
+        switch model.inputKind {
+        case .image: what = "values (\(model.inputShape) image)"
+        case .features: what = "features"
+        case .tokens: what = "token ids"
+        }
         for (i, x) in inputs.enumerated() where x.count != n {
-            throw LabError.invalid("input \(i) has \(x.count) values; the model expects \(n) (\(model.inputShape))")
+            throw LabError.invalid("input \(i) has \(x.count) values; the model expects \(n) \(what)")
+        }
+        if case let .tokens(v) = model.inputKind {
+            for (i, x) in inputs.enumerated() {
+                if let bad = x.first(where: { !($0 >= 0 && $0 < Float(v) && $0 == $0.rounded()) }) {
+                    throw LabError.invalid("input \(i): \(bad) is not a token id in 0..<\(v) (use predict(texts:) for text)")
+                }
+            }
         }
         var features = inputs.flatMap { $0 }
-        model.normalization?.apply(to: &features, sampleShape: model.inputShape)
+        if let bad = features.firstIndex(where: { !$0.isFinite }) {
+            throw LabError.invalid("input \(bad / max(1, n)): value \(features[bad]) is not a finite number")
+        }
+        if model.inputKind.isStandardized { model.normalization?.apply(to: &features, sampleShape: model.inputShape) }
+        return try scores(features, count: inputs.count, topK: topK, temperature: temperature)
+    }
+
+    /// Class scores for texts of a text model, tokenized with the model's tokenizer.
+    ///
+    /// - Returns: the predictions per text and `tokenCounts`: the tokens fed to the model per text
+    ///   (`Tokenizer.encode(_:).tokenCount`, truncated to the sequence length), i.e. `usage.input_tokens`.
+    public func predict(texts: [String], topK: Int = 1, temperature: Double = 1) throws
+        -> (predictions: [[Prediction]], tokenCounts: [Int]) {
+        guard let tokenizer = model.tokenizer, case .tokens = model.inputKind else {
+            throw LabError.invalid("this is a \(model.task) model: it takes \(model.inputKind.name) inputs, not text")
+        }
+        guard temperature > 0, temperature.isFinite else { throw LabError.invalid("temperature must be positive") }
+        let (features, counts) = tokenizer.encodeFeatures(texts)
+        return (try scores(features, count: texts.count, topK: topK, temperature: temperature), counts)
+    }
+
+    private func scores(_ features: [Float], count: Int, topK: Int, temperature: Double) throws -> [[Prediction]] {
+        guard count > 0 else { return [] }
         let s = model.inputShape
         let logits: Tensor = try lock.withLock {
-            try network.forward(Tensor(shape: [inputs.count, s.channels, s.height, s.width], values: features), training: false)
+            try network.forward(Tensor(shape: [count, s.channels, s.height, s.width], values: features), training: false)
         }
         let k = model.classCount
-        return (0..<inputs.count).map { i in
+        return (0..<count).map { i in
             let row = logits.values[(i * k)..<((i + 1) * k)].map { Double($0) / temperature }
             let m = row.max() ?? 0
             let e = row.map { Foundation.exp($0 - m) }

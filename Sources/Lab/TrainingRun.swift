@@ -8,17 +8,51 @@ import Spaces
 /// `naslab train`: trains one architecture of a space (or a fixed network) on a dataset.
 public struct TrainingRun {
     public struct Options: Sendable {
-        public var space: String
+        /// A space file or shipped name; `nil` with `initFrom`: the model's space and architecture.
+        public var space: String?
         public var architecture: String?
         public var dataset: String = "digits"
         public var validationSplit: Double = 0.1
-        public var training = ExperimentConfig.TrainingSettings()
+        /// Explicit hyperparameters; when never set, the space's task's `TaskKind.defaultTraining`
+        /// with `overrides` applied.
+        public var training: ExperimentConfig.TrainingSettings {
+            get { explicitTraining ?? ExperimentConfig.TrainingSettings() }
+            set { explicitTraining = newValue }
+        }
+        public var explicitTraining: ExperimentConfig.TrainingSettings?
+        /// Single hyperparameters given on the command line (applied to the task defaults).
+        public var overrides = TrainingOverrides()
         public var seed: UInt64 = 0
         public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         public var saveWeights: String?
+        /// Fine-tune: a model file whose weights initialise the network.
+        public var initFrom: String?
         public var progress = true
 
-        public init(space: String) { self.space = space }
+        public init(space: String?) { self.space = space }
+    }
+
+    /// Hyperparameters given one by one (`nil`: keep the task's default).
+    public struct TrainingOverrides: Sendable {
+        public var epochs: Int?
+        public var batchSize: Int?
+        public var learningRate: Double?
+        public var optimizer: String?
+        public var weightDecay: Double?
+        public var schedule: String?
+
+        public init() {}
+
+        public func applied(to base: ExperimentConfig.TrainingSettings) -> ExperimentConfig.TrainingSettings {
+            var t = base
+            if let epochs { t.epochs = epochs }
+            if let batchSize { t.batchSize = batchSize }
+            if let learningRate { t.learningRate = learningRate }
+            if let optimizer { t.optimizer = optimizer }
+            if let weightDecay { t.weightDecay = weightDecay }
+            if let schedule { t.schedule = schedule }
+            return t
+        }
     }
 
     /// The metrics `--json` prints.
@@ -26,6 +60,7 @@ public struct TrainingRun {
         public var space: String
         public var architecture: String
         public var dataset: String
+        public var task: String?
         public var status: String
         public var reason: String?
         public var params: Int
@@ -41,49 +76,53 @@ public struct TrainingRun {
         public var seed: UInt64
         public var threads: Int
         public var weights: String?
+        /// Fine-tuning: the model file and the validation accuracy before training.
+        public var initialized_from: String?
+        public var initial_val_accuracy: Double?
+        public var training: ExperimentConfig.TrainingSettings?
     }
 
     public static func run(_ o: Options) throws -> Metrics {
-        let space = try SpaceReference.resolve(o.space).space
-        let architecture: Architecture
-        if let text = o.architecture {
-            architecture = try space.parse(text)
-        } else if space.isFixed {
-            architecture = try space.parse(SearchSpace.fixedArchitectureText)
+        var job = TrainingJob(spaceName: o.space, architecture: o.architecture, dataset: o.dataset)
+        job.validationSplit = o.validationSplit
+        job.datasetSeed = o.seed
+        job.seed = o.seed
+        job.threads = o.threads
+        if let path = o.initFrom {
+            job.initialModel = try TrainedModel.load(from: path)
+            job.initialModelName = path
+        }
+        if let explicit = o.explicitTraining {
+            job.training = o.overrides.applied(to: explicit)
         } else {
-            var rng = SeededGenerator(seed: o.seed)
-            let example = space.text(of: space.sample(using: &rng))
-            throw LabError.invalid("space '\(space.name)' has \(space.decisions.count) decisions: pass --arch TEXT, e.g. --arch '\(example)'")
+            let task: TaskKind
+            if let name = o.space {
+                task = try SpaceReference.resolve(name).space.task
+            } else if let model = job.initialModel {
+                task = try SpaceReference.fromText(model.spaceYAML, name: model.spaceName).space.task
+            } else {
+                throw LabError.invalid("pass --space (or --init-from MODEL to fine-tune a model in its own space)")
+            }
+            job.training = o.overrides.applied(to: task.defaultTraining)
         }
-        EngineConfiguration.setThreadCount(o.threads)
-        let data = try Dataset.load(name: o.dataset, validationSplit: o.validationSplit, seed: o.seed)
-        let graph = try space.network(for: architecture, inputShape: data.metadata.sampleShape, classCount: data.metadata.classCount)
-        let cost = try graph.cost()
-        var rng = SeededGenerator(seed: o.seed)
-        let network = try Network(graph: graph, classCount: data.metadata.classCount, rng: &rng)
-        let trainer = Trainer(configuration: o.training.engineConfiguration(seed: o.seed, threads: o.threads),
-                              observers: o.progress ? [ProgressBar()] : [])
-        let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng)
-        var reason: String?
-        if case let .failed(r) = result.status { reason = r }
-        if let path = o.saveWeights, reason == nil {
-            let reference = try SpaceReference.resolve(o.space)
-            try TrainedModel(spaceName: o.space, spaceYAML: reference.yaml, architecture: space.text(of: architecture),
-                             inputShape: data.metadata.sampleShape, classCount: data.metadata.classCount,
-                             classNames: data.metadata.classNames, normalization: data.normalization, network: network)
-                .save(to: path)
-        }
+        let outcome = try ModelTraining.train(job, datasets: DatasetCache(), observers: o.progress ? [ProgressBar()] : [])
+        let result = outcome.result
+        let reason = outcome.failureReason
+        if let path = o.saveWeights, reason == nil { try outcome.model.save(to: path) }
         let last = result.epochs.last
         let trainingSeconds = result.epochs.reduce(0) { $0 + $1.seconds }
         return Metrics(
-            space: o.space, architecture: space.text(of: architecture), dataset: data.metadata.name,
+            space: outcome.model.spaceName, architecture: outcome.architecture, dataset: outcome.datasetMetadata.name,
+            task: outcome.model.task.rawValue,
             status: reason == nil ? "completed" : "failed", reason: reason,
-            params: cost.parameters, macs: cost.multiplyAccumulates, epochs: result.epochs.count,
+            params: outcome.cost.parameters, macs: outcome.cost.multiplyAccumulates, epochs: result.epochs.count,
             train_loss: last?.trainLoss ?? .nan, train_accuracy: last?.trainAccuracy ?? .nan,
             val_loss: last?.validationLoss ?? .nan, val_accuracy: last?.validationAccuracy ?? .nan,
             test_accuracy: result.testAccuracy ?? .nan, wall_seconds: result.wallSeconds,
-            samples_per_second: trainingSeconds > 0 ? Double(data.train.count * result.epochs.count) / trainingSeconds : .nan,
-            seed: o.seed, threads: o.threads, weights: reason == nil ? o.saveWeights : nil)
+            samples_per_second: trainingSeconds > 0 ? Double(outcome.trainCount * result.epochs.count) / trainingSeconds : .nan,
+            seed: o.seed, threads: o.threads, weights: reason == nil ? o.saveWeights : nil,
+            initialized_from: o.initFrom, initial_val_accuracy: outcome.initialValidationAccuracy,
+            training: outcome.training)
     }
 }
 
@@ -122,21 +161,26 @@ public struct CostEstimate: Codable, Sendable {
     }
 }
 
-/// One line per shipped space for `naslab spaces`.
+/// One line per shipped space for `naslab spaces` (`--json`: an array of these).
 public struct SpaceListing: Codable, Sendable {
     public var name: String
+    /// `image_classification`, `text_classification` or `tabular_classification`.
+    public var task: String
     public var path: String
     public var size: String
     public var decisions: Int
     public var description: String
 
     public static let shippedNames = ["small", "medium", "large", "nasbench201", "reference/cnn", "reference/resnet18",
-                                      "reference/mobilenet_v2"]
+                                      "reference/mobilenet_v2", "text-small", "text-medium", "text-large",
+                                      "reference/text-cnn", "tabular-small"]
 
+    /// Every shipped space (a name whose file is absent from this installation is left out).
     public static func shipped() throws -> [SpaceListing] {
-        try shippedNames.map { name in
+        try shippedNames.compactMap { name in
+            guard (try? SearchSpace.shippedPath(named: name)) != nil else { return nil }
             let ref = try SpaceReference.resolve(name)
-            return SpaceListing(name: name, path: ref.path ?? "", size: ref.space.size.description,
+            return SpaceListing(name: name, task: ref.space.task.rawValue, path: ref.path ?? "", size: ref.space.size.description,
                                 decisions: ref.space.decisions.count,
                                 description: ref.space.description.split(separator: "\n").first.map(String.init) ?? "")
         }

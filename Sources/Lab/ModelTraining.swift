@@ -1,0 +1,252 @@
+import Datasets
+import Engine
+import Estimators
+import Foundation
+import NASCore
+import Spaces
+
+extension TaskKind {
+    /// The training hyperparameters a task uses when none are given (`naslab train` without
+    /// `--epochs`/`--learning-rate`/…; stated once, here):
+    ///
+    /// | task | optimizer | learning rate | batch | epochs | weight decay | schedule |
+    /// |---|---|---|---|---|---|---|
+    /// | image classification | SGD, Nesterov momentum 0.9 | 0.05 | 64 | 10 | 5e-4 | cosine |
+    /// | text classification | AdamW | 2e-3 | 64 | 10 | 1e-2 | cosine |
+    /// | tabular classification | AdamW | 3e-3 | 64 | 30 | 1e-4 | cosine |
+    ///
+    /// Images keep `ExperimentConfig.TrainingSettings()`'s defaults. Text and tabular networks are
+    /// shallow (embeddings / dense layers) and train faster and more reliably with AdamW.
+    public var defaultTraining: ExperimentConfig.TrainingSettings {
+        var t = ExperimentConfig.TrainingSettings()
+        switch self {
+        case .imageClassification:
+            break
+        case .textClassification:
+            t.optimizer = "adamw"
+            t.learningRate = 2e-3
+            t.batchSize = 64
+            t.epochs = 10
+            t.weightDecay = 1e-2
+        case .tabularClassification:
+            t.optimizer = "adamw"
+            t.learningRate = 3e-3
+            t.batchSize = 64
+            t.epochs = 30
+            t.weightDecay = 1e-4
+        }
+        return t
+    }
+}
+
+/// One training job: what `naslab train`, a search candidate and the API's training jobs all run.
+public struct TrainingJob: Sendable {
+    /// The space's name as shown and stored (a shipped name or a file path).
+    public var spaceName: String?
+    /// The space's YAML text; `nil` resolves `spaceName` (a file or a shipped name).
+    public var spaceYAML: String?
+    /// The architecture text; `nil` for fixed spaces (or the initial model's architecture).
+    public var architecture: String?
+    public var dataset: String
+    public var validationSplit: Double = Dataset.defaultValidationSplit
+    /// Seed of the dataset's splits.
+    public var datasetSeed: UInt64 = 0
+    /// `nil`: the space's task's `defaultTraining`.
+    public var training: ExperimentConfig.TrainingSettings?
+    /// Seed of initialisation and shuffling.
+    public var seed: UInt64 = 0
+    /// Compute threads (`nil`: leave the process setting).
+    public var threads: Int?
+    /// Fine-tuning: start from this trained model's weights (every tensor whose name and shape
+    /// match; a classifier of another class count stays freshly initialised). Without a space, the
+    /// model's space and architecture are used. A text model's tokenizer encodes the dataset.
+    public var initialModel: TrainedModel?
+    /// What `initialModel` is called in the new model's `initializedFrom` (e.g. its file path).
+    public var initialModelName: String?
+    /// Also evaluate on the validation split before training (`TrainingOutcome.initialValidationAccuracy`).
+    public var evaluateBeforeTraining = false
+
+    public init(spaceName: String?, spaceYAML: String? = nil, architecture: String?, dataset: String) {
+        self.spaceName = spaceName
+        self.spaceYAML = spaceYAML
+        self.architecture = architecture
+        self.dataset = dataset
+    }
+}
+
+/// What `ModelTraining.train` produced.
+public struct TrainingOutcome {
+    public var result: TrainingResult
+    public var cost: NetworkCost
+    /// The trained model (also for failed runs: then its weights are where training stopped).
+    public var model: TrainedModel
+    public var network: Network
+    /// The canonical architecture text.
+    public var architecture: String
+    public var space: SpaceReference
+    public var training: ExperimentConfig.TrainingSettings
+    public var datasetMetadata: DatasetMetadata
+    public var trainCount: Int
+    /// Validation accuracy before the first step (with `evaluateBeforeTraining`, or when fine-tuning).
+    public var initialValidationAccuracy: Double?
+    /// Names of the tensors copied from the initial model.
+    public var initializedTensors: [String]
+
+    /// Why training failed, if it did.
+    public var failureReason: String? {
+        if case let .failed(r) = result.status { return r }
+        return nil
+    }
+}
+
+/// The one training pipeline: space → architecture → dataset (through the cache, tokenized on the
+/// training split) → graph decoded with the dataset's input kind → network (optionally initialised
+/// from a trained model) → `Trainer` → `TrainedModel`.
+public enum ModelTraining {
+    /// The prefix of the classifier's tensors (re-initialised when the class count changes).
+    public static let classifierPrefix = "head/classifier/"
+
+    public static func train(_ job: TrainingJob, datasets: DatasetCache,
+                             observers: [TrainingObserver] = []) throws -> TrainingOutcome {
+        let initial = job.initialModel
+        // Space and architecture.
+        let reference: SpaceReference
+        if let yaml = job.spaceYAML {
+            reference = try SpaceReference.fromText(yaml, name: job.spaceName ?? "space")
+        } else if let name = job.spaceName {
+            reference = try SpaceReference.resolve(name)
+        } else if let initial {
+            reference = try SpaceReference.fromText(initial.spaceYAML, name: initial.spaceName)
+        } else {
+            throw LabError.invalid("no space: pass a space (or a model to fine-tune)")
+        }
+        let space = reference.space
+        let architecture: Architecture
+        if let text = job.architecture {
+            architecture = try space.parse(text)
+        } else if space.isFixed {
+            architecture = try space.parse(SearchSpace.fixedArchitectureText)
+        } else if let initial, job.spaceYAML == nil, job.spaceName == nil {
+            architecture = try space.parse(initial.architecture)
+        } else {
+            var rng = SeededGenerator(seed: job.seed)
+            let example = space.text(of: space.sample(using: &rng))
+            throw LabError.invalid("space '\(space.name)' has \(space.decisions.count) decisions: pass --arch TEXT, e.g. --arch '\(example)'")
+        }
+        if let threads = job.threads { EngineConfiguration.setThreadCount(threads) }
+
+        // Data.
+        let data: Dataset
+        if let tokenizer = initial?.tokenizer {
+            data = try datasets.dataset(job.dataset, validationSplit: job.validationSplit, seed: job.datasetSeed,
+                                        tokenizer: tokenizer)
+        } else {
+            data = try datasets.dataset(job.dataset, validationSplit: job.validationSplit, seed: job.datasetSeed)
+        }
+        let meta = data.metadata
+        if let initial { try checkCompatible(initial, with: meta, datasetName: job.dataset) }
+        guard space.task.accepts(meta.inputKind) else {
+            throw LabError.invalid("dataset '\(job.dataset)' has \(meta.inputKind.name) inputs (\(TaskKind(inputKind: meta.inputKind))) "
+                + "but space '\(reference.name)' is a \(space.task) space: use a \(TaskKind(inputKind: meta.inputKind).spacePrefix)… space")
+        }
+
+        let graph = try space.network(for: architecture, inputShape: meta.sampleShape, inputKind: meta.inputKind,
+                                      classCount: meta.classCount)
+        let cost = try graph.cost()
+        var rng = SeededGenerator(seed: job.seed)
+        let network = try Network(graph: graph, classCount: meta.classCount, rng: &rng)
+        var copied = [String]()
+        if let initial {
+            copied = try initialize(network, from: initial, datasetName: job.dataset)
+        }
+        var initialAccuracy: Double?
+        if (job.evaluateBeforeTraining || initial != nil), data.validation.count > 0 {
+            initialAccuracy = try evaluate(network, on: data.validation).accuracy
+        }
+        let training = job.training ?? space.task.defaultTraining
+        let trainer = Trainer(configuration: training.engineConfiguration(seed: job.seed, threads: job.threads),
+                              observers: observers)
+        let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng)
+        let text = space.text(of: architecture)
+        let model = TrainedModel(
+            spaceName: job.spaceName ?? reference.name, spaceYAML: reference.yaml, architecture: text,
+            inputShape: meta.sampleShape, classCount: meta.classCount, classNames: meta.classNames,
+            normalization: data.normalization, network: network, task: space.task, inputKind: meta.inputKind,
+            tokenizer: data.tokenizer, initializedFrom: initial.map { job.initialModelName ?? "\($0.spaceName): \($0.architecture)" })
+        return TrainingOutcome(result: result, cost: cost, model: model, network: network, architecture: text,
+                               space: reference, training: training, datasetMetadata: meta, trainCount: data.train.count,
+                               initialValidationAccuracy: initialAccuracy, initializedTensors: copied)
+    }
+
+    /// Throws a `LabError` naming the dataset when `model`'s inputs are not the dataset's.
+    static func checkCompatible(_ model: TrainedModel, with meta: DatasetMetadata, datasetName: String) throws {
+        guard model.inputKind.name == meta.inputKind.name else {
+            throw LabError.invalid("cannot fine-tune: the model takes \(model.inputKind.name) inputs (\(model.task)) but dataset "
+                + "'\(datasetName)' has \(meta.inputKind.name) inputs")
+        }
+        guard model.inputKind == meta.inputKind else {
+            throw LabError.invalid("cannot fine-tune: the model's vocabulary (\(model.inputKind)) differs from dataset "
+                + "'\(datasetName)''s (\(meta.inputKind))")
+        }
+        guard model.inputShape == meta.sampleShape else {
+            throw LabError.invalid("cannot fine-tune: the model takes inputs of shape \(model.inputShape) but dataset "
+                + "'\(datasetName)' has samples of shape \(meta.sampleShape)")
+        }
+    }
+
+    /// Copies every tensor of `model` whose name and shape match into `network`; returns their names.
+    /// The classifier of a model with another class count is left as initialised.
+    @discardableResult
+    public static func initialize(_ network: Network, from model: TrainedModel, datasetName: String) throws -> [String] {
+        var copied = [String]()
+        for t in model.tensors {
+            guard let p = network.tensor(named: t.name), p.shape == t.shape, p.count == t.values.count else { continue }
+            p.values = t.values
+            copied.append(t.name)
+        }
+        guard copied.contains(where: { !$0.hasPrefix(classifierPrefix) }) else {
+            throw LabError.invalid("cannot fine-tune on dataset '\(datasetName)': no tensor of the model (\(model.spaceName): "
+                + "\(model.architecture)) fits the new network")
+        }
+        return copied
+    }
+}
+
+extension DatasetCache {
+    /// The dataset `name` split like `dataset(_:validationSplit:seed:)` but, for a text dataset,
+    /// encoded with a given `tokenizer` (a trained model's) instead of one fitted on the training split.
+    public func dataset(_ name: String, validationSplit: Double, seed: UInt64, tokenizer: Tokenizer) throws -> Dataset {
+        let raw = try Dataset.loadRaw(name: name)
+        guard let text = raw.text else {
+            throw LabError.invalid("dataset '\(name)' is not a text dataset (\(raw.metadata.inputKind.name) inputs) "
+                + "but the model takes text")
+        }
+        // Split exactly as `Dataset` does (the splits depend only on the labels and the seed): a probe
+        // dataset with the same labels whose one feature is the sample's index (test part: −index − 1).
+        func probe(_ part: LabeledArrays, _ index: (Int) -> Float) -> LabeledArrays {
+            LabeledArrays(features: (0..<part.count).map(index), labels: part.labels,
+                          sampleShape: FeatureShape(channels: 1, height: 1, width: 1), classCount: part.classCount)
+        }
+        var probeMeta = raw.metadata
+        probeMeta.sampleShape = FeatureShape(channels: 1, height: 1, width: 1)
+        probeMeta.inputKind = .features
+        let probeRaw = RawDataset(metadata: probeMeta, train: probe(raw.train) { Float($0) },
+                                  test: raw.test.map { t in probe(t) { -Float($0) - 1 } })
+        var rng = SeededGenerator(seed: seed)
+        var split = try Dataset(raw: probeRaw, validationSplit: validationSplit, normalize: false, rng: &rng)
+        func texts(_ part: LabeledArrays) -> [String] {
+            part.features.map { v in v >= 0 ? text.trainTexts[Int(v)] : text.testTexts![Int(-v) - 1] }
+        }
+        func encoded(_ part: LabeledArrays) -> LabeledArrays {
+            LabeledArrays(features: tokenizer.encodeFeatures(texts(part)).features, labels: part.labels,
+                          sampleShape: tokenizer.sampleShape, classCount: part.classCount)
+        }
+        split.train = encoded(split.train)
+        split.validation = encoded(split.validation)
+        split.test = encoded(split.test)
+        split.metadata.sampleShape = tokenizer.sampleShape
+        split.metadata.inputKind = tokenizer.inputKind
+        split.tokenizer = tokenizer
+        return split
+    }
+}
