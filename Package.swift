@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "TestSupport", "Lab",
+            "API", "TestSupport", "Lab", "Datasets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

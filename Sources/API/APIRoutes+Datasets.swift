@@ -63,9 +63,11 @@ extension APIRoutes {
                              createdAt: APIStore.now())
     }
 
-    /// With a workbench, loads an HDF5 file with the Datasets module; a file it cannot read is a 400.
+    /// With a workbench, loads an HDF5 or (uncompressed) CSV file with the Datasets module; a file
+    /// it cannot read is a 400 (CSV errors name the line and column).
     private func loadable(file: URL, format: DatasetFormat, param: String) async throws {
-        guard settings.workbench != nil, format == .hdf5 else { return }
+        guard settings.workbench != nil,
+              format == .hdf5 || (format == .csv && file.pathExtension.lowercased() == "csv") else { return }
         do {
             try await LabWorkbench.checkDatasetLoads(path: file.path)
         } catch {

@@ -123,14 +123,24 @@ extension APIRoutes {
         }
         let inputs = try Self.readInputs(body.value("inputs")!, schema: schema)
         let replica = await pool.acquire()
-        let result: Result<[[ModelPredictor.Prediction]], Error> = await withCheckedContinuation { continuation in
+        let result: Result<(predictions: [[ModelPredictor.Prediction]], tokens: Int), Error> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: Result { try replica.predictor.predict(inputs, topK: topK, temperature: temperature) })
+                continuation.resume(returning: Result {
+                    switch inputs {
+                    case .values(let values):
+                        return (try replica.predictor.predict(values, topK: topK, temperature: temperature),
+                                values.count * schema.valuesPerInput)
+                    case .texts(let texts):
+                        let (predictions, counts) = try replica.predictor.predict(texts: texts, topK: topK, temperature: temperature)
+                        return (predictions, counts.reduce(0, +))
+                    }
+                })
             }
         }
         await pool.release(replica)
         let predictions: [[ModelPredictor.Prediction]]
-        do { predictions = try result.get() } catch {
+        let inputTokens: Int
+        do { (predictions, inputTokens) = try result.get() } catch {
             throw APIError.invalidRequest("the model refused the inputs: \(error)", param: "inputs")
         }
         var items = [JSONValue]()
@@ -146,15 +156,75 @@ extension APIRoutes {
             "id": .string(Identifier.make("pred_")), "object": .string("prediction"), "model_id": .string(deployment.modelID),
             "deployment_id": .string(deployment.id), "created_at": .number(Double(APIStore.now())),
             "predictions": .array(items),
-            "usage": .object(["input_tokens": .number(Double(inputs.count * schema.valuesPerInput)),
+            "usage": .object(["input_tokens": .number(Double(inputTokens)),
                               "inputs": .number(Double(inputs.count)),
                               "latency_ms": .number((latency * 1000).rounded() / 1000)]),
         ]))
     }
 
-    /// Validates `inputs` against the model's schema: `{"images": [[…]]}` or `{"features": [[…]]}`,
-    /// each input a flat array of C·H·W finite numbers (a single flat array is one input).
-    static func readInputs(_ value: JSONValue, schema: InputSchema) throws -> [[Float]] {
+    /// The validated inputs of a predict request.
+    enum ModelInputs {
+        case values([[Float]])
+        case texts([String])
+
+        var count: Int {
+            switch self {
+            case .values(let v): return v.count
+            case .texts(let t): return t.count
+            }
+        }
+    }
+
+    /// Validates `inputs` against the model's schema: `{"text": "…"}` or `{"text": ["…", …]}` for
+    /// text models (1–256 non-empty strings of at most `InputSchema.maximumTextCharacters`
+    /// characters); `{"images": [[…]]}` or `{"features": [[…]]}` otherwise, each input a flat
+    /// array of C·H·W finite numbers (a single flat array is one input).
+    static func readInputs(_ value: JSONValue, schema: InputSchema) throws -> ModelInputs {
+        if schema.task == .textClassification { return .texts(try readTexts(value)) }
+        return .values(try readValues(value, schema: schema))
+    }
+
+    static func readTexts(_ value: JSONValue) throws -> [String] {
+        let limit = InputSchema.maximumTextCharacters
+        guard case .object(let fields) = value else {
+            throw APIError.invalidRequest("'inputs' must be an object {\"text\": \"…\"} or {\"text\": [\"…\", …]} for this text model, not \(value.typeName)",
+                                          param: "inputs")
+        }
+        let keys = fields.keys.sorted()
+        guard keys == ["text"] else {
+            throw APIError.invalidRequest("'inputs' of a text model must have exactly one field, 'text'; got \(keys.isEmpty ? "none" : keys.joined(separator: ", "))",
+                                          param: "inputs")
+        }
+        var items: [JSONValue]
+        switch fields["text"]! {
+        case .string: items = [fields["text"]!]
+        case .array(let list): items = list
+        case let other:
+            throw APIError.invalidRequest("'inputs.text' must be a string or an array of strings, not \(other.typeName)", param: "inputs.text")
+        }
+        guard !items.isEmpty else { throw APIError.invalidRequest("'inputs.text' is empty", param: "inputs.text") }
+        guard items.count <= maxInputsPerRequest else {
+            throw APIError.invalidRequest("at most \(maxInputsPerRequest) inputs per request; got \(items.count)", param: "inputs.text")
+        }
+        var texts = [String]()
+        texts.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            guard case .string(let text) = item else {
+                throw APIError.invalidRequest("'inputs.text[\(index)]' must be a string, not \(item.typeName)", param: "inputs.text")
+            }
+            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw APIError.invalidRequest("'inputs.text[\(index)]' is empty", param: "inputs.text")
+            }
+            guard text.count <= limit else {
+                throw APIError.invalidRequest("'inputs.text[\(index)]' has \(text.count) characters; at most \(limit) are accepted",
+                                              param: "inputs.text")
+            }
+            texts.append(text)
+        }
+        return texts
+    }
+
+    static func readValues(_ value: JSONValue, schema: InputSchema) throws -> [[Float]] {
         let expected = schema.valuesPerInput
         let shapeText = schema.shape.map(String.init).joined(separator: "×")
         guard case .object(let fields) = value else {

@@ -24,7 +24,8 @@ extension APIRoutes {
                                         param: "from_search")
             }
             architecture = best
-            space = searchSpace
+            // `space` is the shipped space the search ran in (searches before tasks stored only the size).
+            if case .string(let shipped)? = parameters["space"] { space = shipped } else { space = searchSpace }
         } else {
             architecture = try body.require("architecture") { try body.string($0, maxLength: 65_536) }
             space = try body.require("space") { try body.string($0, maxLength: 200) }
@@ -62,29 +63,55 @@ extension APIRoutes {
         let organization = try context.requireOrganization()
         let model = try await model(request, context)
         let body = try JSONObjectReader(try await body(request),
-                                        allowed: ["dataset_id", "hyperparameters", "validation_split", "seed"])
+                                        allowed: ["dataset_id", "hyperparameters", "validation_split", "seed", "initialize"])
         let datasetID = try body.require("dataset_id") { try body.string($0, maxLength: 200) }
-        let training = try Self.trainingSettings(try body.object("hyperparameters", allowed: Self.hyperparameterNames))
+        let hyperparameters = try body.object("hyperparameters", allowed: Self.hyperparameterNames)
         let validationSplit = try body.number("validation_split", in: 0...0.5, openLower: true) ?? 0.1
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
+        // Fine-tuning is the default for a model that has weights; "scratch" opts out.
+        let initialize = try body.string("initialize", allowed: ["weights", "scratch"]) ?? "weights"
         let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
         let busy = try await store.hasActiveTraining(modelID: model.id)
         if model.status == "training" || busy {
             throw APIError.conflict("model '\(model.id)' already has a training job pending or running")
         }
+        let task = try await resolveTask("classification", dataset: dataset)
+        if let workbench = settings.workbench, let spaceTask = try? workbench.task(ofSpace: model.space), spaceTask != task {
+            throw APIError.invalidRequest("model '\(model.id)' is a \(spaceTask) model (space '\(model.space)'), but dataset '\(dataset.id)' holds \(task.inputDescription)",
+                                          param: "dataset_id")
+        }
+        let training = try Self.trainingSettings(hyperparameters, defaults: task.defaultTraining)
+        var initialArtifact: String?
+        var initializedFrom: String?
+        if initialize == "weights", let artifact = model.artifactPath {
+            if let workbench = settings.workbench {
+                do {
+                    try await workbench.checkFineTuning(artifactPath: artifact, dataset: dataset)
+                } catch {
+                    throw APIError.invalidRequest("cannot fine-tune model '\(model.id)' on dataset '\(dataset.id)': \(error); "
+                                                  + "train another model or pass \"initialize\": \"scratch\"", param: "dataset_id")
+                }
+            }
+            initialArtifact = artifact
+            // Weights files are named after the job that wrote them.
+            initializedFrom = URL(fileURLWithPath: artifact).deletingPathExtension().lastPathComponent
+        }
 
-        let hyperparameters = Self.json(training)
         let record = ExperimentRecord(
             id: Identifier.make("job_train_"), organization: organization, kind: .training,
             name: "train \(model.name) on \(dataset.id)", status: .pending, modelID: model.id, datasetID: dataset.id,
-            parameters: .object(["hyperparameters": hyperparameters, "validation_split": .number(validationSplit),
-                                 "seed": .number(Double(seed))]),
+            parameters: .object(["hyperparameters": Self.json(training), "validation_split": .number(validationSplit),
+                                 "seed": .number(Double(seed)), "task": .string(task.rawValue),
+                                 "initialize": .string(initialArtifact == nil ? "scratch" : "weights"),
+                                 "initialized_from": initializedFrom.map(JSONValue.string) ?? .null]),
             metrics: .object([:]), failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)
         try await store.insertExperiment(record)
-        let trainingRequest = TrainingRequest(
+        var trainingRequest = TrainingRequest(
             jobID: record.id, model: model, dataset: dataset, training: training, validationSplit: validationSplit,
             seed: UInt64(seed),
             artifactDirectory: store.dataDirectory.appendingPathComponent("models").appendingPathComponent(model.id))
+        trainingRequest.initialArtifactPath = initialArtifact
+        trainingRequest.initializedFrom = initializedFrom
         let dispatched = try await runner.submitTraining(trainingRequest, record: record)
         return json(Self.trainingJobJSON(dispatched))
     }
@@ -115,9 +142,11 @@ extension APIRoutes {
         "warmup_epochs", "label_smoothing",
     ]
 
-    /// The training settings of a `hyperparameters` object; absent fields keep Lab's defaults.
-    static func trainingSettings(_ reader: JSONObjectReader?) throws -> ExperimentConfig.TrainingSettings {
-        var settings = ExperimentConfig(name: "api").training
+    /// The training settings of a `hyperparameters` object; absent fields keep `defaults` (the
+    /// task's defaults, `TaskKind.defaultTraining`).
+    static func trainingSettings(_ reader: JSONObjectReader?,
+                                 defaults: ExperimentConfig.TrainingSettings) throws -> ExperimentConfig.TrainingSettings {
+        var settings = defaults
         guard let reader else { return settings }
         settings.epochs = try reader.integer("epochs", in: 1...1000) ?? settings.epochs
         settings.batchSize = try reader.integer("batch_size", in: 1...65_536) ?? settings.batchSize

@@ -1,11 +1,32 @@
 import Foundation
 import Hummingbird
 import Lab
+import NASCore
 
 /// NAS searches: creation (validated and recorded), lookup and cancellation.
 extension APIRoutes {
-    static let supportedTaskTypes = ["classification", "image_classification"]
+    /// `classification` takes the dataset's own kind; the others name it (and must match it).
+    static let supportedTaskTypes = ["classification"] + TaskKind.allCases.map(\.rawValue)
     static let plannedTaskTypes = ["detection", "segmentation"]
+
+    /// The task of a search or training request on `dataset`: the dataset's own task, checked
+    /// against `taskType` when that names one (a mismatch is a 400 naming `task_type`).
+    func resolveTask(_ taskType: String, dataset: DatasetRecord) async throws -> TaskKind {
+        let requested = taskType == "classification" ? nil : TaskKind(rawValue: taskType)
+        guard let workbench = settings.workbench else { return requested ?? .imageClassification }
+        let own: TaskKind
+        do {
+            own = try await workbench.task(of: dataset)
+        } catch {
+            throw APIError.invalidRequest("dataset '\(dataset.id)' cannot be read: \(error)", param: "dataset_id")
+        }
+        if let requested, requested != own {
+            throw APIError.invalidRequest(
+                "task_type '\(taskType)' does not match dataset '\(dataset.id)', which holds \(own.inputDescription): use '\(own.rawValue)' or 'classification'",
+                param: "task_type")
+        }
+        return own
+    }
 
     func createSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let organization = try context.requireOrganization()
@@ -33,13 +54,15 @@ extension APIRoutes {
             throw APIError.invalidRequest("'constraints' must set at least one of max_latency_ms, max_params, max_flops",
                                           param: "constraints")
         }
-        let searchSpace = try body.string("search_space", allowed: ["small", "medium", "large"]) ?? "medium"
+        let searchSpace = try body.string("search_space", allowed: TaskKind.spaceSizes) ?? "medium"
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
         let name = try body.string("name", maxLength: 200)
         let budget = try body.object("budget", allowed: ["candidates", "epochs_per_candidate"])
         let candidates = try budget?.integer("candidates", in: 1...1000) ?? 10
         let epochsPerCandidate = try budget?.integer("epochs_per_candidate", in: 1...100) ?? 3
         let dataset = try await dataset(datasetID, organization: organization, param: "dataset_id")
+        let task = try await resolveTask(taskType, dataset: dataset)
+        let space = task.shippedSpace(size: searchSpace)
 
         let id = Identifier.make("nas_")
         var constraintsJSON: [String: JSONValue] = [:]
@@ -47,14 +70,15 @@ extension APIRoutes {
         constraintsJSON["max_params"] = constraints.maxParams.map { JSONValue.number(Double($0)) }
         constraintsJSON["max_flops"] = constraints.maxFlops.map(JSONValue.number)
         let searchRequest = SearchRequest(
-            searchID: id, taskType: taskType, dataset: dataset, constraints: constraints, searchSpace: searchSpace,
+            searchID: id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
             candidates: candidates, epochsPerCandidate: epochsPerCandidate, seed: UInt64(seed), outputDirectory: store.dataDirectory.appendingPathComponent("results").appendingPathComponent(id))
         let estimate = settings.workbench?.estimateSearchHours(searchRequest)
         let record = ExperimentRecord(
             id: id, organization: organization, kind: .nasSearch,
             name: name ?? "\(taskType) search (\(searchSpace)) on \(dataset.id)", status: .pending, modelID: nil,
             datasetID: dataset.id,
-            parameters: .object(["task_type": .string(taskType), "search_space": .string(searchSpace),
+            parameters: .object(["task_type": .string(taskType), "task": .string(task.rawValue), "search_space": .string(searchSpace),
+                                 "space": .string(space),
                                  "constraints": .object(constraintsJSON), "seed": .number(Double(seed)),
                                  "budget": .object(["candidates": .number(Double(candidates)),
                                                     "epochs_per_candidate": .number(Double(epochsPerCandidate))]),

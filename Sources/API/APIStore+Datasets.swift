@@ -32,6 +32,8 @@ public struct DatasetRecord: Equatable, Sendable {
                       format: "csv", source: "builtin", path: "", sizeBytes: 0, createdAt: 0),
         DatasetRecord(id: "fashion-mnist", organization: nil, name: "Fashion-MNIST (28×28 grey images, 70,000 samples)",
                       format: "idx", source: "builtin", path: "", sizeBytes: 0, createdAt: 0),
+        DatasetRecord(id: "fortunes", organization: nil, name: "fortunes (text: Debian fortune cookies, one class per category with ≥ 100 entries)",
+                      format: "text", source: "builtin", path: "", sizeBytes: 0, createdAt: 0),
     ]
 
     var json: JSONValue {

@@ -62,19 +62,22 @@ public final class LabWorkbench: ModelWorkbench {
         return outcome
     }
 
-    /// Trains on the calling thread (blocking); `epochEnded` gets the metrics so far after each epoch.
+    /// Trains on the calling thread (blocking) through Lab's one training pipeline
+    /// (`ModelTraining.train`, as `naslab train` and search candidates do); `epochEnded` gets the
+    /// metrics so far after each epoch.
     static func trainSynchronously(_ request: TrainingRequest, threads: Int,
                                    epochEnded: @escaping ([EpochMetrics]) -> Void) throws -> TrainingOutcome {
-        let reference = try SpaceReference.resolve(request.model.space)
-        let space = reference.space
-        let architecture = try space.parse(request.model.architecture)
-        EngineConfiguration.setThreadCount(threads)
-        let data = try Dataset.load(name: datasetName(request.dataset), validationSplit: request.validationSplit,
-                                    seed: request.seed)
-        let graph = try space.network(for: architecture, inputShape: data.metadata.sampleShape,
-                                      classCount: data.metadata.classCount)
-        var rng = SeededGenerator(seed: request.seed)
-        let network = try Network(graph: graph, classCount: data.metadata.classCount, rng: &rng)
+        var job = TrainingJob(spaceName: request.model.space, architecture: request.model.architecture,
+                              dataset: datasetName(request.dataset))
+        job.validationSplit = request.validationSplit
+        job.datasetSeed = request.seed
+        job.seed = request.seed
+        job.threads = threads
+        job.training = request.training
+        if let path = request.initialArtifactPath {
+            job.initialModel = try TrainedModel.load(from: path)
+            job.initialModelName = request.initializedFrom ?? path
+        }
         var epochs = [EpochMetrics]()
         let observer = ClosureObserver { event in
             if case .epochEnd(let metrics) = event {
@@ -82,23 +85,32 @@ public final class LabWorkbench: ModelWorkbench {
                 epochEnded(epochs)
             }
         }
-        let trainer = Trainer(configuration: request.training.engineConfiguration(seed: request.seed, threads: threads),
-                              observers: [observer])
-        let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng)
-        if case .failed(let reason) = result.status { throw LabError.invalid("training failed: \(reason)") }
+        let outcome = try ModelTraining.train(job, datasets: DatasetCache(), observers: [observer])
+        if let reason = outcome.failureReason { throw LabError.invalid("training failed: \(reason)") }
         try FileManager.default.createDirectory(at: request.artifactDirectory, withIntermediateDirectories: true)
         let path = request.artifactDirectory.appendingPathComponent("\(request.jobID).h5").path
-        let model = TrainedModel(spaceName: request.model.space, spaceYAML: reference.yaml,
-                                 architecture: space.text(of: architecture), inputShape: data.metadata.sampleShape,
-                                 classCount: data.metadata.classCount, classNames: data.metadata.classNames,
-                                 normalization: data.normalization, network: network)
-        try model.save(to: path)
-        let shape = data.metadata.sampleShape
-        return TrainingOutcome(epochs: result.epochs, artifactPath: path,
-                               inputSchema: InputSchema(shape: [shape.channels, shape.height, shape.width],
-                                                        classCount: data.metadata.classCount,
-                                                        classNames: data.metadata.classNames),
-                               testAccuracy: result.testAccuracy)
+        try outcome.model.save(to: path)
+        return TrainingOutcome(epochs: outcome.result.epochs, artifactPath: path, inputSchema: InputSchema(outcome.model),
+                               testAccuracy: outcome.result.testAccuracy)
+    }
+
+    public func task(ofSpace space: String) throws -> TaskKind { try SpaceReference.resolve(space).space.task }
+
+    public func checkFineTuning(artifactPath: String, dataset: DatasetRecord) async throws {
+        let name = Self.datasetName(dataset)
+        try await Self.offloaded {
+            let model = try TrainedModel.load(from: artifactPath)
+            let metadata = try Dataset.loadRaw(name: name).metadata
+            let task = TaskKind(inputKind: metadata.inputKind)
+            guard task == model.task else {
+                throw LabError.invalid("the model takes \(model.task.inputDescription), dataset '\(dataset.id)' holds \(task.inputDescription)")
+            }
+            // Text is re-tokenized with the model's tokenizer, so any text dataset fits; images and
+            // feature vectors must have the model's input shape.
+            if task != .textClassification, metadata.sampleShape != model.inputShape {
+                throw LabError.invalid("the model takes inputs of shape \(model.inputShape), dataset '\(dataset.id)' has \(metadata.sampleShape)")
+            }
+        }
     }
 
     // MARK: - Searches
@@ -111,7 +123,7 @@ public final class LabWorkbench: ModelWorkbench {
         case "fashion-mnist": 54_000
         default: Double(max(1, request.dataset.sizeBytes)) / 800
         }
-        let factor: Double = switch request.searchSpace { case "small": 1; case "large": 16; default: 4 }
+        let factor: Double = request.searchSpace.hasSuffix("small") ? 1 : (request.searchSpace.hasSuffix("large") ? 16 : 4)
         let seconds = Double(request.candidates) * (2 + Double(request.epochsPerCandidate) * samples * 2e-6 * factor * 50)
         return (seconds / 3600 * 1000).rounded() / 1000
     }
@@ -143,8 +155,9 @@ public final class LabWorkbench: ModelWorkbench {
         config.seed = request.seed
         config.space = request.searchSpace
         config.dataset = datasetName(request.dataset)
-        config.taskType = request.taskType
+        config.taskType = request.task.rawValue
         config.budget.candidates = request.candidates
+        config.training = request.task.defaultTraining
         config.training.epochs = request.epochsPerCandidate
         config.constraints = request.constraints
         config.constraints.latency = "measured"
@@ -158,7 +171,7 @@ public final class LabWorkbench: ModelWorkbench {
                                     report: @escaping (SearchProgress) -> Void) throws -> SearchProgress {
         let config = experimentConfig(request, threads: threads)
         try FileManager.default.createDirectory(at: request.outputDirectory, withIntermediateDirectories: true)
-        let yaml = configYAML(config)
+        let yaml = config.yamlText
         try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         let executor = CancellableExecutor(
             LocalExecutor(workers: 1, weightsDirectory: ExperimentRunner.weightsDirectory(forRecord: config.outputPath)),
@@ -182,29 +195,15 @@ public final class LabWorkbench: ModelWorkbench {
         return SearchProgress(architecturesEvaluated: evaluated, bestArchitecture: best?.architecture, bestMetrics: metrics)
     }
 
-    /// The config as YAML (stored in the record, so `naslab resume`/`reproduce` can read it back).
-    static func configYAML(_ c: ExperimentConfig) -> String {
-        var lines = [
-            "name: \(c.name)", "seed: \(c.seed)", "space: \(c.space)", "dataset: '\(c.dataset.replacingOccurrences(of: "'", with: "''"))'",
-            "task_type: \(c.taskType)", "threads: \(c.threads)", "workers: 1",
-            "output: '\(c.outputPath.replacingOccurrences(of: "'", with: "''"))'",
-            "budget:", "  candidates: \(c.budget.candidates)",
-            "training:", "  epochs: \(c.training.epochs)",
-        ]
-        if !c.constraints.isEmpty {
-            lines.append("constraints:")
-            if let v = c.constraints.maxParams { lines.append("  max_params: \(v)") }
-            if let v = c.constraints.maxFlops { lines.append("  max_flops: \(v)") }
-            if let v = c.constraints.maxLatencyMs { lines.append("  max_latency_ms: \(v)") }
-            lines.append("  latency: \(c.constraints.latency)")
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
     // MARK: - Serving
 
     public func loadReplica(artifactPath: String) async throws -> ModelReplica {
         try await Self.offloaded { ModelReplica(predictor: try ModelPredictor(model: try TrainedModel.load(from: artifactPath))) }
+    }
+
+    public func task(of dataset: DatasetRecord) async throws -> TaskKind {
+        let name = Self.datasetName(dataset)
+        return try await Self.offloaded { TaskKind(inputKind: try Dataset.loadRaw(name: name).metadata.inputKind) }
     }
 
     /// Loads a dataset file with the Datasets module (off the event loops) to check it is usable.

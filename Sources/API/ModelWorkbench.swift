@@ -1,6 +1,7 @@
 import Foundation
 import Engine
 import Lab
+import NASCore
 
 /// The seam between the HTTP API and NASLab's machine-learning side (the Lab module).
 ///
@@ -31,6 +32,18 @@ public protocol ModelWorkbench: Sendable {
     func runSearch(_ request: SearchRequest,
                    progress: @escaping @Sendable (SearchProgress) async -> Void) async throws -> SearchProgress
 
+    /// The task of the search space named `space`.
+    func task(ofSpace space: String) throws -> TaskKind
+
+    /// Checks that the trained model at `artifactPath` can be fine-tuned on `dataset` (same input
+    /// kind and shape; another class set is fine).
+    /// - Throws: An error whose description says why not (answered as a 400 naming `dataset_id`).
+    func checkFineTuning(artifactPath: String, dataset: DatasetRecord) async throws
+
+    /// The task of a dataset's samples (images, text, feature vectors); reads the file if needed.
+    /// - Throws: An error whose description says why the dataset cannot be read (answered as a 400).
+    func task(of dataset: DatasetRecord) async throws -> TaskKind
+
     /// Loads one replica (an independent copy of the network) of the trained model at `artifactPath`.
     /// - Throws: An error whose description says why the file cannot be served.
     func loadReplica(artifactPath: String) async throws -> ModelReplica
@@ -46,38 +59,62 @@ public final class ModelReplica: @unchecked Sendable {
 
     public init(predictor: ModelPredictor) {
         self.predictor = predictor
-        let shape = predictor.model.inputShape
-        self.schema = InputSchema(shape: [shape.channels, shape.height, shape.width], classCount: predictor.model.classCount,
-                                  classNames: predictor.model.classNames)
+        self.schema = InputSchema(predictor.model)
     }
 }
 
 /// What a trained model takes and returns: inputs of `shape` (C×H×W, flattened in that order) and
 /// `classCount` classes. Shown by `GET /v1/models/{id}` as `input_schema`.
 public struct InputSchema: Equatable, Sendable {
-    /// `[channels, height, width]`.
+    /// `[channels, height, width]` (text models: `[1, 1, maximum tokens]`).
     public var shape: [Int]
     public var classCount: Int
     public var classNames: [String]?
+    /// The model's task (image, text or tabular classification).
+    public var task: TaskKind
 
-    public init(shape: [Int], classCount: Int, classNames: [String]?) {
+    /// The longest text (in characters) a predict request may send to a text model.
+    public static let maximumTextCharacters = 10_000
+
+    public init(shape: [Int], classCount: Int, classNames: [String]?, task: TaskKind? = nil) {
         self.shape = shape
         self.classCount = classCount
         self.classNames = classNames
+        self.task = task ?? (shape.count == 3 && (shape[1] > 1 || shape[2] > 1) ? .imageClassification : .tabularClassification)
     }
 
-    /// Values per input (C·H·W).
+    /// The schema of a trained model.
+    public init(_ model: TrainedModel) {
+        let s = model.inputShape
+        self.init(shape: [s.channels, s.height, s.width], classCount: model.classCount, classNames: model.classNames,
+                  task: model.task)
+    }
+
+    /// Values per input (C·H·W; for text the maximum number of tokens).
     public var valuesPerInput: Int { shape.reduce(1, *) }
-    /// `images` when the samples are 2-D (H and W > 1), else `features`; both keys are accepted.
-    public var inputKey: String { shape.count == 3 && shape[1] > 1 && shape[2] > 1 ? "images" : "features" }
+    /// The key of `inputs` in predict requests: `images`, `features` or `text`.
+    public var inputKey: String {
+        switch task {
+        case .imageClassification: return "images"
+        case .textClassification: return "text"
+        case .tabularClassification: return "features"
+        }
+    }
 
     var json: JSONValue {
-        .object([
-            "input_key": .string(inputKey), "shape": .array(shape.map { .number(Double($0)) }),
+        var fields: [String: JSONValue] = [
+            "input_key": .string(inputKey), "task": .string(task.rawValue), "shape": .array(shape.map { .number(Double($0)) }),
             "values_per_input": .number(Double(valuesPerInput)), "class_count": .number(Double(classCount)),
             "classes": .array((classNames ?? (0..<classCount).map(String.init)).map(JSONValue.string)),
-            "layout": .string("each input is a flat array of C·H·W numbers in channel, row, column order (unnormalised; the model applies its training normalisation)"),
-        ])
+        ]
+        if task == .textClassification {
+            fields["max_tokens"] = .number(Double(valuesPerInput))
+            fields["max_characters"] = .number(Double(Self.maximumTextCharacters))
+            fields["layout"] = .string("each input is a string (or a list of strings); the model's tokenizer lower-cases it, splits words and punctuation and keeps the first max_tokens tokens")
+        } else {
+            fields["layout"] = .string("each input is a flat array of C·H·W numbers in channel, row, column order (unnormalised; the model applies its training normalisation)")
+        }
+        return .object(fields)
     }
 
     static func from(_ value: JSONValue) -> InputSchema? {
@@ -87,8 +124,10 @@ public struct InputSchema: Equatable, Sendable {
         if case .array(let list)? = fields["classes"] {
             names = list.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
         }
+        var task: TaskKind?
+        if case .string(let t)? = fields["task"] { task = TaskKind(rawValue: t) }
         return InputSchema(shape: shape.compactMap { if case .number(let n) = $0 { return Int(n) } else { return nil } },
-                           classCount: Int(count), classNames: names)
+                           classCount: Int(count), classNames: names, task: task)
     }
 }
 
@@ -104,6 +143,10 @@ public struct TrainingRequest: Equatable, Sendable {
     public var seed: UInt64
     /// Directory where the weights go (`<data-dir>/models/<model-id>/`).
     public var artifactDirectory: URL
+    /// Fine-tuning: the trained-model file to start from (`nil`: from scratch).
+    public var initialArtifactPath: String? = nil
+    /// What the job reports as `initialized_from` (the job that wrote `initialArtifactPath`).
+    public var initializedFrom: String? = nil
 }
 
 /// Training progress after one epoch.
@@ -132,11 +175,11 @@ public struct TrainingOutcome: Equatable, Sendable {
 /// Everything needed to run one NAS search: the validated body of `POST /v1/nas/searches`.
 public struct SearchRequest: Equatable, Sendable {
     public var searchID: String
-    /// `classification` or `image_classification`.
-    public var taskType: String
+    /// The task (resolved from the request's `task_type` and the dataset).
+    public var task: TaskKind
     public var dataset: DatasetRecord
     public var constraints: ExperimentConfig.Constraints
-    /// `small`, `medium` or `large`.
+    /// The shipped space searched (`small`, `text-medium`, … — `TaskKind.shippedSpace(size:)`).
     public var searchSpace: String
     /// Candidates to evaluate (trained); rejected candidates do not count. Default 10.
     public var candidates: Int = 10

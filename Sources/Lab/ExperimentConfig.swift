@@ -1,4 +1,5 @@
 import Foundation
+import NASCore
 
 /// An experiment: what to search, on which data, with which searcher, budget, training
 /// hyperparameters and constraints. Read from `Experiments/*.yaml`; documented in
@@ -11,6 +12,7 @@ public struct ExperimentConfig: Equatable, Sendable {
     public var space: String = "medium"
     /// `digits`, `fashion-mnist` or a path to a dataset file (HDF5 layout or IDX).
     public var dataset: String = "digits"
+    /// `classification` (the space's own task) or a `TaskKind` name, which must match the space's task.
     public var taskType: String = "classification"
     public var validationSplit: Double = 0.1
     public var searcher = SearcherSettings()
@@ -127,7 +129,7 @@ extension ExperimentConfig {
         if let s = try r.int("seed", range: 0...Int.max) { c.seed = UInt64(s) }
         c.space = try r.string("space") ?? c.space
         c.dataset = try r.string("dataset") ?? c.dataset
-        c.taskType = try r.choice("task_type", ["classification", "image_classification"]) ?? c.taskType
+        c.taskType = try r.choice("task_type", ["classification"] + TaskKind.allCases.map(\.rawValue)) ?? c.taskType
         c.validationSplit = try r.double("validation_split", range: 0...0.9) ?? c.validationSplit
         c.workers = try r.int("workers", range: 1...64) ?? c.workers
         c.threads = try r.int("threads", range: 1...256) ?? c.threads

@@ -161,6 +161,13 @@ public final class ExperimentRunner {
             let made = try executor ?? ExperimentRunner.makeExecutor(config, weightsDirectory: weightsDirectory)
             let data = try ((made as? LocalExecutor)?.datasets ?? DatasetCache())
                 .dataset(config.dataset, validationSplit: config.validationSplit, seed: config.seed)
+            if let named = TaskKind(rawValue: config.taskType), named != space.space.task {
+                throw LabError.invalid("task_type \(config.taskType) does not match space '\(config.space)', a \(space.space.task) space")
+            }
+            guard space.space.task.accepts(data.metadata.inputKind) else {
+                throw LabError.invalid("space '\(config.space)' is a \(space.space.task) space, but dataset '\(config.dataset)' holds "
+                    + "\(TaskKind(inputKind: data.metadata.inputKind).inputDescription): use a \(TaskKind(inputKind: data.metadata.inputKind)) space")
+            }
             inputShape = data.metadata.sampleShape
             inputKind = data.metadata.inputKind
             classCount = data.metadata.classCount

@@ -65,4 +65,26 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
         case .tabularClassification: return "tabular-"
         }
     }
+
+    /// The sizes of shipped spaces the API's `search_space` names.
+    public static let spaceSizes = ["small", "medium", "large"]
+
+    /// The shipped space that `size` (`small`, `medium`, `large`) means for this task:
+    /// `small`/`medium`/`large` for images, `text-small`/`text-medium`/`text-large` for text,
+    /// and `tabular-small` for every size of tabular data (the only tabular space).
+    public func shippedSpace(size: String) -> String {
+        switch self {
+        case .imageClassification, .textClassification: return spacePrefix + size
+        case .tabularClassification: return "tabular-small"
+        }
+    }
+
+    /// The API's name for the input kind of this task (`images`, `text`, `features`).
+    public var inputDescription: String {
+        switch self {
+        case .imageClassification: return "images"
+        case .textClassification: return "text"
+        case .tabularClassification: return "feature vectors"
+        }
+    }
 }

@@ -11,7 +11,7 @@ final class DatasetRoutesTests: XCTestCase {
             for caller in [APIClient.Caller.acme, .globex] {
                 let list = try await api.send(.get, "/v1/datasets", as: caller)
                 XCTAssertEqual(list.status, .ok)
-                XCTAssertEqual(list.data.compactMap { $0["id"] as? String }, ["digits", "fashion-mnist"])
+                XCTAssertEqual(list.data.compactMap { $0["id"] as? String }, ["digits", "fashion-mnist", "fortunes"])
             }
             let digits = try await api.send(.get, "/v1/datasets/digits")
             XCTAssertEqual(digits["source"] as? String, "builtin")
@@ -45,9 +45,9 @@ final class DatasetRoutesTests: XCTestCase {
             let fetched = try await api.send(.get, "/v1/datasets/\(id)")
             XCTAssertEqual(fetched["name"] as? String, "iris")
             let listed5 = try await api.send(.get, "/v1/datasets"); XCTAssertEqual(listed5.data.compactMap { $0["id"] as? String },
-                           ["digits", "fashion-mnist", id])
+                           ["digits", "fashion-mnist", "fortunes", id])
             assertError(try await api.send(.get, "/v1/datasets/\(id)", as: .globex), .notFound, type: "not_found_error")
-            let listed6 = try await api.send(.get, "/v1/datasets", as: .globex); XCTAssertEqual(listed6.data.count, 2)
+            let listed6 = try await api.send(.get, "/v1/datasets", as: .globex); XCTAssertEqual(listed6.data.count, 3)
 
             let h5 = try await api.send(.post, "/v1/datasets", json: #"{"path": "\#(hdf5.path)"}"#)
             XCTAssertEqual(h5["format"] as? String, "hdf5", h5.text)
