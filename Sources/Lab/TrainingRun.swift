@@ -136,10 +136,30 @@ public struct CostEstimate: Codable, Sendable {
     public var latency_ms_measured: Double?
     public var latency_ms_predicted: Double?
 
+    /// The input shape `estimate` uses when none is given: 1×28×28 images, 1×1×128 token
+    /// sequences (the tokenizer's default truncation length), 16 features.
+    public static func defaultInputShape(for task: TaskKind) -> FeatureShape {
+        switch task {
+        case .imageClassification: return FeatureShape(channels: 1, height: 28, width: 28)
+        case .textClassification: return FeatureShape(channels: 1, height: 1, width: Tokenizer.defaultMaximumLength)
+        case .tabularClassification: return FeatureShape(features: 16)
+        }
+    }
+
+    /// - Parameters:
+    ///   - inputShape: `nil`: `defaultInputShape(for:)` of the space's task.
+    ///   - vocabulary: the token vocabulary of text spaces (default: the tokenizer's cap).
     public static func estimate(space name: String, architectures texts: [String]?, random count: Int?, seed: UInt64,
-                                inputShape: FeatureShape, classCount: Int, measure: Bool,
-                                threads: Int) throws -> [CostEstimate] {
+                                inputShape requestedShape: FeatureShape?, classCount: Int, measure: Bool,
+                                threads: Int, vocabulary: Int = Tokenizer.defaultMaximumVocabulary) throws -> [CostEstimate] {
         let space = try SpaceReference.resolve(name).space
+        let inputShape = requestedShape ?? defaultInputShape(for: space.task)
+        let inputKind: InputKind
+        switch space.task {
+        case .imageClassification: inputKind = .image
+        case .textClassification: inputKind = .tokens(vocabularySize: vocabulary)
+        case .tabularClassification: inputKind = .features
+        }
         var archs = [Architecture]()
         if let texts { archs = try texts.map { try space.parse($0) } }
         if let count {
@@ -151,7 +171,7 @@ public struct CostEstimate: Codable, Sendable {
             archs = [try space.parse(SearchSpace.fixedArchitectureText)]
         }
         return try archs.map { a in
-            let graph = try space.network(for: a, inputShape: inputShape, classCount: classCount)
+            let graph = try space.network(for: a, inputShape: inputShape, inputKind: inputKind, classCount: classCount)
             let cost = try graph.cost()
             let latency = measure ? try LatencyMeasurement.measure(graph, batchSize: 1, threads: threads).medianMilliseconds : nil
             return CostEstimate(architecture: space.text(of: a), params: cost.parameters, macs: cost.multiplyAccumulates,

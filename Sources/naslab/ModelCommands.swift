@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Lab
+import NASCore
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -102,7 +103,8 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "An architecture's text form (repeatable).") var arch: [String] = []
     @Option(help: "Estimate N random architectures.") var random: Int?
     @Option(help: "Seed for --random.") var seed: UInt64 = 0
-    @Option(help: "Input shape CxHxW.") var input = "1x28x28"
+    @Option(help: "Input shape CxHxW (default by the space's task: 1x28x28 images, 1x1x128 token sequences, 16 features).") var input: String?
+    @Option(help: "Token vocabulary size (text spaces).") var vocabulary = 20_000
     @Option(help: "Number of classes.") var classes = 10
     @Option(help: "Threads for the latency measurement.") var threads = 1
     @Flag(help: "Skip the measured latency.") var noLatency = false
@@ -110,12 +112,16 @@ struct EstimateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let shape = FeatureShapeParser.parse(input) else {
-                throw ValidationError("--input must look like 1x28x28, got '\(input)'")
+            var shape: FeatureShape?
+            if let input {
+                guard let parsed = FeatureShapeParser.parse(input) else {
+                    throw ValidationError("--input must look like 1x28x28, got '\(input)'")
+                }
+                shape = parsed
             }
             let estimates = try CostEstimate.estimate(space: space, architectures: arch.isEmpty ? nil : arch, random: random,
                                                       seed: seed, inputShape: shape, classCount: classes,
-                                                      measure: !noLatency, threads: threads)
+                                                      measure: !noLatency, threads: threads, vocabulary: vocabulary)
             if json { try printJSON(estimates); return }
             for e in estimates {
                 var line = String(format: "params %9d  MACs %12d  FLOPs %12d", e.params, e.macs, e.flops)

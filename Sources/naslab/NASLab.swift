@@ -10,7 +10,8 @@ struct NASLabCommand: ParsableCommand {
         version: NASLabVersion.current,
         subcommands: [
             SearchCommand.self, ResumeCommand.self, ReproduceCommand.self, AnalyzeCommand.self, ExportCommand.self,
-            TrainCommand.self, PredictCommand.self, SpacesCommand.self, EstimateCommand.self, LatencyCommand.self, EvaluateCommand.self,
+            TrainCommand.self, PredictCommand.self, SpacesCommand.self, DatasetsCommand.self, EstimateCommand.self, LatencyCommand.self,
+            EvaluateCommand.self,
             ServeCommand.self, KeysCommand.self,
         ])
 
