@@ -20,12 +20,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ -z "${PYTHON:-}" ]; then
-    if [ ! -x Benchmarks/.venv/bin/python ]; then
-        python3 -m venv Benchmarks/.venv
-        Benchmarks/.venv/bin/pip install --quiet "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu
-    fi
+    [ -x Benchmarks/.venv/bin/python ] || python3 -m venv Benchmarks/.venv
     PYTHON=Benchmarks/.venv/bin/python
 fi
+# The shared venv may hold other benchmarks' packages only: check for torch itself.
+"$PYTHON" -c "import torch" 2>/dev/null || "$PYTHON" -m pip install --quiet "torch==2.13.0+cpu"
 swift build -c release --product naslab-bench >&2
 BIN="$(swift build -c release --show-bin-path)/naslab-bench"
 export OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"

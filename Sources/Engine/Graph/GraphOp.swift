@@ -189,6 +189,17 @@ extension GraphOp {
     }
 }
 
+/// An op without attributes (`add`, `identity`, `globalAvgPool`, …): its JSON form and identity
+/// are its kind alone.
+public protocol AttributeFreeOp: GraphOp {
+    init()
+}
+
+extension AttributeFreeOp {
+    public init(attributes a: OpAttributeReader) throws { self.init() }
+    public var attributes: OpAttributeList { [] }
+}
+
 /// The operations a graph may use: each op type once, looked up by kind.
 ///
 /// `OpRegistry.standard` lists every op NASLab ships; a test or an extension can register more

@@ -10,7 +10,7 @@ import NASCore
 ///
 /// Costs: parameters `O·(C/groups)·k` (+ `O` with bias); MACs `L'·O·(C/groups)·k`;
 /// NAS-Bench-201 FLOPs: the MACs + 1 per output element with bias.
-public struct Conv1d: GraphOp, Hashable, Codable {
+public struct Conv1d: ConvolutionOp, Hashable, Codable {
     public static let kind = "conv1d"
     public var outChannels: Int
     public var kernel: Int
@@ -29,17 +29,6 @@ public struct Conv1d: GraphOp, Hashable, Codable {
         self.dilation = dilation
         self.groups = groups
         self.bias = bias
-    }
-
-    public init(attributes a: OpAttributeReader) throws {
-        self.init(outChannels: try a.int("out"), kernel: try a.int("kernel"), stride: try a.int("stride"),
-                  padding: try a.int("padding"), dilation: try a.int("dilation"), groups: try a.int("groups"),
-                  bias: try a.bool("bias"))
-    }
-
-    public var attributes: OpAttributeList {
-        [("out", .int(outChannels)), ("kernel", .int(kernel)), ("stride", .int(stride)), ("padding", .int(padding)),
-         ("dilation", .int(dilation)), ("groups", .int(groups)), ("bias", .bool(bias))]
     }
 
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {

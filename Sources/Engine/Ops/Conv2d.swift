@@ -6,7 +6,7 @@ import NASCore
 ///
 /// Costs: parameters `out·(in/groups)·k²` (+ `out` with bias); MACs `out·H_out·W_out·(in/groups)·k²`;
 /// NAS-Bench-201 FLOPs: the MACs + 1 per output element with bias.
-public struct Conv2d: GraphOp, Hashable, Codable {
+public struct Conv2d: ConvolutionOp, Hashable, Codable {
     public static let kind = "conv2d"
     public var outChannels: Int
     public var kernel: Int
@@ -25,17 +25,6 @@ public struct Conv2d: GraphOp, Hashable, Codable {
         self.dilation = dilation
         self.groups = groups
         self.bias = bias
-    }
-
-    public init(attributes a: OpAttributeReader) throws {
-        self.init(outChannels: try a.int("out"), kernel: try a.int("kernel"), stride: try a.int("stride"),
-                  padding: try a.int("padding"), dilation: try a.int("dilation"), groups: try a.int("groups"),
-                  bias: try a.bool("bias"))
-    }
-
-    public var attributes: OpAttributeList {
-        [("out", .int(outChannels)), ("kernel", .int(kernel)), ("stride", .int(stride)), ("padding", .int(padding)),
-         ("dilation", .int(dilation)), ("groups", .int(groups)), ("bias", .bool(bias))]
     }
 
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {
@@ -63,6 +52,32 @@ public struct Conv2d: GraphOp, Hashable, Codable {
         let conv = Conv2dLayer(name: context.name, attributes: self, inShape: context.inputShapes[0], outShape: context.outputShape)
         context.initializer.initialize(weight: conv.weight, bias: conv.bias, fanIn: conv.fanIn, fanOut: conv.fanOut, rng: &context.rng)
         return LayerHandle(conv)
+    }
+}
+
+/// The attributes every convolution shares (PyTorch's names: out channels, kernel, stride,
+/// padding, dilation, groups, bias) and their one spelling in graph JSON and latency keys.
+public protocol ConvolutionOp: GraphOp {
+    var outChannels: Int { get }
+    var kernel: Int { get }
+    var stride: Int { get }
+    var padding: Int { get }
+    var dilation: Int { get }
+    var groups: Int { get }
+    var bias: Bool { get }
+    init(outChannels: Int, kernel: Int, stride: Int, padding: Int, dilation: Int, groups: Int, bias: Bool)
+}
+
+extension ConvolutionOp {
+    public init(attributes a: OpAttributeReader) throws {
+        self.init(outChannels: try a.int("out"), kernel: try a.int("kernel"), stride: try a.int("stride"),
+                  padding: try a.int("padding"), dilation: try a.int("dilation"), groups: try a.int("groups"),
+                  bias: try a.bool("bias"))
+    }
+
+    public var attributes: OpAttributeList {
+        [("out", .int(outChannels)), ("kernel", .int(kernel)), ("stride", .int(stride)), ("padding", .int(padding)),
+         ("dilation", .int(dilation)), ("groups", .int(groups)), ("bias", .bool(bias))]
     }
 }
 

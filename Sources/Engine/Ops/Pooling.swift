@@ -77,11 +77,9 @@ public struct AvgPool: GraphOp, Hashable {
 }
 
 /// Mean over height and width: C×H×W → C×1×1. NB201 FLOPs: 1 per input element.
-public struct GlobalAvgPool: GraphOp, Hashable {
+public struct GlobalAvgPool: AttributeFreeOp, Hashable {
     public static let kind = "globalAvgPool"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { FeatureShape(features: try Self.single(inputs).channels) }
     public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: inputs[0].elementCount) }
     public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {

@@ -4,12 +4,24 @@ import NASCore
 /// Which reduction a sequence pooling applies.
 enum SequenceReduction { case max, mean }
 
-/// Shape rule shared by the sequence poolings: C×1×L → C×1×1.
-private func sequencePoolShape(_ inputs: [FeatureShape], _ kind: String) throws -> FeatureShape {
-    guard inputs.count == 1 else { throw OpShapeError("expects 1 input, got \(inputs.count)", arity: true) }
-    let x = inputs[0]
-    guard x.height == 1 else { throw OpShapeError("\(kind) needs a sequence shaped Cx1xL, got \(x)") }
-    return FeatureShape(features: x.channels)
+/// What the sequence poolings share: C×1×L → C×1×1, no parameters, NAS-Bench-201 FLOPs 1 per
+/// input element, one layer parameterised by the reduction.
+protocol SequencePool: AttributeFreeOp {
+    static var reduction: SequenceReduction { get }
+}
+
+extension SequencePool {
+    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {
+        let x = try Self.single(inputs)
+        guard x.height == 1 else { throw OpShapeError("\(Self.kind) needs a sequence shaped Cx1xL, got \(x)") }
+        return FeatureShape(features: x.channels)
+    }
+
+    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: inputs[0].elementCount) }
+
+    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
+        LayerHandle(SequencePoolLayer(reduction: Self.reduction, inShape: context.inputShapes[0]))
+    }
 }
 
 /// The maximum over the valid positions of a sequence: C×1×L → C×1×1.
@@ -20,32 +32,20 @@ private func sequencePoolShape(_ inputs: [FeatureShape], _ kind: String) throws 
 /// flows to the arg-max position only (padded positions get exactly 0).
 ///
 /// Costs: no parameters; NAS-Bench-201 FLOPs 1 per input element.
-public struct SequenceMaxPool: GraphOp, Hashable {
+public struct SequenceMaxPool: SequencePool, Hashable {
     public static let kind = "sequenceMaxPool"
+    static let reduction = SequenceReduction.max
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
-    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try sequencePoolShape(inputs, Self.kind) }
-    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: inputs[0].elementCount) }
-    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
-        LayerHandle(SequencePoolLayer(reduction: .max, inShape: context.inputShapes[0]))
-    }
 }
 
 /// The mean over the valid positions of a sequence: C×1×L → C×1×1 (masking as `SequenceMaxPool`;
 /// padded positions get exactly 0 gradient).
 ///
 /// Costs: no parameters; NAS-Bench-201 FLOPs 1 per input element.
-public struct SequenceMeanPool: GraphOp, Hashable {
+public struct SequenceMeanPool: SequencePool, Hashable {
     public static let kind = "sequenceMeanPool"
+    static let reduction = SequenceReduction.mean
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
-    public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try sequencePoolShape(inputs, Self.kind) }
-    public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { OpCost(nasBench201Flops: inputs[0].elementCount) }
-    public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
-        LayerHandle(SequencePoolLayer(reduction: .mean, inShape: context.inputShapes[0]))
-    }
 }
 
 extension GraphOp where Self == SequenceMaxPool {

@@ -3,11 +3,9 @@ import Dispatch
 import NASCore
 
 /// The network input (exactly one, node 0); it has no layer of its own.
-public struct Input: GraphOp, Hashable {
+public struct Input: AttributeFreeOp, Hashable {
     public static let kind = "input"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {
         throw OpShapeError("the input must be node 0", arity: true)
     }
@@ -16,11 +14,9 @@ public struct Input: GraphOp, Hashable {
 }
 
 /// Element-wise sum of two or more inputs of equal shape (free under every convention).
-public struct Add: GraphOp, Hashable {
+public struct Add: AttributeFreeOp, Hashable {
     public static let kind = "add"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {
         guard inputs.count >= 2 else { throw OpShapeError("add needs at least 2 inputs", arity: true) }
         guard inputs.allSatisfy({ $0 == inputs[0] }) else {
@@ -33,11 +29,9 @@ public struct Add: GraphOp, Hashable {
 }
 
 /// Concatenation of the inputs along channels.
-public struct Concat: GraphOp, Hashable {
+public struct Concat: AttributeFreeOp, Hashable {
     public static let kind = "concat"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape {
         guard inputs.count >= 1 else { throw OpShapeError("concat needs inputs", arity: true) }
         guard inputs.allSatisfy({ $0.height == inputs[0].height && $0.width == inputs[0].width }) else {
@@ -69,11 +63,9 @@ public struct Dropout: GraphOp, Hashable {
 }
 
 /// C×H×W → (C·H·W)×1×1.
-public struct Flatten: GraphOp, Hashable {
+public struct Flatten: AttributeFreeOp, Hashable {
     public static let kind = "flatten"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { FeatureShape(features: try Self.single(inputs).elementCount) }
     public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { .free }
     public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
@@ -98,11 +90,9 @@ public struct Zero: GraphOp, Hashable {
 }
 
 /// The input unchanged.
-public struct Identity: GraphOp, Hashable {
+public struct Identity: AttributeFreeOp, Hashable {
     public static let kind = "identity"
     public init() {}
-    public init(attributes a: OpAttributeReader) throws {}
-    public var attributes: OpAttributeList { [] }
     public func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try Self.single(inputs) }
     public func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost { .free }
     public func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? { LayerHandle(IdentityLayer()) }

@@ -1,0 +1,273 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Lab
+import NASCore
+
+/// `naslab datasets …`: inspect and export datasets as NASLab splits them.
+struct DatasetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datasets", abstract: "Work with datasets as NASLab loads and splits them.",
+        subcommands: [DatasetsExportCommand.self])
+}
+
+/// `naslab datasets export NAME --output FILE.csv`: the train / validation / test split a search uses, as CSV.
+struct DatasetsExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a dataset's train/validation/test split, exactly as a search uses it, as CSV.",
+        discussion: """
+            The dataset is loaded and split as a search does (the same cache, `Dataset.load` with the \
+            experiment's `validation_split`, splits seeded with the experiment's `seed` — a search uses its \
+            seed unchanged as the dataset seed), so `--seed` and `--validation-split` take the values of \
+            the experiment config (its defaults: seed 0, validation split 0.1).
+
+            Columns (RFC 4180, CRLF line ends, header row): text datasets `split,label,text` with the \
+            original texts (not token ids); image and tabular datasets `split,label,f0,f1,…` with the \
+            features NASLab trains on (standardised with the statistics of the training split). \
+            `split` is train, validation or test; `label` is the class name (the class index when the \
+            dataset names no classes). Rows are in NASLab's order within each split.
+
+            After writing, the file is read back and checked: rows per split equal the dataset's split \
+            sizes, labels match, every text re-encodes with the dataset's tokenizer to exactly the token \
+            ids NASLab trains on (features: the same values); any mismatch is an error.
+            """)
+
+    @Argument(help: "digits, fashion-mnist, fortunes, or a dataset file (.csv text/tabular, HDF5, IDX directory).")
+    var name: String
+    @Option(name: [.short, .long], help: "The CSV file to write.") var output: String
+    @Option(help: "The experiment's seed (the dataset seed of a search).") var seed: UInt64 = 0
+    @Option(help: "Fraction of the training part held out for validation (the experiment's validation_split).")
+    var validationSplit = Dataset.defaultValidationSplit
+
+    func validate() throws {
+        guard validationSplit >= 0, validationSplit < 1 else { throw ValidationError("--validation-split must be in [0, 1)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let start = Date()
+            let export = try DatasetExport.make(name: name, validationSplit: validationSplit, seed: seed)
+            try export.write(to: output)
+            let counts = DatasetExport.splits.map { "\($0.count(export.dataset)) \($0.name)" }.joined(separator: ", ")
+            print(String(format: "wrote %@: %@ rows (%@), %d classes; read back and verified in %.1f s",
+                         output, String(export.rowCount), counts, export.dataset.metadata.classCount,
+                         Date().timeIntervalSince(start)))
+        }
+    }
+}
+
+/// A dataset split as a search splits it, with the original texts of each split for text datasets.
+struct DatasetExport {
+    enum Failure: Error, CustomStringConvertible {
+        case check(String)
+        var description: String {
+            switch self { case let .check(detail): return "export self-check failed: \(detail)" }
+        }
+    }
+
+    struct Split {
+        let name: String
+        let part: (Dataset) -> LabeledArrays
+        func count(_ d: Dataset) -> Int { part(d).count }
+    }
+
+    static let splits = [Split(name: "train", part: { $0.train }), Split(name: "validation", part: { $0.validation }),
+                         Split(name: "test", part: { $0.test })]
+
+    let dataset: Dataset
+    /// The texts of each split in `splits` order (text datasets only).
+    let texts: [[String]]?
+
+    var rowCount: Int { dataset.train.count + dataset.validation.count + dataset.test.count }
+
+    /// Loads `name` through `DatasetCache` — the call a search makes — and, for a text dataset, recovers
+    /// each split's texts by repeating `Dataset.init`'s splits (same functions, order and generator).
+    static func make(name: String, validationSplit: Double, seed: UInt64) throws -> DatasetExport {
+        let dataset = try DatasetCache().dataset(name, validationSplit: validationSplit, seed: seed)
+        guard dataset.tokenizer != nil else { return DatasetExport(dataset: dataset, texts: nil) }
+        let raw = try Dataset.loadRaw(name: name)
+        guard let rawText = raw.text else { throw Failure.check("dataset '\(name)' has a tokenizer but no raw texts") }
+        // Dataset.init: optional test split (when there is no test part), then the validation split, one generator.
+        var rng = SeededGenerator(seed: seed)
+        var trainLabels = raw.train.labels
+        var trainTexts = rawText.trainTexts
+        let testLabels: [Int32], testTexts: [String]
+        if let test = raw.test {
+            guard let texts = rawText.testTexts else { throw Failure.check("dataset '\(name)' has a test part without texts") }
+            testLabels = test.labels
+            testTexts = texts
+        } else {
+            let (kept, heldOut) = Dataset.stratifiedSplit(labels: trainLabels, classCount: raw.train.classCount,
+                                                         fraction: Dataset.defaultTestSplit, rng: &rng)
+            testLabels = heldOut.map { trainLabels[$0] }
+            testTexts = heldOut.map { trainTexts[$0] }
+            trainLabels = kept.map { trainLabels[$0] }
+            trainTexts = kept.map { trainTexts[$0] }
+        }
+        let (kept, heldOut) = Dataset.stratifiedSplit(labels: trainLabels, classCount: raw.train.classCount,
+                                                     fraction: validationSplit, rng: &rng)
+        let parts: [(labels: [Int32], texts: [String])] = [
+            (kept.map { trainLabels[$0] }, kept.map { trainTexts[$0] }),
+            (heldOut.map { trainLabels[$0] }, heldOut.map { trainTexts[$0] }),
+            (testLabels, testTexts),
+        ]
+        for (split, part) in zip(splits, parts) {
+            let expected = split.part(dataset)
+            guard part.labels == expected.labels else {
+                throw Failure.check("the recomputed \(split.name) split (\(part.labels.count) samples) differs from the dataset's "
+                    + "(\(expected.count) samples): Dataset's splitting changed; update DatasetCommands.swift")
+            }
+        }
+        return DatasetExport(dataset: dataset, texts: parts.map(\.texts))
+    }
+
+    /// The CSV header's fields.
+    var header: [String] {
+        if texts != nil { return ["split", "label", "text"] }
+        return ["split", "label"] + (0..<dataset.train.sampleShape.elementCount).map { "f\($0)" }
+    }
+
+    func labelName(_ label: Int32) -> String {
+        if let names = dataset.metadata.classNames, Int(label) < names.count { return names[Int(label)] }
+        return String(label)
+    }
+
+    /// Writes the CSV to a temporary file next to `path`, reads it back and checks it (``verify(file:)``),
+    /// then moves it into place; on any failure the temporary file is removed and `path` is left alone.
+    func write(to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+            throw Failure.check("cannot create \(temporary.path)")
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: temporary)
+            var buffer = [UInt8]()
+            buffer.reserveCapacity(1 << 20)
+            func line(_ fields: [String]) throws {
+                for (i, field) in fields.enumerated() {
+                    if i > 0 { buffer.append(UInt8(ascii: ",")) }
+                    DatasetExport.appendQuoted(field, to: &buffer)
+                }
+                buffer.append(contentsOf: [13, 10])
+                if buffer.count >= 1 << 20 {
+                    try handle.write(contentsOf: buffer)
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+            try line(header)
+            for (s, split) in DatasetExport.splits.enumerated() {
+                let part = split.part(dataset)
+                let width = part.sampleShape.elementCount
+                for i in 0..<part.count {
+                    if let texts {
+                        try line([split.name, labelName(part.labels[i]), texts[s][i]])
+                    } else {
+                        try line([split.name, labelName(part.labels[i])]
+                                 + part.features[i * width ..< (i + 1) * width].map { "\($0)" })
+                    }
+                }
+            }
+            try handle.write(contentsOf: buffer)
+            try handle.close()
+            try verify(file: temporary.path)
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            try FileManager.default.moveItem(at: temporary, to: url)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        }
+    }
+
+    /// RFC 4180: quoted (quotes doubled) when the field contains `,`, `"`, CR or LF.
+    static func appendQuoted(_ field: String, to buffer: inout [UInt8]) {
+        let bytes = Array(field.utf8)
+        guard bytes.contains(where: { $0 == 44 || $0 == 34 || $0 == 10 || $0 == 13 }) else {
+            buffer.append(contentsOf: bytes)
+            return
+        }
+        buffer.append(34)
+        for b in bytes {
+            if b == 34 { buffer.append(34) }
+            buffer.append(b)
+        }
+        buffer.append(34)
+    }
+
+    /// Parses RFC 4180 CSV (as written by ``write(to:)``) into records of fields.
+    static func parseCSV(_ bytes: [UInt8]) throws -> [[String]] {
+        var records = [[String]]()
+        var record = [String]()
+        var field = [UInt8]()
+        var inQuotes = false
+        var i = 0
+        func endField() {
+            record.append(String(decoding: field, as: UTF8.self))
+            field.removeAll(keepingCapacity: true)
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            i += 1
+            if inQuotes {
+                if b == 34 {
+                    if i < bytes.count, bytes[i] == 34 { field.append(34); i += 1 } else { inQuotes = false }
+                } else {
+                    field.append(b)
+                }
+            } else if b == 34 && field.isEmpty {
+                inQuotes = true
+            } else if b == 44 {
+                endField()
+            } else if b == 13 || b == 10 {
+                if b == 13, i < bytes.count, bytes[i] == 10 { i += 1 }
+                endField()
+                records.append(record)
+                record.removeAll(keepingCapacity: true)
+            } else {
+                field.append(b)
+            }
+        }
+        if inQuotes { throw Failure.check("the CSV ends inside a quoted field") }
+        if !field.isEmpty || !record.isEmpty { endField(); records.append(record) }
+        return records
+    }
+
+    /// Reads `file` back and checks it against the dataset NASLab trains on (see the command's discussion).
+    func verify(file: String) throws {
+        let records = try DatasetExport.parseCSV(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
+        guard records.first == header else { throw Failure.check("the header read back differs from the one written") }
+        var rows = records.dropFirst()[...]
+        for split in DatasetExport.splits {
+            let part = split.part(dataset)
+            let width = part.sampleShape.elementCount
+            let mine = rows.prefix(while: { $0.first == split.name })
+            rows = rows.dropFirst(mine.count)
+            guard mine.count == part.count else {
+                throw Failure.check("\(mine.count) \(split.name) rows read back, but the dataset's \(split.name) split has \(part.count) samples")
+            }
+            for (i, row) in mine.enumerated() {
+                let where_ = "\(split.name) row \(i)"
+                guard row.count == header.count else {
+                    throw Failure.check("\(where_) has \(row.count) fields, expected \(header.count)")
+                }
+                guard row[1] == labelName(part.labels[i]) else {
+                    throw Failure.check("\(where_): label '\(row[1])' but NASLab trains on '\(labelName(part.labels[i]))'")
+                }
+                let expected = part.features[i * width ..< (i + 1) * width]
+                if let tokenizer = dataset.tokenizer {
+                    let ids = tokenizer.encode(row[2]).ids
+                    guard ids.count == width, zip(ids, expected).allSatisfy({ Float($0) == $1 }) else {
+                        throw Failure.check("\(where_): the exported text does not re-encode to the token ids NASLab trains on")
+                    }
+                } else {
+                    guard zip(row.dropFirst(2), expected).allSatisfy({ Float($0) == $1 }) else {
+                        throw Failure.check("\(where_): the exported features differ from the ones NASLab trains on")
+                    }
+                }
+            }
+        }
+        guard rows.isEmpty else { throw Failure.check("\(rows.count) rows read back beyond the three splits") }
+    }
+}
