@@ -25,6 +25,8 @@ import Spaces
 public final class LabWorkbench: ModelWorkbench {
     /// Compute threads for training and searching (the engine's process-wide setting).
     public let threads: Int
+    /// The task of each dataset read so far (dataset files are immutable once registered).
+    private let taskCache = TaskCache()
 
     /// - Parameter threads: Compute threads (default: all active processors).
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -203,7 +205,10 @@ public final class LabWorkbench: ModelWorkbench {
 
     public func task(of dataset: DatasetRecord) async throws -> TaskKind {
         let name = Self.datasetName(dataset)
-        return try await Self.offloaded { TaskKind(inputKind: try Dataset.loadRaw(name: name).metadata.inputKind) }
+        if let known = taskCache[name] { return known }
+        let task = try await Self.offloaded { TaskKind(inputKind: try Dataset.loadRaw(name: name).metadata.inputKind) }
+        taskCache[name] = task
+        return task
     }
 
     /// Loads a dataset file with the Datasets module (off the event loops) to check it is usable.
@@ -226,6 +231,17 @@ public final class LabWorkbench: ModelWorkbench {
 }
 
 /// A flag set from another thread when a search is cancelled.
+/// Dataset name → task, shared by concurrent requests.
+final class TaskCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tasks: [String: TaskKind] = [:]
+
+    subscript(name: String) -> TaskKind? {
+        get { lock.withLock { tasks[name] } }
+        set { lock.withLock { tasks[name] = newValue } }
+    }
+}
+
 final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
