@@ -44,9 +44,19 @@ final class ExecutionContext {
     /// (no embedding) all `length` positions are valid.
     func validLength(sample: Int, length: Int) -> Int {
         guard sequenceLengthBase > 0, sample < sequenceLengths.count else { return length }
-        let valid = sequenceLengths[sample]
-        if length == sequenceLengthBase { return min(length, max(1, valid)) }
-        let scaled = (valid * length + sequenceLengthBase - 1) / sequenceLengthBase
+        return SequenceMask.validLength(sequenceLengths[sample], of: sequenceLengthBase, rescaledTo: length)
+    }
+}
+
+/// The padding mask of token sequences: padding is always at the end, so a sample's mask is its
+/// number of valid positions.
+public enum SequenceMask {
+    /// The valid positions of a sequence of `length` positions derived (e.g. by a strided
+    /// convolution) from one of `base` positions with `valid` valid ones:
+    /// `min(length, max(1, ⌈valid · length / base⌉))`.
+    public static func validLength(_ valid: Int, of base: Int, rescaledTo length: Int) -> Int {
+        if length == base { return min(length, max(1, valid)) }
+        let scaled = (valid * length + base - 1) / base
         return min(length, max(1, scaled))
     }
 }

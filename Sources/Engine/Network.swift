@@ -95,6 +95,14 @@ public final class Network {
     }
 
     public var inputShape: FeatureShape { graph.inputShape }
+
+    /// The valid (non-padding) length of each sample of the last token batch, as the network's
+    /// embedding recorded it (empty when the network has no embedding).
+    public var sequenceLengths: [Int] { context.sequenceLengths }
+
+    /// The valid positions of `sample` of the last batch in a sequence of `length` positions
+    /// (what the masked ops use; `length` when nothing was recorded).
+    public func validLength(sample: Int, length: Int) -> Int { context.validLength(sample: sample, length: length) }
     public var outputShape: FeatureShape { shapes[graph.output] }
 
     // MARK: Buffers
@@ -307,6 +315,14 @@ public final class Network {
         return softmaxCrossEntropyChannelMajor(
             logits: activations[graph.output].pointer, classes: outputShape.channels, batch: batchSize,
             labels: labels, labelSmoothing: 0, gradient: nil)
+    }
+
+    /// The gradient of the loss with respect to node `name`'s output after the last `backward`,
+    /// in NCHW order (`nil` for an unknown node name). Only nodes on a path to a trainable
+    /// parameter (or to the input, when its gradient was requested) hold one.
+    public func outputGradient(ofNode name: String) -> Tensor? {
+        guard let index = graph.nodes.firstIndex(where: { $0.name == name }) else { return nil }
+        return tensor(fromChannelMajor: gradients[index], shape: shapes[index])
     }
 
     // MARK: Named tensors

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Engine
+import Engine
 import NASCore
 
 final class NetworkGraphTests: XCTestCase {
@@ -41,56 +41,30 @@ final class NetworkGraphTests: XCTestCase {
     }
 }
 
-/// A test-only op: `y = factor · x` with one trainable scalar gain `g` (`y = g · factor · x`),
-/// written the way every shipped op is — one type with its shape rule, cost, latency attributes
-/// and engine layer — to show that adding an op needs only its own definition and a registry entry.
-struct ScaleOp: GraphOp, Hashable {
-    static let kind = "testScale"
-    var factor: Double
-    init(factor: Double) { self.factor = factor }
-    init(attributes a: OpAttributeReader) throws { factor = try a.double("factor") }
-    var attributes: OpAttributeList { [("factor", .double(factor))] }
+/// A test-only op, `y = g ⊙ x` with one trainable gain per channel, written the way every shipped
+/// op is (attributes, shape rule, cost, latency attributes and layer in one type) to show that
+/// adding an op needs only its own definition and a registry entry. Its layer is a depthwise 1×1
+/// convolution, built through the public `GraphOp` API.
+struct ChannelGain: GraphOp, Hashable {
+    static let kind = "testChannelGain"
+    var initialGain: Double
+    init(initialGain: Double) { self.initialGain = initialGain }
+    init(attributes a: OpAttributeReader) throws { initialGain = try a.double("initial_gain") }
+    var attributes: OpAttributeList { [("initial_gain", .double(initialGain))] }
     func outputShape(inputs: [FeatureShape]) throws -> FeatureShape { try Self.single(inputs) }
     func cost(inputs: [FeatureShape], output: FeatureShape) -> OpCost {
-        OpCost(parameters: 1, multiplyAccumulates: 0, nasBench201Flops: output.elementCount)
+        OpCost(parameters: output.channels, multiplyAccumulates: output.elementCount, nasBench201Flops: output.elementCount)
     }
     func makeLayer(_ context: inout LayerContext) throws -> LayerHandle? {
-        LayerHandle(ScaleLayer(name: context.name, factor: Float(factor)))
-    }
-
-    final class ScaleLayer: Layer {
-        let gain: Parameter
-        let factor: Float
-        init(name: String, factor: Float) {
-            gain = Parameter(name: name + "/gain", shape: [1], trainable: true)
-            gain.values = [1]
-            self.factor = factor
-        }
-        var parameters: [Parameter] { [gain] }
-        func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
-            let g = gain.values[0] * factor
-            for i in 0..<output.count { output.pointer[i] = g * inputs[0].pointer[i] }
-        }
-        func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
-                      _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
-            var dg: Float = 0
-            for i in 0..<output.count { dg += outputGradient.pointer[i] * inputs[0].pointer[i] * factor }
-            gain.gradientPointer[0] = dg
-            if let dx = inputGradients[0] {
-                let g = gain.values[0] * factor
-                for i in 0..<output.count {
-                    let v = g * outputGradient.pointer[i]
-                    if accumulate[0] { dx.pointer[i] += v } else { dx.pointer[i] = v }
-                }
-            }
-        }
+        let c = context.inputShapes[0].channels
+        return try Conv2d(outChannels: c, kernel: 1, groups: c).makeLayer(&context)
     }
 }
 
 final class OpRegistryTests: XCTestCase {
     private func scaledGraph() -> NetworkGraph {
         var g = NetworkGraph(inputShape: FeatureShape(features: 4))
-        var x = g.add("scale", ScaleOp(factor: 2), g.input)
+        var x = g.add("scale", ChannelGain(initialGain: 2), g.input)
         x = g.add("fc", .linear(outFeatures: 3, bias: true), x)
         return g
     }
@@ -98,22 +72,23 @@ final class OpRegistryTests: XCTestCase {
     func testUnregisteredOpIsAnErrorNotASilentPassThrough() {
         let g = scaledGraph()
         XCTAssertThrowsError(try g.inferShapes()) { error in
-            XCTAssertEqual(error as? NetworkGraphError, .unregisteredOp(node: "scale", kind: "testScale"))
+            XCTAssertEqual(error as? NetworkGraphError, .unregisteredOp(node: "scale", kind: "testChannelGain"))
         }
         var rng = SeededGenerator(seed: 1)
         XCTAssertThrowsError(try Network(graph: g, rng: &rng))
     }
 
     func testARegisteredNewOpWorksEndToEnd() throws {
-        let registry = OpRegistry.standard.registering(ScaleOp.self)
+        let registry = OpRegistry.standard.registering(ChannelGain.self)
         let g = scaledGraph()
         let shapes = try g.inferShapes(registry: registry)
         XCTAssertEqual(shapes[1], FeatureShape(features: 4))
-        XCTAssertEqual(g.nodes[1].op.cost(inputs: [shapes[0]], output: shapes[1]).parameters, 1)
-        XCTAssertEqual(g.nodes[1].op.latencySignature, "testScale(factor:2.0)")
+        XCTAssertEqual(g.nodes[1].op.cost(inputs: [shapes[0]], output: shapes[1]).parameters, 4)
+        XCTAssertEqual(g.nodes[1].op.latencySignature, "testChannelGain(initial_gain:2.0)")
         var rng = SeededGenerator(seed: 1)
         let network = try Network(graph: g, registry: registry, rng: &rng)
-        XCTAssertEqual(network.parameterCount, 1 + 4 * 3 + 3)
+        XCTAssertEqual(network.parameterCount, 4 + 4 * 3 + 3)
+        network.tensor(named: "scale/weight")!.values = [2, 2, 2, 2]
         let x = Tensor(shape: [2, 4], values: [1, 2, 3, 4, -1, 0, 1, 0.5])
         let y = try network.forward(x, training: false)
         // The same network without the scale op, fed 2·x, gives the same logits.
@@ -124,9 +99,9 @@ final class OpRegistryTests: XCTestCase {
         try reference.load(namedTensors: network.namedTensors().filter { $0.name.hasPrefix("fc/") })
         let expected = try reference.forward(Tensor(shape: [2, 4], values: x.values.map { 2 * $0 }), training: false)
         for (a, b) in zip(y.values, expected.values) { XCTAssertEqual(a, b, accuracy: 1e-6) }
-        // Its gain gets a gradient: the network trains through it.
+        // Its gains get gradients: the network trains through it.
         _ = try network.lossAndGradients(input: x, labels: [0, 2])
-        XCTAssertNotEqual(network.tensor(named: "scale/gain")?.gradient.first ?? 0, 0)
+        XCTAssertTrue(network.tensor(named: "scale/weight")!.gradient.contains { $0 != 0 })
     }
 
     func testEveryStandardOpRoundTripsThroughGraphJSON() throws {

@@ -1,7 +1,7 @@
 import Foundation
 import NASCore
 import XCTest
-@testable import Engine
+import Engine
 
 /// The text ops (embedding, conv1d, sequence poolings, layer norm, self-attention, GELU):
 /// agreement with PyTorch 2.13 (fixture written by `make_text_fixtures.py`), finite-difference
@@ -79,8 +79,8 @@ final class TextOpsTests: XCTestCase {
         XCTAssertEqual(logits.shape, f.logits.shape)
         assertClose(logits.values, f.logits.values, rtol: 1e-4, atol: 1e-5, "logits")
         // The masks the embedding recorded, and their rescaling after the stride-2 conv.
-        XCTAssertEqual(network.context.sequenceLengths, f.valid_lengths)
-        XCTAssertEqual((0..<4).map { network.context.validLength(sample: $0, length: 5) }, f.pooled_valid_lengths)
+        XCTAssertEqual(network.sequenceLengths, f.valid_lengths)
+        XCTAssertEqual((0..<4).map { network.validLength(sample: $0, length: 5) }, f.pooled_valid_lengths)
         let (loss, lossGradient) = try softmaxCrossEntropy(logits: logits, labels: f.labels)
         XCTAssertEqual(loss, f.loss, accuracy: 1e-4 * abs(f.loss))
         _ = try network.backward(outputGradient: lossGradient)
@@ -262,15 +262,14 @@ final class TextOpsTests: XCTestCase {
             let yl = try long.forward(input(9), training: true)
             assertClose(yl.values, ys.values, rtol: 1e-5, atol: 1e-6, "longer padding")
             _ = try long.backward(outputGradient: Tensor(shape: yl.shape, values: [Float](repeating: 1, count: yl.elementCount)))
-            let proj = long.graph.nodes.firstIndex { $0.name == "proj" }!
-            let attn = long.graph.nodes.firstIndex { $0.name == "attn" }!
-            for node in [proj, attn] {
-                let grad = long.gradients[node].array  // [6][batch][9]
+            for node in ["proj", "attn"] {
+                let grad: [Float] = long.outputGradient(ofNode: node)!.values  // [batch][6][1][9]
+                let valids = [5, 2, 1]
                 for c in 0..<6 {
                     for n in 0..<batch {
-                        let valid = [5, 2, 1][n]
-                        let row = grad[((c * batch + n) * 9)..<((c * batch + n + 1) * 9)]
-                        XCTAssertEqual(Array(row.suffix(9 - valid)), [Float](repeating: 0, count: 9 - valid), "node \(node) c \(c) n \(n)")
+                        let start = (n * 6 + c) * 9
+                        let padded = Array(grad[(start + valids[n])..<(start + 9)])
+                        XCTAssertEqual(padded, [Float](repeating: 0, count: 9 - valids[n]), "node \(node) c \(c) n \(n)")
                     }
                 }
                 XCTAssertTrue(grad.contains { $0 != 0 })
@@ -313,16 +312,22 @@ final class TextOpsTests: XCTestCase {
         }
     }
 
-    func testValidLengthRescaling() {
-        let context = ExecutionContext(generator: SeededGenerator(seed: 1))
-        XCTAssertEqual(context.validLength(sample: 0, length: 7), 7)  // no embedding: all valid
-        context.sequenceLengths = [10, 7, 3, 1]
-        context.sequenceLengthBase = 10
-        XCTAssertEqual((0..<4).map { context.validLength(sample: $0, length: 10) }, [10, 7, 3, 1])
-        XCTAssertEqual((0..<4).map { context.validLength(sample: $0, length: 5) }, [5, 4, 2, 1])
-        XCTAssertEqual((0..<4).map { context.validLength(sample: $0, length: 3) }, [3, 3, 1, 1])
-        XCTAssertEqual((0..<4).map { context.validLength(sample: $0, length: 1) }, [1, 1, 1, 1])
-        XCTAssertEqual(context.validLength(sample: 9, length: 4), 4)  // unknown sample: all valid
+    func testValidLengthRescaling() throws {
+        let valid = [10, 7, 3, 1]
+        func rescaled(_ length: Int) -> [Int] { valid.map { SequenceMask.validLength($0, of: 10, rescaledTo: length) } }
+        XCTAssertEqual(rescaled(10), [10, 7, 3, 1])
+        XCTAssertEqual(rescaled(5), [5, 4, 2, 1])
+        XCTAssertEqual(rescaled(3), [3, 3, 1, 1])
+        XCTAssertEqual(rescaled(1), [1, 1, 1, 1])
+        // A network without an embedding records nothing: every position is valid.
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 2, height: 1, width: 7))
+        g.add("pool", .sequenceMaxPool, g.input)
+        var rng = SeededGenerator(seed: 1)
+        let network = try Network(graph: g, rng: &rng)
+        _ = try network.forward(Tensor(zeros: [1, 2, 1, 7]), training: false)
+        XCTAssertEqual(network.sequenceLengths, [])
+        XCTAssertEqual(network.validLength(sample: 0, length: 7), 7)
+        XCTAssertEqual(network.validLength(sample: 9, length: 4), 4)
     }
 
     func testEmbeddingGradientsAndInitialisation() throws {
@@ -352,7 +357,7 @@ final class TextOpsTests: XCTestCase {
         let odd: [Float] = [25, -3, 7.6, .nan, 1e30, 2.2]
         let clean: [Float] = [1, 1, 8, 1, 1, 2]
         let a = try network.forward(Tensor(shape: [1, 1, 1, 6], values: odd), training: true)
-        XCTAssertEqual(network.context.sequenceLengths, [6])
+        XCTAssertEqual(network.sequenceLengths, [6])
         let b = try network.forward(Tensor(shape: [1, 1, 1, 6], values: clean), training: true)
         XCTAssertEqual(a.values, b.values)
         // No input gradient: the requested input gradient is zero.
