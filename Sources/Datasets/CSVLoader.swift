@@ -290,34 +290,17 @@ public enum CSVLoader {
     }
 
     /// The offset of the first byte of `bytes` that starts an invalid UTF-8 sequence (overlong forms,
-    /// surrogates and values above U+10FFFF are invalid), or `nil`.
+    /// surrogates and values above U+10FFFF are invalid: the standard library's UTF-8 parser), or `nil`.
     static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int? {
-        var i = 0
-        let n = bytes.count
-        while i < n {
-            let lead = bytes[i]
-            if lead < 0x80 {
-                i += 1
-                continue
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
             }
-            let continuation: Int
-            var low: UInt8 = 0x80, high: UInt8 = 0xBF
-            switch lead {
-            case 0xC2...0xDF: continuation = 1
-            case 0xE0: continuation = 2; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: continuation = 2
-            case 0xED: continuation = 2; high = 0x9F
-            case 0xF0: continuation = 3; low = 0x90
-            case 0xF1...0xF3: continuation = 3
-            case 0xF4: continuation = 3; high = 0x8F
-            default: return i
-            }
-            guard i + continuation < n, (low...high).contains(bytes[i + 1]) else { return i }
-            for k in stride(from: 2, through: continuation, by: 1) where !(0x80...0xBF).contains(bytes[i + k]) {
-                return i
-            }
-            i += continuation + 1
         }
-        return nil
     }
 }

@@ -32,6 +32,15 @@ public struct Dataset: Sendable {
     public var normalization: Normalization?
     /// The tokenizer fitted on the training texts of a text dataset (`nil` for image and tabular data).
     public var tokenizer: Tokenizer?
+    /// The original texts of each split of a text dataset, in sample order (`nil` otherwise).
+    public var texts: SplitTexts?
+
+    /// The texts of the three splits of a text dataset.
+    public struct SplitTexts: Sendable, Equatable {
+        public var train: [String]
+        public var validation: [String]
+        public var test: [String]
+    }
 
     /// The fraction of held-out test samples for datasets without a test part (0.2).
     public static let defaultTestSplit = 0.2
@@ -46,10 +55,13 @@ public struct Dataset: Sendable {
     ///   - normalize: fit and apply per-channel standardisation to image and tabular data (default `true`;
     ///     token ids are never normalised).
     ///   - textOptions: vocabulary cap, sequence length and minimum word count for text datasets.
+    ///   - tokenizer: for text datasets, encode with this tokenizer (a trained model's) instead of
+    ///     fitting one on the training texts; the splits are the same.
     ///   - rng: the generator for the shuffles.
     public init(raw: RawDataset, validationSplit: Double = Dataset.defaultValidationSplit,
                 testSplit: Double = Dataset.defaultTestSplit, normalize: Bool = true,
-                textOptions: TextOptions = TextOptions(), rng: inout SeededGenerator) throws {
+                textOptions: TextOptions = TextOptions(), tokenizer given: Tokenizer? = nil,
+                rng: inout SeededGenerator) throws {
         for (name, value) in [("validationSplit", validationSplit), ("testSplit", testSplit)] where !(value >= 0 && value < 1) {
             throw DatasetError.invalidArgument(detail: "\(name) must be in [0, 1), got \(value)")
         }
@@ -86,7 +98,7 @@ public struct Dataset: Sendable {
         metadata = raw.metadata
         if let trainTexts, let validationTexts, let testTexts {
             // Text: the vocabulary comes from the training texts only; ids are not normalised.
-            let tokenizer = try textOptions.fitTokenizer(on: trainTexts)
+            let tokenizer = try given ?? textOptions.fitTokenizer(on: trainTexts)
             func encoded(_ part: LabeledArrays, _ texts: [String]) -> LabeledArrays {
                 LabeledArrays(features: tokenizer.encodeFeatures(texts).features, labels: part.labels,
                               sampleShape: tokenizer.sampleShape, classCount: part.classCount)
@@ -98,9 +110,11 @@ public struct Dataset: Sendable {
             metadata.inputKind = tokenizer.inputKind
             normalization = nil
             self.tokenizer = tokenizer
+            texts = SplitTexts(train: trainTexts, validation: validationTexts, test: testTexts)
             return
         }
         tokenizer = nil
+        texts = nil
         if normalize && raw.metadata.inputKind.isStandardized {
             let normalization = Normalization(fittedOn: trainPart)
             normalization.apply(to: &trainPart.features, sampleShape: trainPart.sampleShape)

@@ -217,36 +217,11 @@ extension DatasetCache {
     /// encoded with a given `tokenizer` (a trained model's) instead of one fitted on the training split.
     public func dataset(_ name: String, validationSplit: Double, seed: UInt64, tokenizer: Tokenizer) throws -> Dataset {
         let raw = try Dataset.loadRaw(name: name)
-        guard let text = raw.text else {
+        guard raw.text != nil else {
             throw LabError.invalid("dataset '\(name)' is not a text dataset (\(raw.metadata.inputKind.name) inputs) "
                 + "but the model takes text")
         }
-        // Split exactly as `Dataset` does (the splits depend only on the labels and the seed): a probe
-        // dataset with the same labels whose one feature is the sample's index (test part: −index − 1).
-        func probe(_ part: LabeledArrays, _ index: (Int) -> Float) -> LabeledArrays {
-            LabeledArrays(features: (0..<part.count).map(index), labels: part.labels,
-                          sampleShape: FeatureShape(channels: 1, height: 1, width: 1), classCount: part.classCount)
-        }
-        var probeMeta = raw.metadata
-        probeMeta.sampleShape = FeatureShape(channels: 1, height: 1, width: 1)
-        probeMeta.inputKind = .features
-        let probeRaw = RawDataset(metadata: probeMeta, train: probe(raw.train) { Float($0) },
-                                  test: raw.test.map { t in probe(t) { -Float($0) - 1 } })
         var rng = SeededGenerator(seed: seed)
-        var split = try Dataset(raw: probeRaw, validationSplit: validationSplit, normalize: false, rng: &rng)
-        func texts(_ part: LabeledArrays) -> [String] {
-            part.features.map { v in v >= 0 ? text.trainTexts[Int(v)] : text.testTexts![Int(-v) - 1] }
-        }
-        func encoded(_ part: LabeledArrays) -> LabeledArrays {
-            LabeledArrays(features: tokenizer.encodeFeatures(texts(part)).features, labels: part.labels,
-                          sampleShape: tokenizer.sampleShape, classCount: part.classCount)
-        }
-        split.train = encoded(split.train)
-        split.validation = encoded(split.validation)
-        split.test = encoded(split.test)
-        split.metadata.sampleShape = tokenizer.sampleShape
-        split.metadata.inputKind = tokenizer.inputKind
-        split.tokenizer = tokenizer
-        return split
+        return try Dataset(raw: raw, validationSplit: validationSplit, tokenizer: tokenizer, rng: &rng)
     }
 }

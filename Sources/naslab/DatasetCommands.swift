@@ -80,45 +80,13 @@ struct DatasetExport {
 
     var rowCount: Int { dataset.train.count + dataset.validation.count + dataset.test.count }
 
-    /// Loads `name` through `DatasetCache` — the call a search makes — and, for a text dataset, recovers
-    /// each split's texts by repeating `Dataset.init`'s splits (same functions, order and generator).
+    /// Loads `name` through `DatasetCache` — the call a search makes — with each split's original
+    /// texts for a text dataset (`Dataset.texts`).
     static func make(name: String, validationSplit: Double, seed: UInt64) throws -> DatasetExport {
         let dataset = try DatasetCache().dataset(name, validationSplit: validationSplit, seed: seed)
         guard dataset.tokenizer != nil else { return DatasetExport(dataset: dataset, texts: nil) }
-        let raw = try Dataset.loadRaw(name: name)
-        guard let rawText = raw.text else { throw Failure.check("dataset '\(name)' has a tokenizer but no raw texts") }
-        // Dataset.init: optional test split (when there is no test part), then the validation split, one generator.
-        var rng = SeededGenerator(seed: seed)
-        var trainLabels = raw.train.labels
-        var trainTexts = rawText.trainTexts
-        let testLabels: [Int32], testTexts: [String]
-        if let test = raw.test {
-            guard let texts = rawText.testTexts else { throw Failure.check("dataset '\(name)' has a test part without texts") }
-            testLabels = test.labels
-            testTexts = texts
-        } else {
-            let (kept, heldOut) = Dataset.stratifiedSplit(labels: trainLabels, classCount: raw.train.classCount,
-                                                         fraction: Dataset.defaultTestSplit, rng: &rng)
-            testLabels = heldOut.map { trainLabels[$0] }
-            testTexts = heldOut.map { trainTexts[$0] }
-            trainLabels = kept.map { trainLabels[$0] }
-            trainTexts = kept.map { trainTexts[$0] }
-        }
-        let (kept, heldOut) = Dataset.stratifiedSplit(labels: trainLabels, classCount: raw.train.classCount,
-                                                     fraction: validationSplit, rng: &rng)
-        let parts: [(labels: [Int32], texts: [String])] = [
-            (kept.map { trainLabels[$0] }, kept.map { trainTexts[$0] }),
-            (heldOut.map { trainLabels[$0] }, heldOut.map { trainTexts[$0] }),
-            (testLabels, testTexts),
-        ]
-        for (split, part) in zip(splits, parts) {
-            let expected = split.part(dataset)
-            guard part.labels == expected.labels else {
-                throw Failure.check("the recomputed \(split.name) split (\(part.labels.count) samples) differs from the dataset's "
-                    + "(\(expected.count) samples): Dataset's splitting changed; update DatasetCommands.swift")
-            }
-        }
-        return DatasetExport(dataset: dataset, texts: parts.map(\.texts))
+        guard let texts = dataset.texts else { throw Failure.check("text dataset '\(name)' has no split texts") }
+        return DatasetExport(dataset: dataset, texts: [texts.train, texts.validation, texts.test])
     }
 
     /// The CSV header's fields.
