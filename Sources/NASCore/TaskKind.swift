@@ -30,15 +30,6 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
         }
     }
 
-    /// `image`, `tokens` or `features` (see `InputKind.name`).
-    public var inputKindName: String {
-        switch self {
-        case .imageClassification: return "image"
-        case .textClassification: return "tokens"
-        case .tabularClassification: return "features"
-        }
-    }
-
     /// Whether inputs of `kind` are what this task takes.
     public func accepts(_ kind: InputKind) -> Bool { TaskKind(inputKind: kind) == self }
 
