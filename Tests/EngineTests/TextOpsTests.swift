@@ -99,6 +99,80 @@ final class TextOpsTests: XCTestCase {
         for p in fresh.parameters { assertClose(p.gradient, f.gradients[p.name]!.values, rtol: 1e-4, atol: 2e-6, "fused \(p.name)") }
     }
 
+    struct BagFixture: Decodable {
+        var vocabulary: Int
+        var dimension: Int
+        var slots: Int
+        var length: Int
+        var classes: Int
+        var input: Packed
+        var labels: [Int32]
+        var valid_lengths: [Int]
+        var parameters: [String: Packed]
+        var logits: Packed
+        var loss: Float
+        var gradients: [String: Packed]
+    }
+
+    /// Subword bags (K ids per position) against `nn.EmbeddingBag(mode="mean", padding_idx=0)`.
+    func testEmbeddingBagMatchesPyTorch() throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "embedding_bag", withExtension: "json", subdirectory: "Fixtures"))
+        let f = try JSONDecoder().decode(BagFixture.self, from: Data(contentsOf: url))
+        var g = NetworkGraph(inputShape: FeatureShape(channels: f.slots, height: 1, width: f.length))
+        var x = g.add("emb", .embedding(vocabulary: f.vocabulary, dimension: f.dimension), g.input)
+        x = g.add("pool", .sequenceMeanPool, x)
+        g.add("fc", .linear(outFeatures: f.classes, bias: true), x)
+        var rng = SeededGenerator(seed: 0)
+        let network = try Network(graph: g, classCount: f.classes, rng: &rng)
+        try network.load(namedTensors: f.parameters.map { (name: $0.key, shape: $0.value.shape, values: $0.value.values) })
+        let logits = try network.forward(Tensor(shape: f.input.shape, values: f.input.values), training: true)
+        assertClose(logits.values, f.logits.values, rtol: 1e-4, atol: 1e-5, "logits")
+        XCTAssertEqual(network.sequenceLengths, f.valid_lengths)
+        let (loss, lossGradient) = try softmaxCrossEntropy(logits: logits, labels: f.labels)
+        XCTAssertEqual(loss, f.loss, accuracy: 1e-4 * abs(f.loss))
+        _ = try network.backward(outputGradient: lossGradient)
+        for p in network.parameters {
+            assertClose(p.gradient, try XCTUnwrap(f.gradients[p.name]).values, rtol: 1e-4, atol: 2e-6, "gradient \(p.name)")
+        }
+    }
+
+    func testEmbeddingBagGradientsAndOneIdBagsEqualPlainEmbedding() throws {
+        var rng = SeededGenerator(seed: 200)
+        let (batch, slots, length, vocabulary) = (3, 3, 5, 9)
+        var ids = [Float](repeating: 0, count: batch * slots * length)
+        let words = tokenBatch(batch: batch, length: length, vocabulary: vocabulary, &rng)
+        for n in 0..<batch {
+            for l in 0..<length where words[n * length + l] != 0 {
+                ids[(n * slots) * length + l] = words[n * length + l]
+                for k in 1..<slots where rng.nextInt(below: 3) > 0 {
+                    ids[(n * slots + k) * length + l] = Float(2 + rng.nextInt(below: vocabulary - 2))
+                }
+            }
+        }
+        let g = single(Embedding(vocabulary: vocabulary, dimension: 4), FeatureShape(channels: slots, height: 1, width: length),
+                       suffix: [SequenceMeanPool(), Linear(outFeatures: 2, bias: true)])
+        try checkGradients(g, batch: batch, seed: 201, input: ids)
+        // A bag holding only the word id is the plain lookup: same outputs as K = 1.
+        var onlyWords = [Float](repeating: 0, count: batch * slots * length)
+        for n in 0..<batch { for l in 0..<length { onlyWords[(n * slots) * length + l] = words[n * length + l] } }
+        func network(_ channels: Int) throws -> Network {
+            var g = NetworkGraph(inputShape: FeatureShape(channels: channels, height: 1, width: length))
+            g.add("emb", .embedding(vocabulary: vocabulary, dimension: 4), g.input)
+            var seed = SeededGenerator(seed: 5)
+            return try Network(graph: g, rng: &seed)
+        }
+        let plain = try network(1), bags = try network(slots)
+        let w = plain.parameters[0]
+        try bags.load(namedTensors: [(name: w.name, shape: w.shape, values: w.values)])
+        XCTAssertEqual(try bags.forward(Tensor(shape: [batch, slots, 1, length], values: onlyWords), training: false).values,
+                       try plain.forward(Tensor(shape: [batch, 1, 1, length], values: words), training: false).values)
+        // Bags start like fastText's input matrix, U(−1/D, 1/D) (plain lookups: N(0, 1), see below).
+        let start = try network(slots).parameters[0].values
+        XCTAssertEqual(Array(start.prefix(4)), [0, 0, 0, 0])
+        XCTAssertTrue(start.allSatisfy { abs($0) <= 0.25 })
+        XCTAssertGreaterThan(start.map { abs($0) }.max() ?? 0, 0.2)
+    }
+
     /// Same thread count ⇒ bit-identical results; one and two threads agree closely.
     func testDeterminism() throws {
         var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 1, width: 48))
@@ -398,7 +472,8 @@ final class TextOpsTests: XCTestCase {
         let seq = FeatureShape(channels: 8, height: 1, width: 10)
         let tokens = FeatureShape(channels: 1, height: 1, width: 10)
         let image = FeatureShape(channels: 8, height: 4, width: 4)
-        fails(Embedding(vocabulary: 10, dimension: 4), [seq], "embedding of channels")
+        // 8 channels are a bag of 8 ids per position, not an error.
+        XCTAssertEqual(try? Embedding(vocabulary: 10, dimension: 4).outputShape(inputs: [seq]), FeatureShape(channels: 4, height: 1, width: 10))
         fails(Embedding(vocabulary: 10, dimension: 4), [FeatureShape(channels: 1, height: 2, width: 5)], "embedding of height 2")
         fails(Embedding(vocabulary: 1, dimension: 4), [tokens], "vocabulary 1")
         fails(Embedding(vocabulary: 10, dimension: 0), [tokens], "dimension 0")
@@ -439,6 +514,9 @@ final class TextOpsTests: XCTestCase {
         }
         XCTAssertEqual(try cost(Embedding(vocabulary: 20, dimension: 8), FeatureShape(channels: 1, height: 1, width: 10)),
                        OpCost(parameters: 160, multiplyAccumulates: 0, nasBench201Flops: 0))
+        // A bag of 4 ids per position sums 4 rows of 8: 4·10·8 adds.
+        XCTAssertEqual(try cost(Embedding(vocabulary: 20, dimension: 8), FeatureShape(channels: 4, height: 1, width: 10)),
+                       OpCost(parameters: 160, multiplyAccumulates: 320, nasBench201Flops: 320))
         // conv1d 8→6, k3, s2, p1, g2: L' = 5; params 6·4·3 + 6; MACs 5·6·4·3 = 360; + 30 bias adds.
         XCTAssertEqual(try cost(Conv1d(outChannels: 6, kernel: 3, stride: 2, padding: 1, groups: 2), seq),
                        OpCost(parameters: 78, multiplyAccumulates: 360, nasBench201Flops: 390))

@@ -5,7 +5,8 @@ Run from the repository root with torch 2.13 CPU (`pip install "torch==2.13.0+cp
 
     python3 Tests/EngineTests/make_text_fixtures.py
 
-Output: Tests/EngineTests/Fixtures/text_network.json (committed; CI does not need torch).
+Output: Tests/EngineTests/Fixtures/text_network.json and embedding_bag.json (committed; CI does
+not need torch).
 
 The network mirrors `TextOpsTests.fixtureGraph()` node by node and uses every text op:
 embedding (padding_idx 0) -> conv1d -> GELU -> grouped dilated conv1d -> LayerNorm ->
@@ -133,5 +134,64 @@ def main():
     print(f"wrote {path} ({os.path.getsize(path)} bytes), torch {torch.__version__}, loss {loss.item():.6f}")
 
 
+# The subword embedding: K ids per position (slot-major [N, K, L] like the tokenizer writes them),
+# averaged per position by nn.EmbeddingBag(mode="mean", padding_idx=0) — padding ids are left out of
+# the mean, a bag of only padding is 0 — then masked mean pooling over the valid positions (slot 0's
+# last non-zero id + 1) and a linear layer.
+BAG_VOCABULARY, BAG_DIMENSION, BAG_SLOTS, BAG_LENGTH = 30, 6, 4, 7
+
+
+class BagReference(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.EmbeddingBag(BAG_VOCABULARY, BAG_DIMENSION, mode="mean", padding_idx=0)
+        self.fc = nn.Linear(BAG_DIMENSION, CLASSES)
+
+    def forward(self, ids):
+        n, k, length = ids.shape
+        words = ids[:, 0, :]
+        nonzero = (words != 0).to(torch.int64) * torch.arange(1, length + 1)
+        valid = nonzero.max(dim=1).values.clamp(min=1)
+        bags = ids.permute(0, 2, 1).reshape(n * length, k)                  # one bag per position
+        x = self.emb(bags).reshape(n, length, BAG_DIMENSION)                # emb: [N, L, D]
+        keep = torch.arange(length)[None, :, None] < valid[:, None, None]
+        mean = (x * keep).sum(dim=1) / valid[:, None].to(x.dtype)          # pool
+        return self.fc(mean), valid
+
+
+def bag_fixture():
+    torch.manual_seed(7)
+    model = BagReference()
+    lengths = [7, 4, 1]
+    ids = torch.zeros(len(lengths), BAG_SLOTS, BAG_LENGTH, dtype=torch.int64)
+    for n, v in enumerate(lengths):
+        ids[n, 0, :v] = torch.randint(1, BAG_VOCABULARY, (v,))
+        for l in range(v):                                                  # 0 to 3 subword ids, then padding
+            used = int(torch.randint(0, BAG_SLOTS, (1,)))
+            ids[n, 1:1 + used, l] = torch.randint(2, BAG_VOCABULARY, (used,))
+    ids[1, 3, 2] = ids[1, 0, 2]                                             # a repeated id counts twice
+    labels = torch.tensor([1, 0, 2])
+    logits, valid = model(ids)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    names = {"emb.weight": "emb/weight", "fc.weight": "fc/weight", "fc.bias": "fc/bias"}
+    out = {
+        "vocabulary": BAG_VOCABULARY, "dimension": BAG_DIMENSION, "slots": BAG_SLOTS, "length": BAG_LENGTH,
+        "classes": CLASSES,
+        "input": pack(ids.to(torch.float32).reshape(len(lengths), BAG_SLOTS, 1, BAG_LENGTH)),
+        "labels": labels.tolist(),
+        "valid_lengths": valid.tolist(),
+        "parameters": {names[k]: pack(v) for k, v in model.state_dict().items()},
+        "logits": pack(logits),
+        "loss": loss.item(),
+        "gradients": {names[k]: pack(p.grad) for k, p in model.named_parameters()},
+    }
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Fixtures", "embedding_bag.json")
+    with open(path, "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+    print(f"wrote {path} ({os.path.getsize(path)} bytes), torch {torch.__version__}, loss {loss.item():.6f}")
+
+
 if __name__ == "__main__":
     main()
+    bag_fixture()
