@@ -12,7 +12,7 @@ public struct DatasetMetadata: Codable, Sendable, Equatable {
     public var classCount: Int
     /// Class names, if known (`classNames[label]`).
     public var classNames: [String]?
-    /// What a sample is: an image (C×H×W), a token-id sequence (1×1×L) or a flat feature vector (F×1×1).
+    /// What a sample is: an image (C×H×W), a token-id sequence (K×1×L: K ids per position) or a flat feature vector (F×1×1).
     ///
     /// Metadata JSON written before this field existed decodes with the default derived from
     /// ``sampleShape`` (see ``defaultInputKind(for:)``).

@@ -136,28 +136,28 @@ public struct CostEstimate: Codable, Sendable {
     public var latency_ms_measured: Double?
     public var latency_ms_predicted: Double?
 
-    /// The input shape `estimate` uses when none is given: 1×28×28 images, 1×1×128 token
-    /// sequences (the tokenizer's default truncation length), 16 features.
+    /// The input shape `estimate` uses when none is given: 1×28×28 images, token sequences as the
+    /// default `TextOptions` encode them (24 ids per position × 1 × 128 positions), 16 features.
     public static func defaultInputShape(for task: TaskKind) -> FeatureShape {
         switch task {
         case .imageClassification: return FeatureShape(channels: 1, height: 28, width: 28)
-        case .textClassification: return FeatureShape(channels: 1, height: 1, width: Tokenizer.defaultMaximumLength)
+        case .textClassification: return TextOptions().sampleShape
         case .tabularClassification: return FeatureShape(features: 16)
         }
     }
 
     /// - Parameters:
     ///   - inputShape: `nil`: `defaultInputShape(for:)` of the space's task.
-    ///   - vocabulary: the token vocabulary of text spaces (default: the tokenizer's cap).
+    ///   - vocabulary: the token ids of text spaces (default: the default `TextOptions`' cap, words + subword buckets).
     public static func estimate(space name: String, architectures texts: [String]?, random count: Int?, seed: UInt64,
                                 inputShape requestedShape: FeatureShape?, classCount: Int, measure: Bool,
-                                threads: Int, vocabulary: Int = Tokenizer.defaultMaximumVocabulary) throws -> [CostEstimate] {
+                                threads: Int, vocabulary: Int? = nil) throws -> [CostEstimate] {
         let space = try SpaceReference.resolve(name).space
         let inputShape = requestedShape ?? defaultInputShape(for: space.task)
         let inputKind: InputKind
         switch space.task {
         case .imageClassification: inputKind = .image
-        case .textClassification: inputKind = .tokens(vocabularySize: vocabulary)
+        case .textClassification: inputKind = .tokens(vocabularySize: vocabulary ?? TextOptions().maximumIdCount)
         case .tabularClassification: inputKind = .features
         }
         var archs = [Architecture]()

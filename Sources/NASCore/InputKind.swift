@@ -1,7 +1,8 @@
 /// What one sample is, as a network sees it. Together with a `FeatureShape` it says how inputs
 /// are laid out:
 /// - `.image`: C×H×W floats, standardised per channel on the training split;
-/// - `.tokens`: a sequence of token ids stored as floats, shape 1×1×L (L = the sequence length),
+/// - `.tokens`: a sequence of token ids stored as floats, shape K×1×L (L = the sequence length,
+///   K ids per position: slot 0 the word, the others its subword ids; K = 1 for plain words),
 ///   id 0 is padding (always at the end of a sequence), id 1 the unknown token;
 /// - `.features`: a flat vector F×1×1 of numbers, standardised per feature on the training split.
 public enum InputKind: Hashable, Codable, Sendable, CustomStringConvertible {

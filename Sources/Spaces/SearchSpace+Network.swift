@@ -30,8 +30,8 @@ extension SearchSpace {
             guard task == .textClassification else {
                 throw SpaceError.undecodable(message: "space '\(name)' (\(task)) cannot take token inputs: use a text_classification space")
             }
-            guard inputShape.channels == 1, inputShape.height == 1 else {
-                throw SpaceError.undecodable(message: "token inputs must have shape 1x1xL, got \(inputShape)")
+            guard inputShape.height == 1 else {
+                throw SpaceError.undecodable(message: "token inputs must have shape Kx1xL (K ids per position), got \(inputShape)")
             }
             vocabulary = size
         default:

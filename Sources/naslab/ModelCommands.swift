@@ -103,8 +103,8 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "An architecture's text form (repeatable).") var arch: [String] = []
     @Option(help: "Estimate N random architectures.") var random: Int?
     @Option(help: "Seed for --random.") var seed: UInt64 = 0
-    @Option(help: "Input shape CxHxW (default by the space's task: 1x28x28 images, 1x1x128 token sequences, 16 features).") var input: String?
-    @Option(help: "Token vocabulary size (text spaces).") var vocabulary = 20_000
+    @Option(help: "Input shape CxHxW (default by the space's task: 1x28x28 images, 24x1x128 token sequences: 24 ids (word, bigram, character n-grams) per position, 16 features).") var input: String?
+    @Option(help: "Token ids of text spaces: the embedding's rows (default 120000: 20000 words + 100000 subword buckets).") var vocabulary: Int?
     @Option(help: "Number of classes.") var classes = 10
     @Option(help: "Threads for the latency measurement.") var threads = 1
     @Flag(help: "Skip the measured latency.") var noLatency = false

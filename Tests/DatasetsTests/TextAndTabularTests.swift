@@ -39,10 +39,11 @@ final class TextAndTabularTests: XCTestCase {
         XCTAssertEqual(raw.train.count, 45)
         XCTAssertEqual(raw.train.features, [])
         XCTAssertEqual(raw.train.sampleShape, RawDataset.textPlaceholderShape)
-        XCTAssertEqual(raw.metadata.inputKind, .tokens(vocabularySize: Tokenizer.defaultMaximumVocabulary))
+        XCTAssertEqual(raw.metadata.inputKind, .tokens(vocabularySize: TextOptions().maximumIdCount))
 
+        // Word ids only (subwords: nil), so every id is a vocabulary word.
         var rng = SeededGenerator(seed: 5)
-        let options = TextOptions(maximumVocabulary: 1000, maximumLength: 12)
+        let options = TextOptions(maximumVocabulary: 1000, maximumLength: 12, subwords: nil)
         let data = try Dataset(raw: raw, textOptions: options, rng: &rng)
         let tokenizer = try XCTUnwrap(data.tokenizer)
         XCTAssertNil(data.normalization)
@@ -102,7 +103,7 @@ final class TextAndTabularTests: XCTestCase {
                                  trainTexts: ["good fun", "good joy", "bad sad", "bad mad"], trainLabels: [0, 0, 1, 1],
                                  testTexts: ["zebra good", "bad"], testLabels: [0, 1])
         var rng = SeededGenerator(seed: 1)
-        let data = try Dataset(raw: raw, validationSplit: 0, textOptions: TextOptions(maximumLength: 3), rng: &rng)
+        let data = try Dataset(raw: raw, validationSplit: 0, textOptions: TextOptions(maximumLength: 3, subwords: nil), rng: &rng)
         let tokenizer = try XCTUnwrap(data.tokenizer)
         XCTAssertEqual(tokenizer.vocabulary, ["<pad>", "<unk>", "bad", "good", "fun", "joy", "mad", "sad"])
         XCTAssertEqual(data.test.features, [1, 3, 0, 2, 0, 0])   // "zebra" only in the test part → 1
@@ -155,8 +156,12 @@ final class TextAndTabularTests: XCTestCase {
         a.test.labels.forEach { testSizes[Int($0)] += 1 }
         XCTAssertEqual(testSizes, sizes.map { Int((Double($0) * 0.2).rounded()) })
         XCTAssertEqual(a.train.count + a.validation.count + a.test.count, raw.train.count)
-        XCTAssertEqual(a.metadata.inputKind, .tokens(vocabularySize: try XCTUnwrap(a.tokenizer).vocabularySize))
-        XCTAssertEqual(a.metadata.sampleShape, FeatureShape(channels: 1, height: 1, width: 128))
+        // The default options: subword bags of 24 ids per position over 128 positions.
+        let tokenizer = try XCTUnwrap(a.tokenizer)
+        XCTAssertEqual(tokenizer.subwords, .standard)
+        XCTAssertEqual(a.metadata.inputKind, .tokens(vocabularySize: tokenizer.vocabularySize + 100_000))
+        XCTAssertEqual(a.metadata.sampleShape, FeatureShape(channels: 24, height: 1, width: 128))
+        XCTAssertTrue(a.train.features.allSatisfy { $0 >= 0 && $0 < Float(tokenizer.idCount) && $0 == $0.rounded() })
     }
 
     func testFortunesDirectoryRules() throws {
@@ -230,7 +235,7 @@ final class TextAndTabularTests: XCTestCase {
         let options = CSVOptions(textColumn: "review", labelColumn: "y")
         let data = try Dataset.load(name: custom, textOptions: TextOptions(maximumLength: 4), csvOptions: options, seed: 1)
         XCTAssertEqual(data.metadata.classNames, ["a", "b"])
-        XCTAssertEqual(data.metadata.sampleShape, FeatureShape(channels: 1, height: 1, width: 4))
+        XCTAssertEqual(data.metadata.sampleShape, FeatureShape(channels: Tokenizer.Subwords.standard.idsPerToken, height: 1, width: 4))
         XCTAssertEqual(data.train.count + data.validation.count + data.test.count, 10)
         XCTAssertEqual(data.test.count, 2)
         XCTAssertNotNil(data.tokenizer)
