@@ -17,6 +17,7 @@ public struct ExperimentConfig: Equatable, Sendable {
     public var validationSplit: Double = 0.1
     public var searcher = SearcherSettings()
     public var budget = Budget()
+    /// Parsed configs start from the task's `TaskKind.defaultTraining`; `training:` overrides fields.
     public var training = TrainingSettings()
     public var constraints = Constraints()
     public var evaluator = EvaluatorSettings()
@@ -151,6 +152,11 @@ extension ExperimentConfig {
             c.budget.candidates = try b.int("candidates", range: 1...10_000_000) ?? c.budget.candidates
             c.budget.wallMinutes = try b.double("wall_minutes", range: 0.001...1e9)
             try b.finish(section: "budget")
+        }
+        // Training defaults follow the task (`TaskKind.defaultTraining`): the one `task_type` names,
+        // else the space's. A space that does not resolve fails the run later with its own error.
+        if let task = TaskKind(name: c.taskType) ?? (try? SpaceReference.resolve(c.space))?.space.task {
+            c.training = task.defaultTraining
         }
         if var t = try r.mapping("training") {
             c.training.epochs = try t.int("epochs", range: 1...100_000) ?? c.training.epochs

@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import NASCore
 import XCTest
 
 final class ExperimentConfigTests: XCTestCase {
@@ -25,6 +26,24 @@ final class ExperimentConfigTests: XCTestCase {
         XCTAssertEqual(c.searcher.kind, "regularized_evolution")
         XCTAssertEqual(c.outputPath, "Results/x.h5")
         XCTAssertTrue(c.constraints.isEmpty)
+        XCTAssertEqual(c.training, TaskKind.imageClassification.defaultTraining)
+    }
+
+    /// Without `training:` a text or tabular experiment trains with its task's defaults, not the
+    /// image defaults (SGD lr 0.05); given fields override them one by one.
+    func testTrainingDefaultsFollowTheTask() throws {
+        let text = try ExperimentConfig.parse(yaml: "name: t\nspace: text-small\ndataset: fortunes\n", file: "t.yaml")
+        XCTAssertEqual(text.training, TaskKind.textClassification.defaultTraining)
+        XCTAssertEqual(text.training.optimizer, "adamw")
+        let tabular = try ExperimentConfig.parse(yaml: "name: t\nspace: tabular-small\ntraining:\n  epochs: 3\n", file: "t.yaml")
+        var expected = TaskKind.tabularClassification.defaultTraining
+        expected.epochs = 3
+        XCTAssertEqual(tabular.training, expected)
+        // task_type names the task even before the space is looked at.
+        let named = try ExperimentConfig.parse(yaml: "name: t\nspace: no-such-space\ntask_type: text_classification\n", file: "t.yaml")
+        XCTAssertEqual(named.training, TaskKind.textClassification.defaultTraining)
+        // The defaults differ per task (else this test could not fail).
+        XCTAssertNotEqual(TaskKind.textClassification.defaultTraining, TaskKind.imageClassification.defaultTraining)
     }
 
     /// Each malformed config must fail at the exact line and column, with a message naming the problem.
