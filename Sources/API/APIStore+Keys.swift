@@ -10,7 +10,28 @@ public struct CreatedAPIKey: Equatable, Sendable {
     public var secret: String
 }
 
+/// What the store knows about a key — never its secret or the secret's hash.
+public struct APIKeyInfo: Codable, Equatable, Sendable {
+    /// The public identifier (`key_…`).
+    public var id: String
+    public var organization: String
+    /// Unix seconds.
+    public var createdAt: Int64
+    /// Unix seconds of the last authenticated request, to ``APIStore/lastUsedResolution`` seconds; `nil`: never used.
+    public var lastUsedAt: Int64?
+    /// Unix seconds of the revocation; `nil`: active.
+    public var revokedAt: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case id, organization, createdAt = "created_at", lastUsedAt = "last_used_at", revokedAt = "revoked_at"
+    }
+}
+
 extension APIStore {
+    /// How stale a key's `last_used_at` may get before a request writes it again (seconds): a key
+    /// in use costs one database write per minute, not one per request.
+    public static let lastUsedResolution: Int64 = 60
+
     /// Creates a key for `organization` (created implicitly on its first key).
     ///
     /// - Parameter organization: 1–64 letters, digits, `-`, `_` or `.`.
@@ -27,12 +48,34 @@ extension APIStore {
         return key
     }
 
-    /// The organisation owning `secret`, or `nil` for an unknown or revoked key.
+    /// The organisation owning `secret`, or `nil` for an unknown or revoked key. Records the use
+    /// (`last_used_at`, at most one write per key per ``lastUsedResolution`` seconds). The database
+    /// is read on every call, so a key revoked by another process (`naslab keys revoke`) stops
+    /// working with the next request.
     public func organization(forAPIKey secret: String) async throws -> String? {
         let hash = SHA256.hexDigest(of: Array(secret.utf8))
-        return try await database.read { db in
-            try String.fetchOne(db, sql: "SELECT organization FROM api_key WHERE key_hash = ? AND revoked_at IS NULL",
-                                arguments: [hash])
+        let row = try await database.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, organization, last_used_at FROM api_key WHERE key_hash = ? AND revoked_at IS NULL",
+                             arguments: [hash])
+        }
+        guard let row else { return nil }
+        let now = Self.now()
+        let lastUsed: Int64? = row["last_used_at"]
+        if lastUsed.map({ now - $0 >= Self.lastUsedResolution }) ?? true {
+            let id: String = row["id"]
+            try await database.write { db in
+                try db.execute(sql: "UPDATE api_key SET last_used_at = ? WHERE id = ?", arguments: [now, id])
+            }
+        }
+        return row["organization"]
+    }
+
+    /// Every key, oldest first (ties by id), active and revoked, without secrets.
+    public func listAPIKeys() throws -> [APIKeyInfo] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, organization, created_at, last_used_at, revoked_at FROM api_key ORDER BY created_at, id")
+                .map { APIKeyInfo(id: $0["id"], organization: $0["organization"], createdAt: $0["created_at"],
+                                  lastUsedAt: $0["last_used_at"], revokedAt: $0["revoked_at"]) }
         }
     }
 

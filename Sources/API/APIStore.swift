@@ -118,6 +118,9 @@ public final class APIStore: Sendable {
                 CREATE INDEX deployment_model ON deployment(model_id, seq);
                 """)
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "ALTER TABLE api_key ADD COLUMN last_used_at INTEGER")
+        }
         return migrator
     }
 

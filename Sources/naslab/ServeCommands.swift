@@ -55,7 +55,57 @@ private final class BlockingResult: @unchecked Sendable {
 /// `naslab keys`: API keys.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Manage API keys.", subcommands: [KeysCreateCommand.self])
+        commandName: "keys", abstract: "Manage API keys.",
+        subcommands: [KeysCreateCommand.self, KeysListCommand.self, KeysRevokeCommand.self])
+}
+
+/// `naslab keys list`: every key's id, organisation, creation, last use and state — never a secret.
+struct KeysListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List API keys (id, organisation, created, last used, state; never the secret).")
+
+    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+    @Flag(help: "JSON output (a list of {id, organization, created_at, last_used_at, revoked_at}, Unix seconds).") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let keys = try APIStore(dataDirectory: URL(fileURLWithPath: dataDir)).listAPIKeys()
+            if json { try printJSON(keys); return }
+            func time(_ t: Int64?) -> String {
+                guard let t else { return "never" }
+                return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+            }
+            print("id                    organization          created               last used             state")
+            for k in keys {
+                let state = k.revokedAt.map { "revoked \(time($0))" } ?? "active"
+                print([k.id.padding(toLength: 21, withPad: " ", startingAt: 0), k.organization.padding(toLength: 21, withPad: " ", startingAt: 0),
+                       time(k.createdAt).padding(toLength: 21, withPad: " ", startingAt: 0),
+                       time(k.lastUsedAt).padding(toLength: 21, withPad: " ", startingAt: 0), state].joined(separator: " "))
+            }
+        }
+    }
+}
+
+/// `naslab keys revoke ID`: the key gets 401 from the next request on, also on a running server.
+struct KeysRevokeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke an API key by its id (key_…); a running server refuses it from the next request on.")
+
+    @Argument(help: "The key's id, as `naslab keys list` shows it.") var id: String
+    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+
+    func run() throws {
+        try reportingErrors {
+            let store = try APIStore(dataDirectory: URL(fileURLWithPath: dataDir))
+            guard try store.revokeAPIKey(id: id) else {
+                let known = try store.listAPIKeys().first { $0.id == id }
+                let message = known == nil ? "no API key '\(id)' in \(dataDir) (see naslab keys list)" : "API key '\(id)' is already revoked"
+                FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("revoked \(id)")
+        }
+    }
 }
 
 /// `naslab keys create --org NAME`: prints a new key's secret (shown once).
