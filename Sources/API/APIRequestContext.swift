@@ -23,14 +23,19 @@ public struct APIRequestContext: RequestContext {
 
 /// Requires `Authorization: Bearer <key>` on every request and records the key's organisation.
 /// Missing, malformed, unknown or revoked keys are a 401 `authentication_error`.
+/// The one exception is ``publicRoutes``.
 public struct AuthenticationMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
     let store: APIStore
+
+    /// Routes served without a key: `GET /v1/health` (liveness and queue depth, nothing organisation-specific).
+    public static let publicRoutes: Set<String> = ["GET /v1/health"]
 
     public init(store: APIStore) { self.store = store }
 
     public func handle(_ request: Request, context: APIRequestContext,
                        next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        if Self.publicRoutes.contains("\(request.method) \(request.uri.path)") { return try await next(request, context) }
         guard let header = request.headers[.authorization] else {
             throw APIError.authentication("missing API key: send 'Authorization: Bearer <key>' (create one with 'naslab keys create --org NAME')")
         }

@@ -83,6 +83,7 @@ func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddres
     router.post("/v1/deployments/:deployment_id/predict") { request, context in try await routes.predictDeployment(request, context) }
 
     router.get("/v1/experiments") { request, context in try await routes.listExperiments(request, context) }
+    router.get("/v1/health") { _, _ in try await routes.health() }
     return (router, routes)
 }
 
@@ -93,6 +94,13 @@ struct APIRoutes: Sendable {
     let runner: JobRunner
     let deployments: DeploymentManager
     let address: ServerAddress
+
+    /// `GET /v1/health` (no key): the server answers, and how many jobs of all organisations wait or run.
+    func health() async throws -> Response {
+        let (pending, running) = try await store.queueDepth()
+        return json(.object(["object": .string("health"), "status": .string("ok"),
+                             "queue": .object(["pending": .number(Double(pending)), "running": .number(Double(running))])]))
+    }
 
     // MARK: - Helpers
 

@@ -117,6 +117,15 @@ extension APIStore {
         }
     }
 
+    /// The number of experiments of every organisation that are `pending` and `running` (for `GET /v1/health`).
+    public func queueDepth() async throws -> (pending: Int, running: Int) {
+        try await database.read { db in
+            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM experiment WHERE status = 'pending'") ?? 0
+            let running = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM experiment WHERE status = 'running'") ?? 0
+            return (pending, running)
+        }
+    }
+
     /// Whether the model has a training job still `pending` or `running`.
     public func hasActiveTraining(modelID: String) async throws -> Bool {
         try await database.read { db in

@@ -25,6 +25,11 @@ final class AuthenticationTests: XCTestCase {
             let ok = try await api.send(.get, "/v1/experiments")
             XCTAssertEqual(ok.status, .ok, ok.text)
             XCTAssertEqual(ok["object"] as? String, "list")
+            // The one public route: GET /v1/health, without a key; other methods on it still need one.
+            let health = try await api.send(.get, "/v1/health", as: .none)
+            XCTAssertEqual(health.status, .ok, health.text)
+            XCTAssertEqual(health.text, #"{"object":"health","queue":{"pending":0,"running":0},"status":"ok"}"#)
+            assertError(try await api.send(.post, "/v1/health", as: .none), .unauthorized, type: "authentication_error")
         }
     }
 

@@ -22,6 +22,9 @@ final class ExperimentsTests: XCTestCase {
         }
         try await harness.store.insertExperiment(record("job_train_other", organization: "globex"))
         try await harness.test { api in
+            // GET /v1/health counts every organisation's jobs: 3 running (acme), 1 pending (globex).
+            let health = try await api.send(.get, "/v1/health", as: .none)
+            XCTAssertEqual(health.text, #"{"object":"health","queue":{"pending":1,"running":3},"status":"ok"}"#)
             let newestFirst = Array(ids.reversed())
             let first = try await api.send(.get, "/v1/experiments?limit=3")
             XCTAssertEqual(first.status, .ok, first.text)
