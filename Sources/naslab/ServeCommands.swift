@@ -11,7 +11,7 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind (0: any free port; the chosen one is printed).") var port = 8080
-    @Option(help: "Directory of the database, uploads, models and search records.") var dataDir = "naslab-data"
+    @OptionGroup var data: DataDirectoryOption
     @Option(help: "Compute threads for training and searches.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Base URL clients use to reach this server (for deployments' endpoint_url); default http://HOST:PORT.")
     var publicURL: String?
@@ -22,7 +22,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let settings = ServerSettings(host: host, port: port, dataDirectory: URL(fileURLWithPath: dataDir),
+        let settings = ServerSettings(host: host, port: port, dataDirectory: data.url,
                                       workbench: LabWorkbench(threads: threads), publicBaseURL: publicURL)
         let host = self.host
         let outcome = BlockingResult()
@@ -53,6 +53,13 @@ private final class BlockingResult: @unchecked Sendable {
 }
 
 /// `naslab keys`: API keys.
+/// `--data-dir`, shared by `serve` and `keys`: one default for the server's data directory.
+struct DataDirectoryOption: ParsableArguments {
+    @Option(help: "The server's data directory: database, uploads, models and search records.") var dataDir = "naslab-data"
+
+    var url: URL { URL(fileURLWithPath: dataDir) }
+}
+
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Manage API keys.",
@@ -64,12 +71,12 @@ struct KeysListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List API keys (id, organisation, created, last used, state; never the secret).")
 
-    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+    @OptionGroup var data: DataDirectoryOption
     @Flag(help: "JSON output (a list of {id, organization, created_at, last_used_at, revoked_at}, Unix seconds).") var json = false
 
     func run() throws {
         try reportingErrors {
-            let keys = try APIStore(dataDirectory: URL(fileURLWithPath: dataDir)).listAPIKeys()
+            let keys = try APIStore(dataDirectory: data.url).listAPIKeys()
             if json { try printJSON(keys); return }
             func time(_ t: Int64?) -> String {
                 guard let t else { return "never" }
@@ -92,14 +99,14 @@ struct KeysRevokeCommand: ParsableCommand {
         commandName: "revoke", abstract: "Revoke an API key by its id (key_…); a running server refuses it from the next request on.")
 
     @Argument(help: "The key's id, as `naslab keys list` shows it.") var id: String
-    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+    @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         try reportingErrors {
-            let store = try APIStore(dataDirectory: URL(fileURLWithPath: dataDir))
+            let store = try APIStore(dataDirectory: data.url)
             guard try store.revokeAPIKey(id: id) else {
                 let known = try store.listAPIKeys().first { $0.id == id }
-                let message = known == nil ? "no API key '\(id)' in \(dataDir) (see naslab keys list)" : "API key '\(id)' is already revoked"
+                let message = known == nil ? "no API key '\(id)' in \(data.dataDir) (see naslab keys list)" : "API key '\(id)' is already revoked"
                 FileHandle.standardError.write(Data("error: \(message)\n".utf8))
                 throw ExitCode(1)
             }
@@ -114,11 +121,11 @@ struct KeysCreateCommand: ParsableCommand {
         commandName: "create", abstract: "Create an API key for an organisation and print its secret (shown only once).")
 
     @Option(help: "Organisation name (letters, digits, '-', '_', '.').") var org: String
-    @Option(help: "The server's data directory.") var dataDir = "naslab-data"
+    @OptionGroup var data: DataDirectoryOption
 
     func run() throws {
         try reportingErrors {
-            let key = try createAPIKey(organization: org, dataDirectory: URL(fileURLWithPath: dataDir))
+            let key = try createAPIKey(organization: org, dataDirectory: data.url)
             print(key.secret)
         }
     }
