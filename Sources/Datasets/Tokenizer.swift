@@ -186,8 +186,11 @@ public struct Tokenizer: Codable, Sendable, Equatable {
         try Tokenizer.check(maximumVocabulary: maximumVocabulary, minimumCount: minimumCount, maximumLength: maximumLength)
         try subwords?.check()
         var counts = [String: Int]()
+        var tokenized = [[String]]()   // kept for the subword buckets below: each text is split once
         for text in texts {
-            for token in Tokenizer.tokenize(text) { counts[token, default: 0] += 1 }
+            let tokens = Tokenizer.tokenize(text)
+            for token in tokens { counts[token, default: 0] += 1 }
+            if subwords != nil { tokenized.append(Array(tokens.prefix(maximumLength))) }
         }
         let words = counts.filter { $0.value >= minimumCount }
             .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
@@ -198,8 +201,7 @@ public struct Tokenizer: Codable, Sendable, Equatable {
         var fitted = subwords
         if let subwords {
             var distinct = Set<UInt32>()
-            for text in texts {
-                let tokens = Array(Tokenizer.tokenize(text).prefix(maximumLength))
+            for tokens in tokenized {
                 for position in tokens.indices { subwords.forEachFeature(of: tokens, at: position) { distinct.insert($0) } }
             }
             fitted?.buckets = max(1, min(subwords.buckets, distinct.count))

@@ -91,6 +91,8 @@ final class EmbeddingLayer: Layer {
     private var ids = [Int32]()
     /// 1 / (non-padding ids) of each position of the last forward pass (`[N·L]`; 0 for all padding).
     private var scale = [Float]()
+    /// Backward scratch, reused across steps: the output gradient position-major and scaled (`[N·L][D]`).
+    private var scaledGradient = [Float]()
 
     init(name: String, vocabulary: Int, dimension: Int, bag: Int, length: Int) {
         self.vocabulary = vocabulary
@@ -168,17 +170,19 @@ final class EmbeddingLayer: Layer {
         weight.gradientStorage.zero()
         let count = batch * length, dimension = self.dimension, bag = self.bag
         // The output gradient position-major ([N·L][D]), scaled by each position's 1/(ids in its bag).
-        var g = [Float](repeating: 0, count: count * dimension)
+        if scaledGradient.count != count * dimension { scaledGradient = [Float](repeating: 0, count: count * dimension) }
         scale.withUnsafeBufferPointer { sp in
-            for d in 0..<dimension {
-                let row = dy + d * count
-                for p in 0..<count { g[p * dimension + d] = row[p] * sp[p] }
+            scaledGradient.withUnsafeMutableBufferPointer { g in
+                for d in 0..<dimension {
+                    let row = dy + d * count
+                    for p in 0..<count { g[p * dimension + d] = row[p] * sp[p] }
+                }
             }
         }
         // Each thread owns a range of weight rows and adds positions in order (deterministic).
         let rows = vocabulary
         ids.withUnsafeBufferPointer { idp in
-            g.withUnsafeBufferPointer { gp in
+            scaledGradient.withUnsafeBufferPointer { gp in
                 parallelChunks(rows, work: count * bag * dimension) { range in
                     for p in 0..<count {
                         let source = gp.baseAddress! + p * dimension
