@@ -106,9 +106,8 @@ struct KeysRevokeCommand: ParsableCommand {
             let store = try APIStore(dataDirectory: data.url)
             guard try store.revokeAPIKey(id: id) else {
                 let known = try store.listAPIKeys().first { $0.id == id }
-                let message = known == nil ? "no API key '\(id)' in \(data.dataDir) (see naslab keys list)" : "API key '\(id)' is already revoked"
-                FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-                throw ExitCode(1)
+                throw LabError.invalid(known == nil ? "no API key '\(id)' in \(data.dataDir) (see naslab keys list)"
+                                                    : "API key '\(id)' is already revoked")
             }
             print("revoked \(id)")
         }
