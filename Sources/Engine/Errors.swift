@@ -16,6 +16,8 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case tensorShapeMismatch(name: String, expected: [Int], got: [Int])
     /// Invalid training configuration or data set.
     case invalidConfiguration(String)
+    /// A `TrainerState` (checkpoint) that does not fit the network, the data or the configuration.
+    case invalidResumeState(String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
         case let .missingTensor(name): return "missing tensor '\(name)'"
         case let .tensorShapeMismatch(name, expected, got): return "tensor '\(name)' has shape \(got), expected \(expected)"
         case let .invalidConfiguration(m): return "invalid configuration: \(m)"
+        case let .invalidResumeState(m): return "cannot resume training: \(m)"
         }
     }
 }

@@ -4,6 +4,46 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// Applies one step to every trainable parameter using its current gradient.
     func update(_ parameters: [Parameter])
+    /// The optimizer's state for `parameters` (step count and per-parameter buffers), for a
+    /// training checkpoint.
+    ///
+    /// - Throws: `EngineError.invalidConfiguration` if the optimizer cannot export its state.
+    func exportState(for parameters: [Parameter]) throws -> OptimizerState
+    /// Replaces the optimizer's state with `state`, exported for the same `parameters` (same
+    /// order and sizes), so that the next `update` continues bit-identically.
+    ///
+    /// - Throws: `EngineError.invalidResumeState` if `state` does not fit `parameters`; nothing is
+    ///   changed then.
+    func importState(_ state: OptimizerState, for parameters: [Parameter]) throws
+}
+
+extension Optimizer {
+    public func exportState(for parameters: [Parameter]) throws -> OptimizerState {
+        throw EngineError.invalidConfiguration("\(type(of: self)) cannot export its state for a checkpoint")
+    }
+
+    public func importState(_ state: OptimizerState, for parameters: [Parameter]) throws {
+        throw EngineError.invalidConfiguration("\(type(of: self)) cannot import a checkpoint's state")
+    }
+}
+
+/// An optimizer's state as plain values (see `Optimizer.exportState(for:)`).
+public struct OptimizerState: Equatable, Codable, Sendable {
+    /// Completed `update` calls (AdamW's bias correction depends on it).
+    public var stepCount: Int
+    /// The names of the parameters the state was exported for, in order.
+    public var parameterNames: [String]
+    /// One entry per parameter of `parameterNames`: `nil` when the parameter has no state yet (it
+    /// was never updated), otherwise its state as flat arrays of the parameter's element count,
+    /// called slots (SGD: the momentum buffer, or no slot without momentum; AdamW: the first and
+    /// second moments).
+    public var parameterStates: [[[Float]]?]
+
+    public init(stepCount: Int, parameterNames: [String], parameterStates: [[[Float]]?]) {
+        self.stepCount = stepCount
+        self.parameterNames = parameterNames
+        self.parameterStates = parameterStates
+    }
 }
 
 /// A base for optimizers with per-parameter state, in the style of mlx-swift: subclasses
@@ -24,6 +64,18 @@ open class OptimizerBase<State>: Optimizer {
         fatalError("subclass must override applySingle")
     }
 
+    /// A parameter's state as flat slot arrays, each of the parameter's element count (for
+    /// checkpoints; the default cannot, so such optimizers cannot export their state).
+    open func encodeState(_ state: State) throws -> [[Float]] {
+        throw EngineError.invalidConfiguration("\(type(of: self)) cannot export its state for a checkpoint")
+    }
+
+    /// The inverse of `encodeState(_:)`; throws `EngineError.invalidResumeState` for slots that
+    /// do not fit `parameter`.
+    open func decodeState(_ slots: [[Float]], for parameter: Parameter) throws -> State {
+        throw EngineError.invalidConfiguration("\(type(of: self)) cannot import a checkpoint's state")
+    }
+
     public func update(_ parameters: [Parameter]) {
         stepCount += 1
         for p in parameters where p.isTrainable {
@@ -32,6 +84,38 @@ open class OptimizerBase<State>: Optimizer {
             applySingle(values: p.storage.buffer, gradient: UnsafeBufferPointer(p.gradientStorage.buffer), state: &state)
             states[key] = state
         }
+    }
+
+    /// The step count and, per parameter of `parameters` (in that order), its encoded state or
+    /// `nil` when it has none yet.
+    public func exportState(for parameters: [Parameter]) throws -> OptimizerState {
+        OptimizerState(stepCount: stepCount, parameterNames: parameters.map(\.name), parameterStates: try parameters.map { p in
+            try states[ObjectIdentifier(p)].map { try encodeState($0) }
+        })
+    }
+
+    /// Restores the step count and the per-parameter state of `parameters` (in that order);
+    /// state of other parameters is dropped. Validates everything before changing anything.
+    public func importState(_ state: OptimizerState, for parameters: [Parameter]) throws {
+        guard state.stepCount >= 0 else {
+            throw EngineError.invalidResumeState("optimizer step count \(state.stepCount) is negative")
+        }
+        guard state.parameterStates.count == parameters.count, state.parameterNames == parameters.map(\.name) else {
+            throw EngineError.invalidResumeState("optimizer state for \(state.parameterStates.count) parameters "
+                + "(\(state.parameterNames.prefix(3).joined(separator: ", "))…), not for these \(parameters.count) "
+                + "(\(parameters.prefix(3).map(\.name).joined(separator: ", "))…)")
+        }
+        var restored = [ObjectIdentifier: State]()
+        for (p, slots) in zip(parameters, state.parameterStates) {
+            guard let slots else { continue }
+            if let bad = slots.firstIndex(where: { $0.count != p.count }) {
+                throw EngineError.invalidResumeState("optimizer state slot \(bad) of '\(p.name)' has \(slots[bad].count) values, "
+                    + "the parameter has \(p.count)")
+            }
+            restored[ObjectIdentifier(p)] = try decodeState(slots, for: p)
+        }
+        states = restored
+        stepCount = state.stepCount
     }
 }
 
@@ -55,6 +139,16 @@ public final class SGD: OptimizerBase<[Float]> {
     }
 
     public override func newState(for parameter: Parameter) -> [Float] { [] }
+
+    /// The momentum buffer as one slot; no slot while it is not allocated (momentum 0).
+    public override func encodeState(_ state: [Float]) throws -> [[Float]] { state.isEmpty ? [] : [state] }
+
+    public override func decodeState(_ slots: [[Float]], for parameter: Parameter) throws -> [Float] {
+        guard slots.count <= 1 else {
+            throw EngineError.invalidResumeState("SGD state of '\(parameter.name)' has \(slots.count) slots, expected at most 1 (momentum)")
+        }
+        return slots.first ?? []
+    }
 
     public override func applySingle(values: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, state: inout [Float]) {
         let lr = learningRate, wd = weightDecay, mu = momentum
@@ -106,6 +200,16 @@ public final class AdamW: OptimizerBase<AdamW.Moments> {
 
     public override func newState(for parameter: Parameter) -> Moments {
         Moments(first: [Float](repeating: 0, count: parameter.count), second: [Float](repeating: 0, count: parameter.count))
+    }
+
+    /// Two slots: the first and the second moment.
+    public override func encodeState(_ state: Moments) throws -> [[Float]] { [state.first, state.second] }
+
+    public override func decodeState(_ slots: [[Float]], for parameter: Parameter) throws -> Moments {
+        guard slots.count == 2 else {
+            throw EngineError.invalidResumeState("AdamW state of '\(parameter.name)' has \(slots.count) slots, expected 2 (first and second moments)")
+        }
+        return Moments(first: slots[0], second: slots[1])
     }
 
     public override func applySingle(values: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, state: inout Moments) {

@@ -79,6 +79,17 @@ public struct EpochMetrics: Hashable, Codable, Sendable {
     /// The learning rate of the epoch's last step.
     public var learningRate: Double
     public var seconds: Double
+
+    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double, validationLoss: Double?, validationAccuracy: Double?,
+                learningRate: Double, seconds: Double) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+        self.learningRate = learningRate
+        self.seconds = seconds
+    }
 }
 
 /// How a run ended.
@@ -147,25 +158,45 @@ public final class Trainer {
 
     private func emit(_ event: TrainingEvent) { for o in observers { o.handle(event) } }
 
-    /// Trains with a generator seeded from `configuration.seed`.
+    /// Trains with a generator seeded from `configuration.seed` (see
+    /// `fit(_:train:validation:test:rng:resume:checkpoint:shouldStop:)` for the other parameters).
     public func fit(_ network: Network, train: LabeledArrays, validation: LabeledArrays? = nil,
-                    test: LabeledArrays? = nil) throws -> TrainingResult {
+                    test: LabeledArrays? = nil, resume: TrainerState? = nil,
+                    checkpoint: ((TrainerState) throws -> Void)? = nil,
+                    shouldStop: (() -> Bool)? = nil) throws -> TrainingResult {
         var rng = SeededGenerator(seed: configuration.seed)
-        return try fit(network, train: train, validation: validation, test: test, rng: &rng)
+        return try fit(network, train: train, validation: validation, test: test, rng: &rng, resume: resume,
+                       checkpoint: checkpoint, shouldStop: shouldStop)
     }
 
     /// Trains `network` on `train`, evaluating on `validation` after each epoch and on `test` at the end.
     ///
-    /// - Parameter rng: shuffles the training set each epoch; dropout uses the network's own stream.
+    /// - Parameters:
+    ///   - rng: shuffles the training set each epoch; dropout uses the network's own stream.
+    ///   - resume: a state handed out by `checkpoint` in an earlier run of the same configuration
+    ///     and data: its tensors, optimizer state, permutation and generators (into `rng` and the
+    ///     network's dropout generator) are restored into `network` — a fresh network of the same
+    ///     graph — and training continues with epoch `resume.epochsCompleted`. The result's `epochs`
+    ///     include the restored ones; `.epochEnd` events are emitted for new epochs only. With the
+    ///     same thread count the run ends bit-identical to an uninterrupted one.
+    ///   - checkpoint: called with the state after every finished epoch (after its `.epochEnd`
+    ///     event); an error it throws ends training and is rethrown.
+    ///   - shouldStop: asked after each epoch's checkpoint; `true` ends training by throwing
+    ///     `TrainingInterrupted` (after the last epoch it is ignored and the run completes).
     /// - Returns: per-epoch metrics and the status; a NaN/infinite loss stops the run with
     ///   `.failed(reason:)` instead of throwing.
-    /// - Throws: `EngineError` for invalid configurations or data that does not fit the network.
+    /// - Throws: `EngineError` for invalid configurations, data that does not fit the network or a
+    ///   `resume` state that does not fit (`.invalidResumeState`, see `validate(resume:network:trainCount:)`);
+    ///   `TrainingInterrupted` when `shouldStop` asked to stop.
     public func fit(_ network: Network, train: LabeledArrays, validation: LabeledArrays? = nil,
-                    test: LabeledArrays? = nil, rng: inout SeededGenerator) throws -> TrainingResult {
+                    test: LabeledArrays? = nil, rng: inout SeededGenerator, resume: TrainerState? = nil,
+                    checkpoint: ((TrainerState) throws -> Void)? = nil,
+                    shouldStop: (() -> Bool)? = nil) throws -> TrainingResult {
         let c = configuration
         try c.validate()
         for data in [train, validation, test].compactMap({ $0 }) { try checkData(data, for: network) }
         guard train.count > 0 else { throw EngineError.invalidConfiguration("empty training set") }
+        if let resume { try validate(resume: resume, network: network, trainCount: train.count) }
         if let threads = c.threads { EngineConfiguration.setThreadCount(threads) }
         let optimizer = c.makeOptimizer()
         let start = Date()
@@ -174,8 +205,15 @@ public final class Trainer {
         var metrics = [EpochMetrics]()
         var status = TrainingStatus.completed
         var step = 0
+        if let resume {
+            try restore(resume, network: network, optimizer: optimizer)
+            indices = resume.indices
+            metrics = resume.epochs
+            step = resume.step
+            rng = resume.shuffleGenerator
+        }
         emit(.fitStart(epochs: c.epochs, batchesPerEpoch: stepsPerEpoch, sampleCount: train.count))
-        epochLoop: for epoch in 0..<c.epochs {
+        epochLoop: for epoch in metrics.count..<c.epochs {
             emit(.epochStart(epoch: epoch))
             let epochStart = Date()
             rng.shuffle(&indices)
@@ -218,6 +256,13 @@ public final class Trainer {
             m.seconds = Date().timeIntervalSince(epochStart)
             metrics.append(m)
             emit(.epochEnd(m))
+            if let checkpoint {
+                try checkpoint(try snapshot(network: network, optimizer: optimizer, step: step, epochs: metrics,
+                                            indices: indices, rng: rng))
+            }
+            if epoch + 1 < c.epochs, let shouldStop, shouldStop() {
+                throw TrainingInterrupted(epochsCompleted: metrics.count)
+            }
         }
         var result = TrainingResult(epochs: metrics, testLoss: nil, testAccuracy: nil, wallSeconds: 0, status: status)
         if status == .completed, let test, test.count > 0 {

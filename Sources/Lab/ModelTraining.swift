@@ -65,6 +65,16 @@ public struct TrainingJob: Sendable {
     public var initialModelName: String?
     /// Also evaluate on the validation split before training (`TrainingOutcome.initialValidationAccuracy`).
     public var evaluateBeforeTraining = false
+    /// Per-epoch checkpoints: when set, the training state is written to this HDF5 file after
+    /// every epoch (atomically, see `TrainingCheckpoint`), and a run that finds the file at start
+    /// resumes from it (`TrainingOutcome.resumedFromEpoch`), ending bit-identical to an
+    /// uninterrupted run with the same thread count. A checkpoint written by another job (space,
+    /// architecture, dataset, split, seeds, training settings or initial model differ) or an
+    /// unreadable file is an error, not a fresh start. The caller deletes the file when done with it.
+    public var checkpointPath: String?
+    /// Asked after every epoch (after its checkpoint is written); `true` stops training with the
+    /// engine's `TrainingInterrupted` error (ignored after the last epoch).
+    public var stopRequested: (@Sendable () -> Bool)?
 
     public init(spaceName: String?, spaceYAML: String? = nil, architecture: String?, dataset: String) {
         self.spaceName = spaceName
@@ -91,6 +101,8 @@ public struct TrainingOutcome {
     public var initialValidationAccuracy: Double?
     /// Names of the tensors copied from the initial model.
     public var initializedTensors: [String]
+    /// The number of epochs restored from `TrainingJob.checkpointPath` (`nil`: trained from the start).
+    public var resumedFromEpoch: Int?
 
     /// Why training failed, if it did.
     public var failureReason: String? {
@@ -106,6 +118,11 @@ public enum ModelTraining {
     /// The prefix of the classifier's tensors (re-initialised when the class count changes).
     public static let classifierPrefix = "head/classifier/"
 
+    /// Trains `job`.
+    ///
+    /// - Throws: `LabError` for bad jobs (and bad checkpoints, naming the file), the engine's
+    ///   errors, and `TrainingInterrupted` when `job.stopRequested` asked to stop (after that
+    ///   epoch's checkpoint was written).
     public static func train(_ job: TrainingJob, datasets: DatasetCache,
                              observers: [TrainingObserver] = []) throws -> TrainingOutcome {
         let initial = job.initialModel
@@ -132,6 +149,18 @@ public enum ModelTraining {
             var rng = SeededGenerator(seed: job.seed)
             let example = space.text(of: space.sample(using: &rng))
             throw LabError.invalid("space '\(space.name)' has \(space.decisions.count) decisions: pass --arch TEXT, e.g. --arch '\(example)'")
+        }
+        let training = job.training ?? space.task.defaultTraining
+        let text = space.text(of: architecture)
+
+        // A checkpoint to resume from (checked before the dataset is loaded).
+        var fingerprint = [String: String]()
+        var resume: TrainerState?
+        if let path = job.checkpointPath {
+            fingerprint = try TrainingCheckpoint.fingerprint(job: job, spaceName: job.spaceName ?? reference.name,
+                                                             spaceYAML: reference.yaml, architecture: text, training: training)
+            try? FileManager.default.removeItem(atPath: TrainingCheckpoint.temporaryPath(for: path))
+            resume = try TrainingCheckpoint.load(atPath: path, fingerprint: fingerprint)
         }
         if let threads = job.threads { EngineConfiguration.setThreadCount(threads) }
 
@@ -163,11 +192,21 @@ public enum ModelTraining {
         if (job.evaluateBeforeTraining || initial != nil), data.validation.count > 0 {
             initialAccuracy = try evaluate(network, on: data.validation).accuracy
         }
-        let training = job.training ?? space.task.defaultTraining
         let trainer = Trainer(configuration: training.engineConfiguration(seed: job.seed, threads: job.threads),
                               observers: observers)
-        let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng)
-        let text = space.text(of: architecture)
+        var checkpoint: ((TrainerState) throws -> Void)?
+        if let path = job.checkpointPath {
+            if let resume {
+                do {
+                    try trainer.validate(resume: resume, network: network, trainCount: data.train.count)
+                } catch {
+                    throw LabError.invalid("\(path): the training checkpoint does not fit this job's network and data: \(error)")
+                }
+            }
+            checkpoint = { [fingerprint] state in try TrainingCheckpoint.save(state, fingerprint: fingerprint, to: path) }
+        }
+        let result = try trainer.fit(network, train: data.train, validation: data.validation, test: data.test, rng: &rng,
+                                     resume: resume, checkpoint: checkpoint, shouldStop: job.stopRequested)
         let model = TrainedModel(
             spaceName: job.spaceName ?? reference.name, spaceYAML: reference.yaml, architecture: text,
             inputShape: meta.sampleShape, classCount: meta.classCount, classNames: meta.classNames,
@@ -175,7 +214,8 @@ public enum ModelTraining {
             tokenizer: data.tokenizer, initializedFrom: initial.map { job.initialModelName ?? "\($0.spaceName): \($0.architecture)" })
         return TrainingOutcome(result: result, cost: cost, model: model, network: network, architecture: text,
                                space: reference, training: training, datasetMetadata: meta, trainCount: data.train.count,
-                               initialValidationAccuracy: initialAccuracy, initializedTensors: copied)
+                               initialValidationAccuracy: initialAccuracy, initializedTensors: copied,
+                               resumedFromEpoch: resume?.epochsCompleted)
     }
 
     /// Throws a `LabError` naming the dataset when `model`'s inputs are not the dataset's.
