@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // MARK: - C libraries
@@ -60,9 +62,12 @@ let package = Package(
             "Lab", "Engine", "Datasets", "NASCore", "Spaces", "Records",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "naslab", dependencies: [
             "Lab", "API", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         .executableTarget(name: "naslab-bench", dependencies: [
@@ -82,7 +87,7 @@ let package = Package(
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "TestSupport", "Lab", "Datasets",
+            "API", "TestSupport", "Lab", "Datasets", "Records",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ],

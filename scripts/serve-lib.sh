@@ -8,7 +8,7 @@ start_naslab_server() {
     SERVER_PID=
     trap stop_naslab_server EXIT
     KEY=$("$NASLAB" keys create --org "$tag" --data-dir "$DATA")
-    "$NASLAB" serve --host 127.0.0.1 --port 0 --data-dir "$DATA" --threads 1 >"$DATA/stdout" 2>"$LOG" &
+    "$NASLAB" serve --host 127.0.0.1 --port 0 --data-dir "$DATA" --threads 1 --grace-period 5 >"$DATA/stdout" 2>"$LOG" &
     SERVER_PID=$!
     BASE=
     for _ in $(seq 1 100); do

@@ -21,12 +21,15 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String
     /// The offending request field (`dataset_id`, `hyperparameters.epochs`, …) when there is one.
     public var param: String?
+    /// Seconds after which the request may succeed (429, 503): sent as the `Retry-After` header.
+    public var retryAfter: Int?
 
-    public init(status: HTTPResponse.Status, type: String, message: String, param: String? = nil) {
+    public init(status: HTTPResponse.Status, type: String, message: String, param: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.type = type
         self.message = message
         self.param = param
+        self.retryAfter = retryAfter
     }
 
     /// 400: a malformed body, an unknown field, a wrong type, a value out of range.
@@ -53,6 +56,24 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func tooLarge(limit: Int) -> APIError {
         APIError(status: .contentTooLarge, type: "request_too_large",
                  message: "the request body exceeds the limit of \(limit) bytes")
+    }
+
+    /// 429: a queue or concurrency limit is reached (job queue of the server or organisation,
+    /// predictions in flight on a deployment); retry after `retryAfter` seconds.
+    public static func rateLimited(_ message: String, retryAfter: Int, param: String? = nil) -> APIError {
+        APIError(status: .tooManyRequests, type: "rate_limit_error", message: message, param: param, retryAfter: retryAfter)
+    }
+
+    /// 503: the server is shutting down and accepts no new jobs; retry (against the restarted
+    /// server) after `retryAfter` seconds.
+    public static func unavailable(_ message: String, retryAfter: Int) -> APIError {
+        APIError(status: .serviceUnavailable, type: "service_unavailable", message: message, retryAfter: retryAfter)
+    }
+
+    /// 504: the request did not finish within the server's request timeout.
+    public static func timeout(seconds: Double) -> APIError {
+        APIError(status: .gatewayTimeout, type: "timeout_error",
+                 message: "the request did not finish within the server's timeout of \(formatNumber(seconds)) s")
     }
 
     /// 500: a fault of the server, not of the request.
@@ -87,6 +108,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         var headers = HTTPFields()
         headers[.contentType] = "application/json; charset=utf-8"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -122,7 +122,8 @@ extension APIRoutes {
             throw APIError.conflict("deployment '\(deployment.id)' is not loaded on this server")
         }
         let inputs = try Self.readInputs(body.value("inputs")!, schema: schema)
-        let replica = await pool.acquire()
+        let replica = try await pool.acquire(limit: settings.maxPredictionsPerDeployment, timeout: settings.requestTimeoutSeconds,
+                                             retryAfter: settings.retryAfterSeconds)
         let result: Result<(predictions: [[ModelPredictor.Prediction]], tokens: Int), Error> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: Result {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Lab
+import NASCore
 
 /// Models, training jobs and their cancellation.
 extension APIRoutes {
@@ -105,15 +106,33 @@ extension APIRoutes {
                                  "initialize": .string(initialArtifact == nil ? "scratch" : "weights"),
                                  "initialized_from": initializedFrom.map(JSONValue.string) ?? .null]),
             metrics: .object([:]), failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)
-        try await store.insertExperiment(record)
-        var trainingRequest = TrainingRequest(
-            jobID: record.id, model: model, dataset: dataset, training: training, validationSplit: validationSplit,
-            seed: UInt64(seed),
-            artifactDirectory: store.dataDirectory.appendingPathComponent("models").appendingPathComponent(model.id))
-        trainingRequest.initialArtifactPath = initialArtifact
-        trainingRequest.initializedFrom = initializedFrom
+        try await insertJob(record)
+        let trainingRequest = try Self.trainingRequest(from: record, model: model, dataset: dataset,
+                                                       dataDirectory: store.dataDirectory)
         let dispatched = try await runner.submitTraining(trainingRequest, record: record)
         return json(Self.trainingJobJSON(dispatched))
+    }
+
+    /// The request of a stored training job (at creation, and to resume it after a restart).
+    /// Weights files are named after the job that wrote them, so `initialized_from` names the file
+    /// a fine-tuning job starts from.
+    static func trainingRequest(from record: ExperimentRecord, model: ModelRecord, dataset: DatasetRecord,
+                                dataDirectory: URL) throws -> TrainingRequest {
+        guard case .object(let p) = record.parameters, case .object? = p["hyperparameters"],
+              case .number(let split)? = p["validation_split"], case .number(let seed)? = p["seed"],
+              case .string(let taskName)? = p["task"], let task = TaskKind(rawValue: taskName) else {
+            throw LabError.invalid("training job '\(record.id)' has incomplete stored parameters")
+        }
+        let hyperparameters = try JSONObjectReader(p["hyperparameters"]!, name: "hyperparameters", allowed: hyperparameterNames)
+        let directory = dataDirectory.appendingPathComponent("models").appendingPathComponent(model.id)
+        var request = TrainingRequest(jobID: record.id, model: model, dataset: dataset,
+                                      training: try trainingSettings(hyperparameters, defaults: task.defaultTraining),
+                                      validationSplit: split, seed: UInt64(seed), artifactDirectory: directory)
+        if case .string(let initialize)? = p["initialize"], initialize == "weights", case .string(let from)? = p["initialized_from"] {
+            request.initialArtifactPath = directory.appendingPathComponent("\(from).h5").path
+            request.initializedFrom = from
+        }
+        return request
     }
 
     func getJob(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -187,6 +206,7 @@ extension APIRoutes {
         if case .object(let parameters) = job.parameters {
             for (key, value) in parameters { fields[key] = value }
         }
+        fields.merge(job.restartJSON) { $1 }
         return .object(fields)
     }
 }

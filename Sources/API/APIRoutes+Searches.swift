@@ -71,7 +71,8 @@ extension APIRoutes {
         constraintsJSON["max_flops"] = constraints.maxFlops.map(JSONValue.number)
         let searchRequest = SearchRequest(
             searchID: id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
-            candidates: candidates, epochsPerCandidate: epochsPerCandidate, seed: UInt64(seed), outputDirectory: store.dataDirectory.appendingPathComponent("results").appendingPathComponent(id))
+            candidates: candidates, epochsPerCandidate: epochsPerCandidate, seed: UInt64(seed),
+            outputDirectory: store.dataDirectory.appendingPathComponent("results").appendingPathComponent(id))
         let estimate = settings.workbench?.estimateSearchHours(searchRequest)
         let record = ExperimentRecord(
             id: id, organization: organization, kind: .nasSearch,
@@ -82,13 +83,31 @@ extension APIRoutes {
                                  "constraints": .object(constraintsJSON), "seed": .number(Double(seed)),
                                  "budget": .object(["candidates": .number(Double(candidates)),
                                                     "epochs_per_candidate": .number(Double(epochsPerCandidate))]),
-                                 "record_path": .string(searchRequest.outputDirectory.appendingPathComponent("record.h5").path),
+                                 "record_path": .string(searchRequest.recordURL.path),
                                  "estimated_duration_hours": estimate.map(JSONValue.number) ?? .null]),
             metrics: .object(["architectures_evaluated": .number(0), "best_architecture": .null]),
             failureReason: nil, createdAt: APIStore.now(), startedAt: nil, finishedAt: nil)
-        try await store.insertExperiment(record)
+        try await insertJob(record)
         let dispatched = try await runner.submitSearch(searchRequest, record: record)
         return json(Self.searchJSON(dispatched))
+    }
+
+    /// The request of a stored search (to resume it after a restart): the inverse of the
+    /// `parameters` that `createSearch` stores.
+    static func searchRequest(from record: ExperimentRecord, dataset: DatasetRecord) throws -> SearchRequest {
+        guard case .object(let p) = record.parameters, case .string(let taskName)? = p["task"], let task = TaskKind(rawValue: taskName),
+              case .string(let space)? = p["space"], case .object(let c)? = p["constraints"], case .number(let seed)? = p["seed"],
+              case .object(let budget)? = p["budget"], case .number(let candidates)? = budget["candidates"],
+              case .number(let epochs)? = budget["epochs_per_candidate"], case .string(let recordPath)? = p["record_path"] else {
+            throw LabError.invalid("search '\(record.id)' has incomplete stored parameters")
+        }
+        var constraints = ExperimentConfig(name: "api").constraints
+        if case .number(let v)? = c["max_latency_ms"] { constraints.maxLatencyMs = v }
+        if case .number(let v)? = c["max_params"] { constraints.maxParams = Int(v) }
+        if case .number(let v)? = c["max_flops"] { constraints.maxFlops = v }
+        return SearchRequest(searchID: record.id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
+                             candidates: Int(candidates), epochsPerCandidate: Int(epochs), seed: UInt64(seed),
+                             outputDirectory: URL(fileURLWithPath: recordPath).deletingLastPathComponent())
     }
 
     func getSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -125,6 +144,7 @@ extension APIRoutes {
         if case .object(let metrics) = search.metrics {
             for (key, value) in metrics { fields[key] = value }
         }
+        fields.merge(search.restartJSON) { $1 }
         return .object(fields)
     }
 }

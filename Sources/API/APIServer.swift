@@ -3,43 +3,83 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Builds the NASLab HTTP API application: opens the store in `settings.dataDirectory`, marks
-/// experiments cut off by the previous stop as failed ("server restarted"), creates the default
-/// import directory (`<data-dir>/imports`), and binds
-/// `settings.host:settings.port`. The body of `naslab serve`.
+/// The NASLab HTTP API server: the store in `settings.dataDirectory`, the routes, the job runner
+/// and the deployments — and its life: ``resumeInterruptedWork()`` at start, ``drain()`` on
+/// SIGTERM/SIGINT. The body of `naslab serve`.
 ///
 /// ```swift
-/// let app = try makeApplication(settings: ServerSettings(port: 8080, dataDirectory: dataURL))
+/// let server = try APIServer(settings: ServerSettings(port: 8080, dataDirectory: dataURL, workbench: LabWorkbench()))
+/// let app = server.application { port in print("listening on \(port)") }
+/// await server.resumeInterruptedWork()
 /// try await app.runService()
 /// ```
+public final class APIServer: @unchecked Sendable {  // every stored property is set once in init; Router is only read
+    public let settings: ServerSettings
+    public let store: APIStore
+    let routes: APIRoutes
+    let router: Router<APIRequestContext>
+    let address: ServerAddress
+    let logger: Logger
+
+    /// Opens the store and builds the routes; creates the default import directory (`<data-dir>/imports`).
+    /// - Throws: ``APIStoreError`` when the data directory or database is unusable.
+    public init(settings: ServerSettings, logger: Logger? = nil) throws {
+        self.settings = settings
+        store = try APIStore(dataDirectory: settings.dataDirectory)
+        for root in settings.datasetImportRoots where root.path.hasPrefix(settings.dataDirectory.path) {
+            try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        }
+        var logger = logger ?? Logger(label: "naslab.api")
+        if logger.logLevel > .info { logger.logLevel = .info }
+        self.logger = logger
+        address = ServerAddress(baseURL: settings.publicBaseURL ?? "http://\(settings.host):\(settings.port)")
+        (router, routes) = makeRouter(store: store, settings: settings, address: address, logger: logger)
+    }
+
+    /// Continues the jobs the previous stop interrupted (searches from their records, training from
+    /// its checkpoints, pending jobs queued in order) and loads the live deployments again.
+    public func resumeInterruptedWork() async {
+        let resumed = await routes.runner.resumeInterrupted(dataDirectory: settings.dataDirectory)
+        if resumed > 0 { logger.info("resumed interrupted jobs", metadata: ["count": "\(resumed)"]) }
+        await routes.deployments.restore()
+    }
+
+    /// Stops accepting jobs (new ones get a 503 with `Retry-After`), lets running jobs reach their
+    /// next boundary for at most `settings.shutdownGraceSeconds`, and returns the ids of jobs still
+    /// running then (they resume from their last finished candidate or epoch on the next start).
+    public func drain() async -> [String] {
+        let unfinished = await routes.runner.drain(graceSeconds: settings.shutdownGraceSeconds)
+        logger.info("drained", metadata: ["unfinished": "\(unfinished)"])
+        return unfinished
+    }
+
+    /// The HTTP application bound to `settings.host:settings.port`.
+    /// - Parameter onServerRunning: Called with the bound port once the server listens (after `--port 0`
+    ///   this is the port chosen by the system).
+    public func application(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let host = settings.host, port = settings.port, fixedBase = settings.publicBaseURL
+        let address = self.address
+        let idle = TimeAmount.nanoseconds(Int64(settings.requestTimeoutSeconds * 1e9))
+        return Application(router: router, server: .http1(configuration: .init(idleTimeout: idle)),
+                           configuration: .init(address: .hostname(host, port: port), serverName: "naslab"),
+                           onServerRunning: { channel in
+                               let bound = channel.localAddress?.port ?? port
+                               if fixedBase == nil { address.baseURL = "http://\(host):\(bound)" }
+                               await onServerRunning(bound)
+                           },
+                           logger: logger)
+    }
+}
+
+/// Builds the NASLab HTTP API application (``APIServer``) and starts resuming the previous stop's
+/// jobs in the background. For embedding and tests; `naslab serve` uses ``APIServer`` directly
+/// to drain on signals.
 /// - Throws: ``APIStoreError`` when the data directory or database is unusable.
-/// - Parameter onServerRunning: Called with the bound port once the server listens (after `--port 0`
-///   this is the port chosen by the system).
 public func makeApplication(settings: ServerSettings, logger: Logger? = nil,
                             onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) throws -> some ApplicationProtocol {
-    let store = try APIStore(dataDirectory: settings.dataDirectory)
-    let recovered = try store.recoverInterruptedExperiments()
-    for root in settings.datasetImportRoots where root.path.hasPrefix(settings.dataDirectory.path) {
-        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-    var logger = logger ?? Logger(label: "naslab.api")
-    if logger.logLevel > .info { logger.logLevel = .info }
-    if !recovered.isEmpty {
-        logger.warning("marked \(recovered.count) interrupted experiment(s) failed: server restarted", metadata: ["ids": "\(recovered)"])
-    }
-    let address = ServerAddress(baseURL: settings.publicBaseURL ?? "http://\(settings.host):\(settings.port)")
-    let (router, routes) = makeRouter(store: store, settings: settings, address: address)
-    Task { await routes.deployments.restore() }
-    let host = settings.host
-    let fixedBase = settings.publicBaseURL
-    return Application(router: router,
-                       configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "naslab"),
-                       onServerRunning: { channel in
-                           let port = channel.localAddress?.port ?? settings.port
-                           if fixedBase == nil { address.baseURL = "http://\(host):\(port)" }
-                           await onServerRunning(port)
-                       },
-                       logger: logger)
+    let server = try APIServer(settings: settings, logger: logger)
+    Task { await server.resumeInterruptedWork() }
+    return server.application(onServerRunning: onServerRunning)
 }
 
 /// The API's router over an open store: every `/v1` route, authentication and the JSON error shape.
@@ -48,15 +88,19 @@ public func makeApplication(settings: ServerSettings, logger: Logger? = nil,
 /// Deployments' `endpoint_url` use `settings.publicBaseURL`, else `http://<host>:<port>` of `settings`.
 public func buildRouter(store: APIStore, settings: ServerSettings) -> Router<APIRequestContext> {
     let address = ServerAddress(baseURL: settings.publicBaseURL ?? "http://\(settings.host):\(settings.port)")
-    return makeRouter(store: store, settings: settings, address: address).router
+    return makeRouter(store: store, settings: settings, address: address, logger: Logger(label: "naslab.api")).router
 }
 
-func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddress) -> (router: Router<APIRequestContext>, routes: APIRoutes) {
+func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddress,
+                logger: Logger) -> (router: Router<APIRequestContext>, routes: APIRoutes) {
     let router = Router(context: APIRequestContext.self)
+    router.add(middleware: RequestLogMiddleware(logger: logger))
     router.add(middleware: ErrorMiddleware<APIRequestContext>(bodyLimit: settings.maxJSONBodyBytes))
     router.add(middleware: AuthenticationMiddleware(store: store))
+    var jobLogger = logger
+    jobLogger[metadataKey: "component"] = "jobs"
     let routes = APIRoutes(store: store, settings: settings,
-                           runner: JobRunner(store: store, workbench: settings.workbench),
+                           runner: JobRunner(store: store, workbench: settings.workbench, logger: jobLogger),
                            deployments: DeploymentManager(store: store, workbench: settings.workbench), address: address)
 
     router.get("/v1/datasets") { request, context in try await routes.listDatasets(request, context) }
@@ -103,6 +147,23 @@ struct APIRoutes: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// Stores a new job, refusing it while the server shuts down (503) or when the server's or the
+    /// organisation's queue of pending jobs is full (429); both with `Retry-After`.
+    func insertJob(_ record: ExperimentRecord) async throws {
+        if await runner.isDraining {
+            throw APIError.unavailable("the server is shutting down and accepts no new jobs; retry after it restarts",
+                                       retryAfter: settings.retryAfterSeconds)
+        }
+        do {
+            try await store.insertExperiment(record, limits: QueueLimits(server: settings.maxQueuedJobs,
+                                                                         organization: settings.maxQueuedJobsPerOrganization))
+        } catch let full as QueueFull {
+            let whose = full.scope == "server" ? "the server" : "your organisation"
+            throw APIError.rateLimited("\(whose) already has \(full.limit) jobs waiting (the limit); retry when some have started",
+                                       retryAfter: settings.retryAfterSeconds)
+        }
+    }
 
     func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()

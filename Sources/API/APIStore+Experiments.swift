@@ -32,6 +32,10 @@ public struct ExperimentRecord: Equatable, Sendable {
     public var createdAt: Int64
     public var startedAt: Int64?
     public var finishedAt: Int64?
+    /// How often a server restart interrupted this job while it ran (it then resumed or restarted).
+    public var restarts: Int = 0
+    /// What the last restart did (`resumed from epoch 2 of 5`, `restarted from scratch: no checkpoint`, …).
+    public var restartReason: String?
 
     public init(id: String, organization: String, kind: Kind, name: String, status: Status, modelID: String?, datasetID: String?, parameters: JSONValue, metrics: JSONValue, failureReason: String?, createdAt: Int64, startedAt: Int64?, finishedAt: Int64?) {
         self.id = id
@@ -57,13 +61,47 @@ public struct ExperimentRecord: Equatable, Sendable {
         ]
         fields["model_id"] = modelID.map(JSONValue.string) ?? .null
         fields["dataset_id"] = datasetID.map(JSONValue.string) ?? .null
+        fields.merge(restartJSON) { $1 }
         return .object(fields)
+    }
+
+    /// `restarts` and `restart_reason`, shown by every view of a job.
+    var restartJSON: [String: JSONValue] {
+        ["restarts": .number(Double(restarts)), "restart_reason": restartReason.map(JSONValue.string) ?? .null]
     }
 }
 
+/// The limits of ``APIStore/insertExperiment(_:limits:)``: how many jobs may wait as `pending`.
+public struct QueueLimits: Sendable {
+    public var server: Int
+    public var organization: Int
+    public init(server: Int, organization: Int) {
+        self.server = server
+        self.organization = organization
+    }
+}
+
+/// A job was refused because a queue is full.
+public struct QueueFull: Error, Equatable, Sendable {
+    /// `server` or `organization`.
+    public var scope: String
+    public var limit: Int
+}
+
 extension APIStore {
-    public func insertExperiment(_ experiment: ExperimentRecord) async throws {
+    /// Stores a new experiment.
+    /// - Parameter limits: When given, the insert is refused (``QueueFull``) if the server or the
+    ///   experiment's organisation already has that many `pending` experiments — checked in the same
+    ///   transaction as the insert, so concurrent requests cannot overshoot.
+    public func insertExperiment(_ experiment: ExperimentRecord, limits: QueueLimits? = nil) async throws {
         try await database.write { db in
+            if let limits {
+                let all = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM experiment WHERE status = 'pending'") ?? 0
+                guard all < limits.server else { throw QueueFull(scope: "server", limit: limits.server) }
+                let own = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM experiment WHERE status = 'pending' AND organization = ?",
+                                           arguments: [experiment.organization]) ?? 0
+                guard own < limits.organization else { throw QueueFull(scope: "organization", limit: limits.organization) }
+            }
             try db.execute(sql: """
                 INSERT INTO experiment (id, organization, kind, name, status, model_id, dataset_id, parameters, metrics,
                                         failure_reason, created_at, started_at, finished_at)
@@ -143,27 +181,26 @@ extension APIStore {
         }
     }
 
-    /// Marks every experiment still `pending` or `running` as `failed` with the reason
-    /// "server restarted"; the server calls this once when it starts, since no work survives a stop.
-    /// - Returns: The ids of the experiments marked.
+    /// Every experiment still `pending` or `running` — the work a stop interrupted — oldest first.
+    public func interruptedExperiments() async throws -> [ExperimentRecord] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM experiment WHERE status IN ('pending', 'running') ORDER BY seq")
+                .map(Self.experiment(from:))
+        }
+    }
+
+    /// Records that a restart interrupted a running experiment: `restarts` + 1 and what happened.
     @discardableResult
-    public func recoverInterruptedExperiments() throws -> [String] {
-        try database.write { db in
-            let ids = try String.fetchAll(db, sql: "SELECT id FROM experiment WHERE status IN ('pending', 'running') ORDER BY seq")
-            try db.execute(sql: """
-                UPDATE experiment SET status = 'failed', failure_reason = 'server restarted', finished_at = ?
-                WHERE status IN ('pending', 'running')
-                """, arguments: [Self.now()])
-            try db.execute(sql: """
-                UPDATE model SET status = CASE WHEN artifact_path IS NULL THEN 'created' ELSE 'trained' END
-                WHERE status = 'training'
-                """)
-            return ids
+    public func recordRestart(id: String, reason: String) async throws -> ExperimentRecord? {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE experiment SET restarts = restarts + 1, restart_reason = ? WHERE id = ?",
+                           arguments: [reason, id])
+            return try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE id = ?", arguments: [id]).map(Self.experiment(from:))
         }
     }
 
     static func experiment(from row: Row) -> ExperimentRecord {
-        ExperimentRecord(
+        var record = ExperimentRecord(
             id: row["id"], organization: row["organization"],
             kind: ExperimentRecord.Kind(rawValue: row["kind"]) ?? .training, name: row["name"],
             status: ExperimentRecord.Status(rawValue: row["status"]) ?? .failed,
@@ -171,5 +208,8 @@ extension APIStore {
             parameters: JSONValue.fromText(row["parameters"]), metrics: JSONValue.fromText(row["metrics"]),
             failureReason: row["failure_reason"], createdAt: row["created_at"], startedAt: row["started_at"],
             finishedAt: row["finished_at"])
+        record.restarts = row["restarts"] ?? 0
+        record.restartReason = row["restart_reason"]
+        return record
     }
 }

@@ -5,8 +5,8 @@ import GRDB
 /// evaluations, NAS searches) and deployments — in one SQLite database (`naslab.sqlite`) in the
 /// data directory, through GRDB.
 ///
-/// Opening a store never changes job states; the server calls ``recoverInterruptedExperiments()``
-/// once at start so that jobs cut off by a stop are marked failed ("server restarted").
+/// Opening a store never changes job states; the server resumes the jobs a stop cut off
+/// (``interruptedExperiments()``, `JobRunner.resumeInterrupted()`).
 ///
 /// ```swift
 /// let store = try APIStore(dataDirectory: URL(fileURLWithPath: "data"))
@@ -120,6 +120,12 @@ public final class APIStore: Sendable {
         }
         migrator.registerMigration("v3") { db in
             try db.execute(sql: "ALTER TABLE api_key ADD COLUMN last_used_at INTEGER")
+        }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: """
+                ALTER TABLE experiment ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE experiment ADD COLUMN restart_reason TEXT;
+                """)
         }
         return migrator
     }

@@ -86,7 +86,6 @@ actor ReplicaPool {
     private var replicas: [ModelReplica] = []
     private var free: [ModelReplica] = []
     private var loading = 0
-    private var waiters: [CheckedContinuation<ModelReplica, Never>] = []
 
     init(artifactPath: String, maxReplicas: Int, workbench: any ModelWorkbench) {
         self.artifactPath = artifactPath
@@ -109,11 +108,25 @@ actor ReplicaPool {
 
     private func add(_ replica: ModelReplica) {
         replicas.append(replica)
-        release(replica)
+        hand(replica)
     }
 
+    /// Requests holding a replica or waiting for one.
+    private var inFlight = 0
+    private var nextWaiter = 0
+    private var waiters: [(id: Int, continuation: CheckedContinuation<ModelReplica, Error>)] = []
+
     /// A free replica, waiting for one (and loading one more if allowed) when all are busy.
-    func acquire() async -> ModelReplica {
+    /// - Parameters:
+    ///   - limit: Requests this pool holds at once (running or waiting); one more is a 429.
+    ///   - timeout: Seconds a request may wait for a replica; longer is a 504.
+    ///   - retryAfter: The `Retry-After` of the 429.
+    func acquire(limit: Int, timeout: Double, retryAfter: Int) async throws -> ModelReplica {
+        guard inFlight < limit else {
+            throw APIError.rateLimited("this deployment already holds \(limit) predictions (running or waiting for a replica); "
+                                       + "retry later or deploy with more replicas", retryAfter: retryAfter)
+        }
+        inFlight += 1
         if let replica = free.popLast() { return replica }
         if replicas.count + loading < maxReplicas {
             loading += 1
@@ -123,7 +136,19 @@ actor ReplicaPool {
                 self.scaled(replica)
             }
         }
-        return await withCheckedContinuation { waiters.append($0) }
+        nextWaiter += 1
+        let id = nextWaiter
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+            self.expire(id, timeout: timeout)
+        }
+        return try await withCheckedThrowingContinuation { waiters.append((id, $0)) }
+    }
+
+    private func expire(_ id: Int, timeout: Double) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        inFlight -= 1
+        waiters.remove(at: index).continuation.resume(throwing: APIError.timeout(seconds: timeout))
     }
 
     private func scaled(_ replica: ModelReplica?) {
@@ -131,7 +156,14 @@ actor ReplicaPool {
         if let replica { add(replica) }
     }
 
+    /// Returns a replica taken with `acquire`.
     func release(_ replica: ModelReplica) {
-        if waiters.isEmpty { free.append(replica) } else { waiters.removeFirst().resume(returning: replica) }
+        inFlight -= 1
+        hand(replica)
+    }
+
+    /// Gives a free replica to the first waiting request, else keeps it.
+    private func hand(_ replica: ModelReplica) {
+        if waiters.isEmpty { free.append(replica) } else { waiters.removeFirst().continuation.resume(returning: replica) }
     }
 }

@@ -50,25 +50,37 @@ public final class LabWorkbench: ModelWorkbench {
 
     public func train(_ request: TrainingRequest,
                       progress: @escaping @Sendable (TrainingProgress) async -> Void) async throws -> TrainingOutcome {
-        let (stream, continuation) = AsyncStream<[EpochMetrics]>.makeStream()
+        let (stream, continuation) = AsyncStream<TrainingProgress>.makeStream()
+        let stop = CancellationFlag()
         let threads = threads
         let work = Task {
             try await Self.offloaded {
                 defer { continuation.finish() }
-                return try Self.trainSynchronously(request, threads: threads) { epochs in continuation.yield(epochs) }
+                return try Self.trainSynchronously(request, threads: threads, stop: stop) { continuation.yield($0) }
             }
         }
-        for await epochs in stream { await progress(TrainingProgress(epochs: epochs)) }
-        let outcome = try await work.value
-        try Task.checkCancellation()
-        return outcome
+        try await withTaskCancellationHandler {
+            for await update in stream { await progress(update) }
+        } onCancel: {
+            stop.set()
+        }
+        do {
+            return try await work.value
+        } catch is TrainingInterrupted {
+            throw CancellationError()
+        }
+    }
+
+    public func checkpointedEpochs(_ request: TrainingRequest) throws -> Int? {
+        try TrainingCheckpoint.epochs(atPath: request.checkpointURL.path)?.count
     }
 
     /// Trains on the calling thread (blocking) through Lab's one training pipeline
-    /// (`ModelTraining.train`, as `naslab train` and search candidates do); `epochEnded` gets the
-    /// metrics so far after each epoch.
-    static func trainSynchronously(_ request: TrainingRequest, threads: Int,
-                                   epochEnded: @escaping ([EpochMetrics]) -> Void) throws -> TrainingOutcome {
+    /// (`ModelTraining.train`, as `naslab train` and search candidates do), checkpointing after every
+    /// epoch and continuing from a checkpoint left by an interrupted run; `report` gets the metrics
+    /// so far after each epoch. A set `stop` ends training after the current epoch (`TrainingInterrupted`).
+    static func trainSynchronously(_ request: TrainingRequest, threads: Int, stop: CancellationFlag = CancellationFlag(),
+                                   report: @escaping (TrainingProgress) -> Void) throws -> TrainingOutcome {
         var job = TrainingJob(spaceName: request.model.space, architecture: request.model.architecture,
                               dataset: datasetName(request.dataset))
         job.validationSplit = request.validationSplit
@@ -80,20 +92,29 @@ public final class LabWorkbench: ModelWorkbench {
             job.initialModel = try TrainedModel.load(from: path)
             job.initialModelName = request.initializedFrom ?? path
         }
-        var epochs = [EpochMetrics]()
+        try FileManager.default.createDirectory(at: request.artifactDirectory, withIntermediateDirectories: true)
+        let checkpoint = request.checkpointURL.path
+        job.checkpointPath = checkpoint
+        job.stopRequested = { stop.isSet }
+        var epochs = try TrainingCheckpoint.epochs(atPath: checkpoint) ?? []
+        let resumedFrom = epochs.isEmpty ? nil : epochs.count
+        if !epochs.isEmpty { report(TrainingProgress(epochs: epochs, resumedFromEpoch: resumedFrom)) }
         let observer = ClosureObserver { event in
             if case .epochEnd(let metrics) = event {
                 epochs.append(metrics)
-                epochEnded(epochs)
+                report(TrainingProgress(epochs: epochs, resumedFromEpoch: resumedFrom))
             }
         }
         let outcome = try ModelTraining.train(job, datasets: DatasetCache(), observers: [observer])
-        if let reason = outcome.failureReason { throw LabError.invalid("training failed: \(reason)") }
-        try FileManager.default.createDirectory(at: request.artifactDirectory, withIntermediateDirectories: true)
+        if let reason = outcome.failureReason {
+            try? FileManager.default.removeItem(atPath: checkpoint)
+            throw LabError.invalid("training failed: \(reason)")
+        }
         let path = request.artifactDirectory.appendingPathComponent("\(request.jobID).h5").path
         try outcome.model.save(to: path)
+        try? FileManager.default.removeItem(atPath: checkpoint)
         return TrainingOutcome(epochs: outcome.result.epochs, artifactPath: path, inputSchema: InputSchema(outcome.model),
-                               testAccuracy: outcome.result.testAccuracy)
+                               testAccuracy: outcome.result.testAccuracy, resumedFromEpoch: outcome.resumedFromEpoch)
     }
 
     public func task(ofSpace space: String) throws -> TaskKind { try SpaceReference.resolve(space).space.task }
@@ -169,16 +190,27 @@ public final class LabWorkbench: ModelWorkbench {
         return config
     }
 
+    public func recordedCandidates(_ request: SearchRequest) throws -> Int? {
+        guard FileManager.default.fileExists(atPath: request.recordURL.path) else { return nil }
+        return try Records.ExperimentRecord.openReadOnly(path: request.recordURL.path).readCandidates().count
+    }
+
+    /// Runs (or, with `request.resume` and an existing record, continues) the search on the calling thread.
     static func searchSynchronously(_ request: SearchRequest, threads: Int, cancelled: CancellationFlag,
                                     report: @escaping (SearchProgress) -> Void) throws -> SearchProgress {
         let config = experimentConfig(request, threads: threads)
         try FileManager.default.createDirectory(at: request.outputDirectory, withIntermediateDirectories: true)
-        let yaml = config.yamlText
-        try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         let executor = CancellableExecutor(
             LocalExecutor(workers: 1, weightsDirectory: ExperimentRunner.weightsDirectory(forRecord: config.outputPath)),
             cancelled: cancelled)
-        let runner = try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
+        let runner: ExperimentRunner
+        if request.resume, FileManager.default.fileExists(atPath: config.outputPath) {
+            runner = try ExperimentRunner.resume(recordPath: config.outputPath, executor: executor)
+        } else {
+            let yaml = config.yamlText
+            try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+            runner = try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
+        }
         let observer = ProgressObserver(report: report)
         runner.observers = [observer]
         let summary = try runner.run()

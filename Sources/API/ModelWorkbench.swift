@@ -20,15 +20,28 @@ public protocol ModelWorkbench: Sendable {
     /// - Throws: An error whose description tells the user what is wrong (answered as a 400).
     func checkArchitecture(_ architecture: String, space: String) throws -> String
 
-    /// Trains a model; calls `progress` after each epoch with the metrics so far.
-    /// - Returns: Final metrics and where the weights were written.
+    /// Trains a model; calls `progress` after each epoch with the metrics so far. Writes a checkpoint
+    /// to `request.checkpointURL` after every epoch and, when one is there at the start, continues
+    /// from it. Task cancellation stops training after the current epoch (throwing `CancellationError`,
+    /// the checkpoint kept).
+    /// - Returns: Final metrics and where the weights were written (the checkpoint is then removed).
     func train(_ request: TrainingRequest,
                progress: @escaping @Sendable (TrainingProgress) async -> Void) async throws -> TrainingOutcome
+
+    /// The epochs recorded in the training checkpoint of `request` (`nil`: no checkpoint).
+    /// - Throws: When the checkpoint exists but cannot be read.
+    func checkpointedEpochs(_ request: TrainingRequest) throws -> Int?
+
+    /// The candidates recorded in the record of the search `request` (`nil`: no record yet).
+    /// - Throws: When the record exists but cannot be read.
+    func recordedCandidates(_ request: SearchRequest) throws -> Int?
 
     /// The expected wall time of a search on this host, in hours.
     func estimateSearchHours(_ request: SearchRequest) -> Double
 
-    /// Runs a NAS search; calls `progress` after each evaluated architecture.
+    /// Runs a NAS search; calls `progress` after each evaluated architecture. With `request.resume`
+    /// and a record in `request.outputDirectory`, continues that record. Task cancellation stops the
+    /// search after the candidate being trained (throwing `CancellationError`).
     func runSearch(_ request: SearchRequest,
                    progress: @escaping @Sendable (SearchProgress) async -> Void) async throws -> SearchProgress
 
@@ -147,12 +160,21 @@ public struct TrainingRequest: Equatable, Sendable {
     public var initialArtifactPath: String? = nil
     /// What the job reports as `initialized_from` (the job that wrote `initialArtifactPath`).
     public var initializedFrom: String? = nil
+
+    /// The per-epoch training checkpoint: `<artifactDirectory>/<job-id>.checkpoint.h5`.
+    public var checkpointURL: URL { artifactDirectory.appendingPathComponent("\(jobID).checkpoint.h5") }
 }
 
 /// Training progress after one epoch.
 public struct TrainingProgress: Equatable, Sendable {
+    /// Every finished epoch, also those restored from a checkpoint.
     public var epochs: [EpochMetrics]
-    public init(epochs: [EpochMetrics]) { self.epochs = epochs }
+    /// The epochs restored from a checkpoint when the job resumed (`nil`: started from scratch).
+    public var resumedFromEpoch: Int?
+    public init(epochs: [EpochMetrics], resumedFromEpoch: Int? = nil) {
+        self.epochs = epochs
+        self.resumedFromEpoch = resumedFromEpoch
+    }
 }
 
 /// The result of a finished training job.
@@ -164,7 +186,11 @@ public struct TrainingOutcome: Equatable, Sendable {
     public var inputSchema: InputSchema?
     /// Accuracy on the dataset's held-out test split, when it has one.
     public var testAccuracy: Double?
-    public init(epochs: [EpochMetrics], artifactPath: String, inputSchema: InputSchema? = nil, testAccuracy: Double? = nil) {
+    /// The epochs restored from a checkpoint (`nil`: trained from scratch).
+    public var resumedFromEpoch: Int?
+    public init(epochs: [EpochMetrics], artifactPath: String, inputSchema: InputSchema? = nil, testAccuracy: Double? = nil,
+                resumedFromEpoch: Int? = nil) {
+        self.resumedFromEpoch = resumedFromEpoch
         self.epochs = epochs
         self.artifactPath = artifactPath
         self.inputSchema = inputSchema
@@ -188,6 +214,11 @@ public struct SearchRequest: Equatable, Sendable {
     public var seed: UInt64
     /// Directory for the search's record (`<data-dir>/results/<search-id>/record.h5`).
     public var outputDirectory: URL
+    /// Continue the record in `outputDirectory` when there is one (a restart); else start it.
+    public var resume = false
+
+    /// The search's HDF5 record.
+    public var recordURL: URL { outputDirectory.appendingPathComponent("record.h5") }
 }
 
 /// A search's progress (and, when returned by `runSearch`, its result).

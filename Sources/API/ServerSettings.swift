@@ -28,6 +28,22 @@ public struct ServerSettings: Sendable {
     /// The base URL clients use to reach this server (`http://host:port`) for deployments'
     /// `endpoint_url`; default `http://<host>:<bound port>`.
     public var publicBaseURL: String?
+    /// Jobs (training jobs and searches) that may wait as `pending` on the whole server; one more is
+    /// a 429 with `Retry-After`. Default 64.
+    public var maxQueuedJobs: Int = 64
+    /// Jobs that may wait as `pending` per organisation (429 beyond). Default 16.
+    public var maxQueuedJobsPerOrganization: Int = 16
+    /// Predictions a deployment holds at once, running or waiting for a free replica (429 beyond,
+    /// so memory stays bounded however many clients call). Default 32.
+    public var maxPredictionsPerDeployment: Int = 32
+    /// A request that has not been answered after this many seconds gets a 504 `timeout_error`
+    /// (uploads excepted: `POST /v1/datasets` streams up to `maxUploadBytes`). Default 60.
+    public var requestTimeoutSeconds: Double = 60
+    /// On SIGTERM/SIGINT, how long a running candidate or epoch may take to finish before the
+    /// server exits anyway (its work then resumes from the last finished one). Default 30.
+    public var shutdownGraceSeconds: Double = 30
+    /// The `Retry-After` of 429 and 503 answers, in seconds. Default 30.
+    public var retryAfterSeconds: Int = 30
 
     public init(host: String = "127.0.0.1", port: Int = 8080,
                 dataDirectory: URL = URL(fileURLWithPath: "naslab-data"),

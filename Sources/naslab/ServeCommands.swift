@@ -3,8 +3,15 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import Lab
+import Logging
+import ServiceLifecycle
 
 /// `naslab serve`: the HTTP API (see docs/api.md).
+///
+/// Restart = resume: jobs the previous stop interrupted continue (searches from their records,
+/// training from per-epoch checkpoints). SIGTERM/SIGINT drain: new jobs get a 503, running jobs
+/// stop at their next candidate/epoch boundary within `--grace-period`, in-flight requests finish,
+/// exit 0. A second signal exits at once (status 128 + signal); records and checkpoints stay intact.
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve the HTTP API (/v1: datasets, models, training, NAS searches, deployments, predictions).")
@@ -15,25 +22,62 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Compute threads for training and searches.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Base URL clients use to reach this server (for deployments' endpoint_url); default http://HOST:PORT.")
     var publicURL: String?
+    @Option(help: "Jobs (training, searches) that may wait as pending on the server; one more is a 429.")
+    var maxQueuedJobs = ServerSettings().maxQueuedJobs
+    @Option(help: "Jobs that may wait as pending per organisation; one more is a 429.")
+    var maxQueuedJobsPerOrg = ServerSettings().maxQueuedJobsPerOrganization
+    @Option(help: "Predictions a deployment holds at once (running or waiting for a replica); one more is a 429.")
+    var maxPredictionsPerDeployment = ServerSettings().maxPredictionsPerDeployment
+    @Option(help: "Seconds a prediction may wait for a replica (then 504) and a connection may stay idle (then closed).")
+    var requestTimeout = ServerSettings().requestTimeoutSeconds
+    @Option(help: "Seconds a running candidate or epoch may take to finish after SIGTERM/SIGINT before the server exits anyway.")
+    var gracePeriod = ServerSettings().shutdownGraceSeconds
+    @Option(help: "Log lines on standard error: text (swift-log's key=value) or json (one object per line).")
+    var logFormat = "text"
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        for (name, value) in [("--max-queued-jobs", maxQueuedJobs), ("--max-queued-jobs-per-org", maxQueuedJobsPerOrg),
+                              ("--max-predictions-per-deployment", maxPredictionsPerDeployment)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, got \(value)")
+        }
+        guard requestTimeout > 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be a positive number of seconds") }
+        guard gracePeriod >= 0, gracePeriod.isFinite else { throw ValidationError("--grace-period must be 0 or more seconds") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json, got '\(logFormat)'") }
     }
 
     func run() throws {
-        let settings = ServerSettings(host: host, port: port, dataDirectory: data.url,
+        if logFormat == "json" { LoggingSystem.bootstrap(JSONLineLogHandler.init) }
+        var settings = ServerSettings(host: host, port: port, dataDirectory: data.url,
                                       workbench: LabWorkbench(threads: threads), publicBaseURL: publicURL)
+        settings.maxQueuedJobs = maxQueuedJobs
+        settings.maxQueuedJobsPerOrganization = maxQueuedJobsPerOrg
+        settings.maxPredictionsPerDeployment = maxPredictionsPerDeployment
+        settings.requestTimeoutSeconds = requestTimeout
+        settings.shutdownGraceSeconds = gracePeriod
         let host = self.host
         let outcome = BlockingResult()
         let semaphore = DispatchSemaphore(value: 0)
+        let shutdown = ShutdownSignals()
         Task.detached {
             do {
-                let app = try makeApplication(settings: settings) { port in
+                let server = try APIServer(settings: settings)
+                let app = server.application { port in
                     print("naslab: listening on http://\(host):\(port)")
                     fflush(stdout)
                 }
-                try await app.runService()
+                let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [],
+                                                              logger: Logger(label: "naslab.api")))
+                shutdown.install {
+                    // The first SIGTERM/SIGINT: drain the jobs, then let the HTTP server finish its requests.
+                    Task {
+                        _ = await server.drain()
+                        await group.triggerGracefulShutdown()
+                    }
+                }
+                await server.resumeInterruptedWork()
+                try await group.run()
             } catch {
                 outcome.error = error
             }
@@ -43,6 +87,35 @@ struct ServeCommand: ParsableCommand {
         if let error = outcome.error {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+/// SIGTERM and SIGINT for `naslab serve`: the first one runs `onFirst`; a second one exits at
+/// once with status 128 + signal number (records and checkpoints are crash-safe).
+private final class ShutdownSignals: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var received = 0
+
+    func install(onFirst: @escaping @Sendable () -> Void) {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                let count = lock.withLock { () -> Int in
+                    received += 1
+                    return received
+                }
+                if count == 1 {
+                    FileHandle.standardError.write(Data("naslab: signal \(number): draining (a second signal exits at once)\n".utf8))
+                    onFirst()
+                } else {
+                    _exit(128 + number)
+                }
+            }
+            source.resume()
+            sources.append(source)
         }
     }
 }

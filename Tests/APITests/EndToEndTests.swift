@@ -42,16 +42,26 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// Starts `naslab serve --port 0` and reads the bound port from its first line.
-    static func startServer(dataDirectory: URL) throws -> Server {
+    /// Starts `naslab serve` on a free loopback port with a new key of organisation `e2e`.
+    /// - Parameters:
+    ///   - arguments: More `serve` options.
+    ///   - log: Where the server's standard error (its log) goes; default: discarded.
+    static func startServer(dataDirectory: URL, arguments: [String] = [], log: URL? = nil) throws -> Server {
         let executable = try naslabExecutable()
         let key = try run(executable, ["keys", "create", "--org", "e2e", "--data-dir", dataDirectory.path])
         XCTAssertTrue(key.hasPrefix("nsk_"), key)
         let process = Process()
         process.executableURL = executable
         process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDirectory.path, "--threads", "1"]
+            + arguments
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let log {
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: log)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         var text = ""
         let deadline = Date().addingTimeInterval(30)
@@ -70,6 +80,8 @@ final class EndToEndTests: XCTestCase {
         var status: Int
         var object: [String: Any]
         var text: String
+        /// Response headers, by lower-cased name.
+        var headers: [String: String] = [:]
         subscript(key: String) -> Any? { object[key] }
     }
 
@@ -83,8 +95,12 @@ final class EndToEndTests: XCTestCase {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         let text = String(decoding: data, as: UTF8.self)
+        var headers = [String: String]()
+        for (name, value) in (response as? HTTPURLResponse)?.allHeaderFields ?? [:] {
+            headers[String(describing: name).lowercased()] = String(describing: value)
+        }
         return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0,
-                     object: (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:], text: text)
+                     object: (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:], text: text, headers: headers)
     }
 
     static func poll(_ server: Server, _ path: String, until values: Set<String>, seconds: Double = 80) async throws -> Reply {
