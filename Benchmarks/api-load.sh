@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Load benchmark of the prediction endpoint: wrk against a deployed small model over loopback.
+# Load benchmark of the prediction endpoint while a NAS search trains: wrk against a deployed
+# small model over loopback, in repeated rounds.
 #
-#   Benchmarks/api-load.sh                      # 30 s, 4 connections, 2 wrk threads, 2 replicas
-#   DURATION=60 CONNECTIONS=8 REPLICAS=2 Benchmarks/api-load.sh
+#   Benchmarks/api-load.sh              # 5 rounds × 20 s, 4 connections, 2 wrk threads, 2 replicas
+#   ROUNDS=3 DURATION=60 CONNECTIONS=64 REPLICAS=2 Benchmarks/api-load.sh
 #
 # Starts `naslab serve` with a temporary data directory, trains the `small` space's conv/conv
-# architecture on digits (2 epochs), deploys it, checks one prediction, then runs wrk (POST of
-# one 1×8×8 digit image, top_k 3) and prints requests/s, p50/p99 latency, errors (non-2xx and
-# socket errors) and the server's RSS before and after (after a warm-up run of 5 s).
+# architecture on digits (2 epochs), deploys it, checks one prediction, starts a NAS search on
+# digits (so that training competes with serving for the 2 cores), warms up 5 s, then runs ROUNDS
+# wrk rounds (POST of one 1×8×8 digit image, top_k 3). Per round: requests/s, p50/p90/p99/max
+# latency, 429s (documented back-pressure: more than --max-predictions-per-deployment in flight),
+# other errors (non-2xx other than 429, socket errors) and the server's RSS after the round.
+# Fails when any round has an error other than a 429, when the search failed, or when the RSS after
+# the last round exceeds the RSS after the first by more than RSS_GROWTH_LIMIT_PCT (default 10).
 # Needs `wrk` (Debian package `wrk`; installed with apt-get when missing and running as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DURATION=${DURATION:-30}
+DURATION=${DURATION:-20}
+ROUNDS=${ROUNDS:-5}
+RSS_GROWTH_LIMIT_PCT=${RSS_GROWTH_LIMIT_PCT:-10}
 CONNECTIONS=${CONNECTIONS:-4}
 THREADS=${WRK_THREADS:-2}
 REPLICAS=${REPLICAS:-2}
@@ -37,26 +44,45 @@ until [ "$(api "$BASE/v1/deployments/$DEPLOYMENT" | field status)" = running ]; 
 
 BODY='{"inputs": {"images": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}, "parameters": {"top_k": 3}}'
 echo "api-load: one prediction: $(api -d "$BODY" "$BASE/v1/models/$MODEL/predict")"
+SEARCH=$(api -d '{"task_type": "image_classification", "dataset_id": "digits", "search_space": "small", "constraints": {"max_params": 30000}, "budget": {"candidates": 200, "epochs_per_candidate": 2}, "seed": 1}' "$BASE/v1/nas/searches" | field id)
+echo "api-load: search $SEARCH trains while the rounds run"
 cat >"$DATA/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $KEY"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) limited = 0; other = 0 end
+function response(status, headers, body)
+    if status == 429 then limited = limited + 1 elseif status ~= 200 then other = other + 1 end
+end
 done = function(summary, latency, requests)
-    io.write(string.format("RESULT requests=%d duration_s=%.2f rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f non2xx=%d errors=%d\n",
+    local l, o = 0, 0
+    for _, t in ipairs(threads) do l = l + t:get("limited"); o = o + t:get("other") end
+    io.write(string.format("RESULT requests=%d duration_s=%.2f rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f status429=%d other_errors=%d\n",
         summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
         latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
-        summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+        l, o + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
 rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 wrk -t "$THREADS" -c "$CONNECTIONS" -d 5s -s "$DATA/post.lua" "$BASE/v1/models/$MODEL/predict" >/dev/null
-RSS_BEFORE=$(rss)
-OUT=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$DATA/post.lua" "$BASE/v1/models/$MODEL/predict")
-RSS_AFTER=$(rss)
-echo "$OUT"
-echo "RESULT rss_before_kib=$RSS_BEFORE rss_after_kib=$RSS_AFTER replicas=$REPLICAS connections=$CONNECTIONS duration_s=$DURATION"
-RESULT=$(echo "$OUT" | grep '^RESULT')
-if echo "$RESULT" | grep -q 'non2xx=0 errors=0'; then exit 0; fi
-echo "api-load: errors during the run" >&2
-exit 1
+FAILED=0
+FIRST_RSS=
+for round in $(seq 1 "$ROUNDS"); do
+    OUT=$(wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" -s "$DATA/post.lua" "$BASE/v1/models/$MODEL/predict")
+    RESULT=$(echo "$OUT" | grep '^RESULT')
+    RSS=$(rss)
+    FIRST_RSS=${FIRST_RSS:-$RSS}
+    echo "$RESULT round=$round rss_kib=$RSS"
+    echo "$RESULT" | grep -q 'other_errors=0$' || FAILED=1
+done
+STATUS=$(api "$BASE/v1/nas/searches/$SEARCH" | python3 -c "import json,sys; s=json.load(sys.stdin); print(s['status'], s['architectures_evaluated'])")
+echo "api-load: search $SEARCH: $STATUS (status, candidates evaluated during the load)"
+api -X POST "$BASE/v1/nas/searches/$SEARCH/cancel" >/dev/null
+GROWTH=$(( (RSS - FIRST_RSS) * 100 / FIRST_RSS ))
+echo "RESULT rounds=$ROUNDS duration_s=$DURATION connections=$CONNECTIONS replicas=$REPLICAS rss_first_kib=$FIRST_RSS rss_last_kib=$RSS rss_growth_pct=$GROWTH"
+case "$STATUS" in failed*) echo "api-load: the search failed" >&2; FAILED=1 ;; esac
+if [ "$GROWTH" -gt "$RSS_GROWTH_LIMIT_PCT" ]; then echo "api-load: RSS grew by $GROWTH % (limit $RSS_GROWTH_LIMIT_PCT %)" >&2; FAILED=1; fi
+[ "$FAILED" = 0 ] || { echo "api-load: errors during the run" >&2; exit 1; }
