@@ -188,4 +188,36 @@ final class ServerLifecycleTests: XCTestCase {
             .compactMap { $0 as? String }.filter { $0.contains("checkpoint") } ?? []
         XCTAssertEqual(leftovers, [])
     }
+
+    /// A second signal does not wait for the drain: the process exits at once (128 + SIGTERM) and
+    /// the training job resumes from its last checkpoint on the next start.
+    func testASecondSignalExitsAtOnceAndTheJobStillResumes() async throws {
+        var server = try start(["--grace-period", "60"])
+        let model = try await E2E.request(server, "POST", "/v1/models", json: [
+            "space": "small", "architecture": "stem.width=16 stage1.depth=2 stage1.width=24 stage1.block0.op=conv "
+                + "stage1.block0.kernel=5 stage1.block1.op=conv stage1.block1.kernel=5 stage2.depth=2 stage2.width=48 "
+                + "stage2.block0.op=conv stage2.block0.kernel=5 stage2.block1.op=conv stage2.block1.kernel=5",
+        ])
+        // The space's largest network at batch size 1: an epoch takes ≥ 1 s (release build), so the
+        // drain is still waiting for the epoch begun just before the first signal.
+        let job = try await E2E.request(server, "POST", "/v1/models/\(model["id"] as? String ?? "")/train",
+                                        json: ["dataset_id": "digits", "hyperparameters": ["epochs": 50, "batch_size": 1]])
+        let id = try XCTUnwrap(job["id"] as? String, job.text)
+        _ = try await wait(server, "/v1/jobs/\(id)") { (($0["metrics"] as? [String: Any])?["epochs_completed"] as? Int ?? 0) >= 1 }
+        kill(server.process.processIdentifier, SIGTERM)
+        try await Task.sleep(nanoseconds: 20_000_000)
+        XCTAssertTrue(server.process.isRunning, "the first signal drains: the epoch in progress may finish")
+        let signalled = Date()
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(signalled), 2, "the second signal exits at once")
+        XCTAssertEqual(server.process.terminationStatus, 128 + SIGTERM)
+
+        server = try start()
+        let resumed = try await wait(server, "/v1/jobs/\(id)") { ($0["restarts"] as? Int ?? 0) == 1 }
+        XCTAssertEqual(resumed["status"] as? String, "running", resumed.text)
+        XCTAssertTrue((resumed["restart_reason"] as? String ?? "").contains("resumed from the checkpoint after epoch"), resumed.text)
+        let cancelled = try await E2E.request(server, "POST", "/v1/jobs/\(id)/cancel")
+        XCTAssertEqual(cancelled["status"] as? String, "cancelled", cancelled.text)
+    }
 }
