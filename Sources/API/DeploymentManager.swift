@@ -78,8 +78,9 @@ actor DeploymentManager {
     }
 }
 
-/// The replicas of one deployment.
-actor ReplicaPool {
+/// The replicas of one deployment, handed to one prediction at a time, with a bound on the
+/// predictions it holds (running or waiting) and on how long one may wait.
+public actor ReplicaPool {
     let artifactPath: String
     let maxReplicas: Int
     let workbench: any ModelWorkbench
@@ -87,7 +88,7 @@ actor ReplicaPool {
     private var free: [ModelReplica] = []
     private var loading = 0
 
-    init(artifactPath: String, maxReplicas: Int, workbench: any ModelWorkbench) {
+    public init(artifactPath: String, maxReplicas: Int, workbench: any ModelWorkbench) {
         self.artifactPath = artifactPath
         self.maxReplicas = maxReplicas
         self.workbench = workbench
@@ -99,7 +100,7 @@ actor ReplicaPool {
     var schema: InputSchema? { replicas.first?.schema }
 
     /// Loads `count` replicas (the first one first: a bad file fails fast).
-    func load(count: Int) async throws {
+    public func load(count: Int) async throws {
         for _ in 0..<count {
             let replica = try await workbench.loadReplica(artifactPath: artifactPath)
             add(replica)
@@ -121,7 +122,7 @@ actor ReplicaPool {
     ///   - limit: Requests this pool holds at once (running or waiting); one more is a 429.
     ///   - timeout: Seconds a request may wait for a replica; longer is a 504.
     ///   - retryAfter: The `Retry-After` of the 429.
-    func acquire(limit: Int, timeout: Double, retryAfter: Int) async throws -> ModelReplica {
+    public func acquire(limit: Int, timeout: Double, retryAfter: Int) async throws -> ModelReplica {
         guard inFlight < limit else {
             throw APIError.rateLimited("this deployment already holds \(limit) predictions (running or waiting for a replica); "
                                        + "retry later or deploy with more replicas", retryAfter: retryAfter)
@@ -157,7 +158,7 @@ actor ReplicaPool {
     }
 
     /// Returns a replica taken with `acquire`.
-    func release(_ replica: ModelReplica) {
+    public func release(_ replica: ModelReplica) {
         inFlight -= 1
         hand(replica)
     }
