@@ -12,6 +12,7 @@ import PackageDescription
 //   Search                     ask/tell searchers (random, regularized evolution), Pareto fronts
 //   Records                    HDF5 experiment records, CSV/JSON export
 //   Lab                        the runner: config → search → evaluation → records
+//   ONNX                       ONNX export of trained models (swift-protobuf; generated onnx.pb.swift)
 //   API                        the HTTP API (Hummingbird 2, GRDB/SQLite state)
 //   naslab                     the command-line tool
 
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - C libraries
@@ -58,14 +60,19 @@ let package = Package(
             "NASCore", "Engine", "Datasets", "Spaces", "Estimators", "Search", "Records", "HDF5Kit",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // ONNX export; Sources/ONNX/onnx.pb.swift is generated once from ONNX's onnx.proto and committed.
+        .target(name: "ONNX", dependencies: [
+            "Lab", "Engine", "NASCore", "Spaces", "Datasets", "Records", "HDF5Kit",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
         .target(name: "API", dependencies: [
-            "Lab", "Engine", "Datasets", "NASCore", "Spaces", "Records",
+            "Lab", "Engine", "Datasets", "NASCore", "Spaces", "Records", "ONNX",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "naslab", dependencies: [
-            "Lab", "API", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Lab", "API", "ONNX", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -85,7 +92,10 @@ let package = Package(
         .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore", "Engine"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport", "Records", "Engine", "Spaces", "NASCore"]),
+        .testTarget(name: "ONNXTests", dependencies: [
+            "ONNX", "Lab", "naslab", "Engine", "NASCore", "Spaces", "Datasets", "Records", "TestSupport",
+        ]),
         .testTarget(name: "APITests", dependencies: [
             "API", "TestSupport", "Lab", "Datasets", "Records",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

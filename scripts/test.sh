@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 if ! python3 -c "import h5py" >/dev/null 2>&1; then
     python3 -m pip install --quiet h5py 2>/dev/null || python3 -m pip install --quiet --break-system-packages h5py
 fi
-# The second-reader checks (h5py) must run here, not skip.
+# onnx (checker) and onnxruntime check the ONNX export (Tests/ONNXTests, docs/onnx.md).
+if ! python3 -c "import onnx, onnxruntime" >/dev/null 2>&1; then
+    python3 -m pip install --quiet onnx onnxruntime 2>/dev/null || python3 -m pip install --quiet --break-system-packages onnx onnxruntime
+fi
+# The second-reader checks (h5py) and the onnxruntime checks must run here, not skip.
 export NASLAB_REQUIRE_H5PY=1
+export NASLAB_REQUIRE_ONNX=1
 NASLAB_PYTHON=$(command -v python3)
 export NASLAB_PYTHON
 swift build -c release --build-tests

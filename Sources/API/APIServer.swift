@@ -111,6 +111,7 @@ func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddres
     router.get("/v1/models") { request, context in try await routes.listModels(request, context) }
     router.get("/v1/models/:model_id") { request, context in try await routes.getModel(request, context) }
     router.post("/v1/models/:model_id/train") { request, context in try await routes.train(request, context) }
+    router.get("/v1/models/:model_id/onnx") { request, context in try await routes.exportModelONNX(request, context) }
 
     router.get("/v1/jobs/:job_id") { request, context in try await routes.getJob(request, context) }
     router.post("/v1/jobs/:job_id/cancel") { request, context in try await routes.cancelJob(request, context) }
