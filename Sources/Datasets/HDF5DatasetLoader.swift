@@ -5,6 +5,8 @@ import NASCore
 /// Loads the simple NASLab HDF5 dataset layout (see docs/datasets.md).
 ///
 /// - `/x`: numbers (float32, float64, uint8, any integer or float type), shape N×C×H×W, N×H×W (one channel) or N×F.
+///   A channels-last N×H×W×C array (last axis 1 or 3, the two before it larger than 4) is refused
+///   with the fix (`x.transpose(0, 3, 1, 2)`) instead of being trained as C = H, H = W, W = C.
 /// - `/y`: integer labels, shape N (or N×1).
 /// - optional `/x_test`, `/y_test` with the same layout (both or neither).
 /// - optional root attributes `class_names` (array of strings) and `class_count` (integer).
@@ -74,7 +76,13 @@ public enum HDF5DatasetLoader {
         switch s.count {
         case 2: shape = FeatureShape(features: s[1])
         case 3: shape = FeatureShape(channels: 1, height: s[1], width: s[2])
-        case 4: shape = FeatureShape(channels: s[1], height: s[2], width: s[3])
+        case 4:
+            if FeatureShape.looksChannelsLast(s[1], s[2], s[3]) {
+                throw DatasetError.malformed(path: file.path, detail: "/\(name) has shape \(s), which looks channels-last (N×H×W×C with "
+                    + "\(s[3]) channel(s)); NASLab reads N×C×H×W and would train on \(s[1]) channels of \(s[2])×\(s[3]). "
+                    + "Store it channels first (N×\(s[3])×\(s[1])×\(s[2])), e.g. with numpy: f[\"\(name)\"] = x.transpose(0, 3, 1, 2)")
+            }
+            shape = FeatureShape(channels: s[1], height: s[2], width: s[3])
         default:
             throw DatasetError.malformed(path: file.path, detail: "/\(name) has shape \(s), expected N×F, N×H×W or N×C×H×W")
         }

@@ -94,6 +94,12 @@ public enum BatchPrediction {
                 throw LabError.invalid("\(path): an image model reads an HDF5 file with a float dataset /x (N×C×H×W): \(error)")
             }
             let n = model.inputShape.elementCount
+            let expected = model.inputShape
+            if x.shape.count == 4, Array(x.shape.dropFirst()) != [expected.channels, expected.height, expected.width] {
+                let channelsLast = Array(x.shape.dropFirst()) == [expected.height, expected.width, expected.channels]
+                throw LabError.invalid("\(path): /x has shape \(x.shape); the model expects N×\(expected)"
+                    + (channelsLast ? " (channels first: this file looks channels-last, N×H×W×C; transpose it, e.g. with numpy x.transpose(0, 3, 1, 2))" : ""))
+            }
             guard let count = x.shape.first, count > 0, x.values.count == count * n else {
                 throw LabError.invalid("\(path): /x has shape \(x.shape); the model expects N×\(model.inputShape)")
             }

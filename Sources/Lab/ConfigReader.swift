@@ -25,6 +25,9 @@ struct ConfigReader {
     let node: Node
     private let pairs: [(key: String, keyNode: Node, value: Node)]
     private var used = Set<String>()
+    /// Problems found while reading the mapping that do not stop reading it (non-string and
+    /// duplicate keys: the first occurrence of a key is kept), in document order.
+    private(set) var problems: [ConfigError] = []
 
     /// Parses YAML text and returns a reader for its top-level mapping.
     static func parse(yaml: String, file: String) throws -> ConfigReader {
@@ -55,16 +58,20 @@ struct ConfigReader {
         }
         var pairs = [(key: String, keyNode: Node, value: Node)]()
         var seen = Set<String>()
+        var problems = [ConfigError]()
         for (k, v) in mapping {
             guard let key = k.string else {
-                throw ConfigReader.error(file: file, at: k, "keys must be strings")
+                problems.append(ConfigReader.error(file: file, at: k, "keys must be strings"))
+                continue
             }
             guard seen.insert(key).inserted else {
-                throw ConfigReader.error(file: file, at: k, "duplicate key '\(key)'")
+                problems.append(ConfigReader.error(file: file, at: k, "duplicate key '\(key)'"))
+                continue
             }
             pairs.append((key, k, v))
         }
         self.pairs = pairs
+        self.problems = problems
     }
 
     static func error(file: String, at node: Node, _ message: String) -> ConfigError {
@@ -154,10 +161,15 @@ struct ConfigReader {
 
     /// Throws for the first key that was never asked for.
     func finish(section: String? = nil) throws {
-        for pair in pairs where !used.contains(pair.key) {
-            let known = used.sorted().joined(separator: ", ")
-            let place = section.map { " in '\($0)'" } ?? ""
-            throw error(at: pair.keyNode, "unknown key '\(pair.key)'\(place) (known keys: \(known))")
+        if let first = unknownKeyErrors(section: section).first { throw first }
+    }
+
+    /// One error per key that was never asked for, in document order.
+    func unknownKeyErrors(section: String? = nil) -> [ConfigError] {
+        let known = used.sorted().joined(separator: ", ")
+        let place = section.map { " in '\($0)'" } ?? ""
+        return pairs.filter { !used.contains($0.key) }.map {
+            error(at: $0.keyNode, "unknown key '\($0.key)'\(place) (known keys: \(known))")
         }
     }
 }

@@ -17,10 +17,7 @@ public enum LatencyTableBuilding {
                              seed: UInt64, threads: Int, output: String,
                              progress: @escaping (String) -> Void = { _ in }) throws -> Summary {
         let spaces = try names.map { try SpaceReference.resolve($0).space }
-        let shapes = try inputShapes.map { text -> FeatureShape in
-            guard let s = FeatureShape(parsing: text) else { throw LabError.invalid("input shape must look like 1x28x28, got '\(text)'") }
-            return s
-        }
+        let shapes = try inputShapes.map { try FeatureShapeParser.parseChecked($0) }
         let start = Date()
         var lastReport = Date.distantPast
         let table = try LatencyTable.build(

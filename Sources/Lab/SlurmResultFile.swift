@@ -59,6 +59,8 @@ public enum SlurmResultFile {
         }
         do {
             return try makeDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw SlurmError.fileSystem(path: path, reason: "not a valid \(type) JSON file: \(CandidateSpec.describe(error))")
         } catch {
             throw SlurmError.fileSystem(path: path, reason: "not a valid \(type) JSON file: \(error)")
         }
