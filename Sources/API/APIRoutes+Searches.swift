@@ -31,7 +31,8 @@ extension APIRoutes {
     func createSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let organization = try context.requireOrganization()
         let body = try JSONObjectReader(try await body(request),
-                                        allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name", "budget"])
+                                        allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name", "budget",
+                                                  "searcher"])
         let taskType = try body.require("task_type") { try body.string($0, maxLength: 100) }
         if Self.plannedTaskTypes.contains(taskType) {
             throw APIError.invalidRequest(
@@ -57,6 +58,7 @@ extension APIRoutes {
         let searchSpace = try body.string("search_space", allowed: TaskKind.spaceSizes) ?? "medium"
         let seed = try body.integer("seed", in: 0...Int(Int32.max)) ?? 0
         let name = try body.string("name", maxLength: 200)
+        let searcher = try body.string("searcher", allowed: ExperimentConfig.searcherKinds) ?? ExperimentConfig(name: "api").searcher.kind
         let budget = try body.object("budget", allowed: ["candidates", "epochs_per_candidate"])
         let candidates = try budget?.integer("candidates", in: 1...1000) ?? 10
         let epochsPerCandidate = try budget?.integer("epochs_per_candidate", in: 1...100) ?? 3
@@ -69,10 +71,12 @@ extension APIRoutes {
         constraintsJSON["max_latency_ms"] = constraints.maxLatencyMs.map(JSONValue.number)
         constraintsJSON["max_params"] = constraints.maxParams.map { JSONValue.number(Double($0)) }
         constraintsJSON["max_flops"] = constraints.maxFlops.map(JSONValue.number)
-        let searchRequest = SearchRequest(
+        var searchRequest = SearchRequest(
             searchID: id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
             candidates: candidates, epochsPerCandidate: epochsPerCandidate, seed: UInt64(seed),
             outputDirectory: store.dataDirectory.appendingPathComponent("results").appendingPathComponent(id))
+        searchRequest.searcher = searcher
+        searchRequest.latencyTable = Self.latencyTable(dataDirectory: store.dataDirectory)
         let estimate = settings.workbench?.estimateSearchHours(searchRequest)
         let record = ExperimentRecord(
             id: id, organization: organization, kind: .nasSearch,
@@ -81,6 +85,7 @@ extension APIRoutes {
             parameters: .object(["task_type": .string(taskType), "task": .string(task.rawValue), "search_space": .string(searchSpace),
                                  "space": .string(space),
                                  "constraints": .object(constraintsJSON), "seed": .number(Double(seed)),
+                                 "searcher": .string(searcher), "latency_policy": .string(searchRequest.constraints.latency),
                                  "budget": .object(["candidates": .number(Double(candidates)),
                                                     "epochs_per_candidate": .number(Double(epochsPerCandidate))]),
                                  "record_path": .string(searchRequest.recordURL.path),
@@ -94,7 +99,10 @@ extension APIRoutes {
 
     /// The request of a stored search (to resume it after a restart): the inverse of the
     /// `parameters` that `createSearch` stores.
-    static func searchRequest(from record: ExperimentRecord, dataset: DatasetRecord) throws -> SearchRequest {
+    /// The server's latency table: `<data-dir>/latency-table.h5` (everything a server writes is in its data directory).
+    static func latencyTable(dataDirectory: URL) -> URL { dataDirectory.appendingPathComponent("latency-table.h5") }
+
+    static func searchRequest(from record: ExperimentRecord, dataset: DatasetRecord, dataDirectory: URL) throws -> SearchRequest {
         guard case .object(let p) = record.parameters, case .string(let taskName)? = p["task"], let task = TaskKind(rawValue: taskName),
               case .string(let space)? = p["space"], case .object(let c)? = p["constraints"], case .number(let seed)? = p["seed"],
               case .object(let budget)? = p["budget"], case .number(let candidates)? = budget["candidates"],
@@ -105,9 +113,12 @@ extension APIRoutes {
         if case .number(let v)? = c["max_latency_ms"] { constraints.maxLatencyMs = v }
         if case .number(let v)? = c["max_params"] { constraints.maxParams = Int(v) }
         if case .number(let v)? = c["max_flops"] { constraints.maxFlops = v }
-        return SearchRequest(searchID: record.id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
-                             candidates: Int(candidates), epochsPerCandidate: Int(epochs), seed: UInt64(seed),
-                             outputDirectory: URL(fileURLWithPath: recordPath).deletingLastPathComponent())
+        var request = SearchRequest(searchID: record.id, task: task, dataset: dataset, constraints: constraints, searchSpace: space,
+                                    candidates: Int(candidates), epochsPerCandidate: Int(epochs), seed: UInt64(seed),
+                                    outputDirectory: URL(fileURLWithPath: recordPath).deletingLastPathComponent())
+        if case .string(let searcher)? = p["searcher"] { request.searcher = searcher }
+        request.latencyTable = latencyTable(dataDirectory: dataDirectory)
+        return request
     }
 
     func getSearch(_ request: Request, _ context: APIRequestContext) async throws -> Response {

@@ -232,7 +232,7 @@ actor JobRunner {
         let wasRunning = record.status == .running
         switch record.kind {
         case .nasSearch:
-            var request = try APIRoutes.searchRequest(from: record, dataset: dataset)
+            var request = try APIRoutes.searchRequest(from: record, dataset: dataset, dataDirectory: dataDirectory)
             request.resume = true
             if wasRunning {
                 let reason: String

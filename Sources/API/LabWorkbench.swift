@@ -182,8 +182,11 @@ public final class LabWorkbench: ModelWorkbench {
         config.budget.candidates = request.candidates
         config.training = request.task.defaultTraining
         config.training.epochs = request.epochsPerCandidate
+        // The CLI's searcher default and latency policy (predicted from the per-op table): one
+        // policy for `max_latency_ms` whether a search comes from a config file or the API.
+        config.searcher.kind = request.searcher
         config.constraints = request.constraints
-        config.constraints.latency = "measured"
+        if let table = request.latencyTable { config.constraints.latencyTable = table.path }
         config.threads = threads
         config.workers = 1
         config.output = request.outputDirectory.appendingPathComponent("record.h5").path

@@ -211,11 +211,17 @@ public struct SearchRequest: Equatable, Sendable {
     public var candidates: Int = 10
     /// Training epochs per candidate. Default 3.
     public var epochsPerCandidate: Int = 3
+    /// The searcher (`ExperimentConfig.searcherKinds`); default: the CLI's default,
+    /// `ExperimentConfig(name:).searcher.kind`.
+    public var searcher: String = ExperimentConfig(name: "api").searcher.kind
     public var seed: UInt64
     /// Directory for the search's record (`<data-dir>/results/<search-id>/record.h5`).
     public var outputDirectory: URL
     /// Continue the record in `outputDirectory` when there is one (a restart); else start it.
     public var resume = false
+    /// The latency table `max_latency_ms` is screened with (the CLI's policy, `predicted`): the
+    /// server's `<data-dir>/latency-table.h5`.
+    public var latencyTable: URL? = nil
 
     /// The search's HDF5 record.
     public var recordURL: URL { outputDirectory.appendingPathComponent("record.h5") }

@@ -149,6 +149,20 @@ public struct LatencyPrediction: Hashable, Codable, Sendable {
     public var nodes: [NodeLatency]
 }
 
+extension LatencyTable {
+    /// Where a latency table lives when none is named: a per-user cache, shared by every
+    /// experiment of this user on this machine — `$NASLAB_CACHE_DIR/latency-table.h5`, else
+    /// `$XDG_CACHE_HOME/naslab/latency-table.h5`, else `~/.cache/naslab/latency-table.h5`.
+    /// (A server's searches use `<data-dir>/latency-table.h5` instead.)
+    public static var defaultPath: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let dir = environment["NASLAB_CACHE_DIR"], !dir.isEmpty { return (dir as NSString).appendingPathComponent("latency-table.h5") }
+        let cache = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
+        return ((cache as NSString).appendingPathComponent("naslab") as NSString).appendingPathComponent("latency-table.h5")
+    }
+}
+
 /// A per-operation latency lookup table for one machine, thread count and batch size
 /// (nn-Meter's kernel-level prediction, at the granularity of single IR nodes).
 ///

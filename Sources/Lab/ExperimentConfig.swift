@@ -1,3 +1,4 @@
+import Estimators
 import Foundation
 import NASCore
 
@@ -71,7 +72,8 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var latency: String = "predicted"
         /// The per-op latency lookup table (`naslab latency build-table`); ops it lacks are measured
         /// when first met and added to it.
-        public var latencyTable: String = "Results/latency-table.h5"
+        /// Default: the per-user cache `LatencyTable.defaultPath` (never the current directory).
+        public var latencyTable: String = LatencyTable.defaultPath
         public var isEmpty: Bool { maxParams == nil && maxFlops == nil && maxLatencyMs == nil }
     }
 
@@ -122,89 +124,129 @@ extension ExperimentConfig {
     }
 
     public static func parse(yaml: String, file: String) throws -> ExperimentConfig {
-        var r = try ConfigReader.parse(yaml: yaml, file: file)
-        var c = ExperimentConfig(name: try r.requiredString("name"))
-        guard !c.name.isEmpty, c.name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw r.error(at: r.valueNode("name")!, "'name' may contain letters, digits, '-', '_' and '.' only")
-        }
-        if let s = try r.int("seed", range: 0...Int.max) { c.seed = UInt64(s) }
-        c.space = try r.string("space") ?? c.space
-        c.dataset = try r.string("dataset") ?? c.dataset
-        c.taskType = try r.choice("task_type", ["classification"] + TaskKind.allCases.map(\.rawValue)) ?? c.taskType
-        c.validationSplit = try r.double("validation_split", range: 0...0.9) ?? c.validationSplit
-        c.workers = try r.int("workers", range: 1...64) ?? c.workers
-        c.threads = try r.int("threads", range: 1...256) ?? c.threads
-        c.output = try r.string("output")
+        let parsed = parseCollectingErrors(yaml: yaml, file: file)
+        if let first = parsed.errors.first { throw first }
+        guard let config = parsed.config else { throw ConfigError(file: file, line: 1, column: 1, message: "cannot read the config") }
+        return config
+    }
 
-        if var s = try r.mapping("searcher") {
-            c.searcher.kind = try s.choice("kind", searcherKinds) ?? c.searcher.kind
-            c.searcher.populationSize = try s.int("population_size", range: 2...100_000) ?? c.searcher.populationSize
-            c.searcher.sampleSize = try s.int("sample_size", range: 1...100_000) ?? c.searcher.sampleSize
-            c.searcher.deduplicate = try s.bool("deduplicate") ?? c.searcher.deduplicate
-            c.searcher.maxConsecutiveRejections = try s.int("max_consecutive_rejections", range: 1...Int.max)
-                ?? c.searcher.maxConsecutiveRejections
-            if c.searcher.sampleSize > c.searcher.populationSize, let n = s.valueNode("sample_size") {
-                throw s.error(at: n, "'sample_size' (\(c.searcher.sampleSize)) must not exceed 'population_size' (\(c.searcher.populationSize))")
-            }
-            try s.finish(section: "searcher")
+    /// Parses like `parse(yaml:file:)` but goes on after an error, so that one pass finds every
+    /// problem the parser can see: a bad value leaves its default in place and reading continues
+    /// with the next key. `config` is `nil` only when the document cannot be read at all (invalid
+    /// YAML, not a mapping); `errors` are in the order found (`parse` throws the first one).
+    public static func parseCollectingErrors(yaml: String, file: String) -> (config: ExperimentConfig?, errors: [ConfigError]) {
+        var errors = [ConfigError]()
+        func record(_ error: Error) {
+            errors.append(error as? ConfigError ?? ConfigError(file: file, line: 1, column: 1, message: "\(error)"))
         }
-        if var b = try r.mapping("budget") {
-            c.budget.candidates = try b.int("candidates", range: 1...10_000_000) ?? c.budget.candidates
-            c.budget.wallMinutes = try b.double("wall_minutes", range: 0.001...1e9)
-            try b.finish(section: "budget")
+        /// The value `body` reads, or `nil` (with the error recorded) when it throws.
+        func get<T>(_ body: () throws -> T?) -> T? {
+            do { return try body() } catch { record(error); return nil }
+        }
+        var r: ConfigReader
+        do { r = try ConfigReader.parse(yaml: yaml, file: file) } catch {
+            record(error)
+            return (nil, errors)
+        }
+        errors += r.problems
+        let name = get { try r.requiredString("name") }
+        var c = ExperimentConfig(name: name ?? "")
+        if let name, let node = r.valueNode("name"),
+           name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            errors.append(r.error(at: node, "'name' may contain letters, digits, '-', '_' and '.' only"))
+        }
+        if let s = get({ try r.int("seed", range: 0...Int.max) }) { c.seed = UInt64(s) }
+        c.space = get { try r.string("space") } ?? c.space
+        c.dataset = get { try r.string("dataset") } ?? c.dataset
+        c.taskType = get { try r.choice("task_type", ["classification"] + TaskKind.allCases.map(\.rawValue)) } ?? c.taskType
+        c.validationSplit = get { try r.double("validation_split", range: 0...0.9) } ?? c.validationSplit
+        c.workers = get { try r.int("workers", range: 1...64) } ?? c.workers
+        c.threads = get { try r.int("threads", range: 1...256) } ?? c.threads
+        c.output = get { try r.string("output") }
+
+        if var s = get({ try r.mapping("searcher") }) {
+            errors += s.problems
+            c.searcher.kind = get { try s.choice("kind", searcherKinds) } ?? c.searcher.kind
+            let population = get { try s.int("population_size", range: 2...100_000) }
+            let sample = get { try s.int("sample_size", range: 1...100_000) }
+            c.searcher.populationSize = population ?? c.searcher.populationSize
+            c.searcher.sampleSize = sample ?? c.searcher.sampleSize
+            c.searcher.deduplicate = get { try s.bool("deduplicate") } ?? c.searcher.deduplicate
+            c.searcher.maxConsecutiveRejections = get { try s.int("max_consecutive_rejections", range: 1...Int.max) }
+                ?? c.searcher.maxConsecutiveRejections
+            // Only compare values that were read without error (a bad one would be compared as its default).
+            let populationOK = population != nil || s.valueNode("population_size") == nil
+            if sample != nil, populationOK, c.searcher.sampleSize > c.searcher.populationSize, let n = s.valueNode("sample_size") {
+                errors.append(s.error(at: n, "'sample_size' (\(c.searcher.sampleSize)) must not exceed 'population_size' (\(c.searcher.populationSize))"))
+            }
+            errors += s.unknownKeyErrors(section: "searcher")
+        }
+        if var b = get({ try r.mapping("budget") }) {
+            errors += b.problems
+            c.budget.candidates = get { try b.int("candidates", range: 1...10_000_000) } ?? c.budget.candidates
+            c.budget.wallMinutes = get { try b.double("wall_minutes", range: 0.001...1e9) }
+            errors += b.unknownKeyErrors(section: "budget")
         }
         // Training defaults follow the task (`TaskKind.defaultTraining`): the one `task_type` names,
         // else the space's. A space that does not resolve fails the run later with its own error.
         if let task = TaskKind(name: c.taskType) ?? (try? SpaceReference.resolve(c.space))?.space.task {
             c.training = task.defaultTraining
         }
-        if var t = try r.mapping("training") {
-            c.training.epochs = try t.int("epochs", range: 1...100_000) ?? c.training.epochs
-            c.training.batchSize = try t.int("batch_size", range: 1...1_000_000) ?? c.training.batchSize
-            c.training.learningRate = try t.double("learning_rate", range: 1e-12...100) ?? c.training.learningRate
-            c.training.optimizer = try t.choice("optimizer", ["sgd", "adamw"]) ?? c.training.optimizer
-            c.training.momentum = try t.double("momentum", range: 0...0.9999) ?? c.training.momentum
-            c.training.nesterov = try t.bool("nesterov") ?? c.training.nesterov
-            c.training.weightDecay = try t.double("weight_decay", range: 0...1) ?? c.training.weightDecay
-            c.training.schedule = try t.choice("schedule", ["constant", "step", "cosine"]) ?? c.training.schedule
-            c.training.warmupEpochs = try t.int("warmup_epochs", range: 0...100_000) ?? c.training.warmupEpochs
-            c.training.labelSmoothing = try t.double("label_smoothing", range: 0...0.999) ?? c.training.labelSmoothing
-            try t.finish(section: "training")
+        if var t = get({ try r.mapping("training") }) {
+            errors += t.problems
+            c.training.epochs = get { try t.int("epochs", range: 1...100_000) } ?? c.training.epochs
+            c.training.batchSize = get { try t.int("batch_size", range: 1...1_000_000) } ?? c.training.batchSize
+            c.training.learningRate = get { try t.double("learning_rate", range: 1e-12...100) } ?? c.training.learningRate
+            c.training.optimizer = get { try t.choice("optimizer", ["sgd", "adamw"]) } ?? c.training.optimizer
+            c.training.momentum = get { try t.double("momentum", range: 0...0.9999) } ?? c.training.momentum
+            c.training.nesterov = get { try t.bool("nesterov") } ?? c.training.nesterov
+            c.training.weightDecay = get { try t.double("weight_decay", range: 0...1) } ?? c.training.weightDecay
+            c.training.schedule = get { try t.choice("schedule", ["constant", "step", "cosine"]) } ?? c.training.schedule
+            c.training.warmupEpochs = get { try t.int("warmup_epochs", range: 0...100_000) } ?? c.training.warmupEpochs
+            c.training.labelSmoothing = get { try t.double("label_smoothing", range: 0...0.999) } ?? c.training.labelSmoothing
+            errors += t.unknownKeyErrors(section: "training")
         }
-        if var k = try r.mapping("constraints") {
-            c.constraints.maxParams = try k.int("max_params", range: 1...Int.max)
-            c.constraints.maxFlops = try k.double("max_flops", range: 1...1e18)
-            c.constraints.maxLatencyMs = try k.double("max_latency_ms", range: 1e-6...1e9)
-            c.constraints.latency = try k.choice("latency", ["predicted", "measured"]) ?? c.constraints.latency
-            c.constraints.latencyTable = try k.string("latency_table") ?? c.constraints.latencyTable
-            try k.finish(section: "constraints")
+        if var k = get({ try r.mapping("constraints") }) {
+            errors += k.problems
+            c.constraints.maxParams = get { try k.int("max_params", range: 1...Int.max) }
+            c.constraints.maxFlops = get { try k.double("max_flops", range: 1...1e18) }
+            c.constraints.maxLatencyMs = get { try k.double("max_latency_ms", range: 1e-6...1e9) }
+            c.constraints.latency = get { try k.choice("latency", ["predicted", "measured"]) } ?? c.constraints.latency
+            c.constraints.latencyTable = get { try k.string("latency_table") } ?? c.constraints.latencyTable
+            errors += k.unknownKeyErrors(section: "constraints")
         }
-        if var x = try r.mapping("executor") {
-            c.executor.kind = try x.choice("kind", ["local", "slurm"]) ?? c.executor.kind
-            c.executor.sharedDirectory = try x.string("shared_dir")
-            c.executor.partition = try x.string("partition")
-            c.executor.timeLimitMinutes = try x.int("time_limit_minutes", range: 1...1_000_000) ?? c.executor.timeLimitMinutes
-            c.executor.cpusPerTask = try x.int("cpus_per_task", range: 1...1024) ?? c.executor.cpusPerTask
-            c.executor.maxRetries = try x.int("max_retries", range: 0...100) ?? c.executor.maxRetries
-            c.executor.extraArguments = try x.stringList("extra_args") ?? []
-            c.executor.workerCommand = try x.stringList("worker_command")
-            if c.executor.kind == "slurm", c.executor.sharedDirectory == nil {
-                throw x.error(at: x.node, "a slurm executor needs 'shared_dir' (a directory all nodes see)")
+        if var x = get({ try r.mapping("executor") }) {
+            errors += x.problems
+            c.executor.kind = get { try x.choice("kind", ["local", "slurm"]) } ?? c.executor.kind
+            let errorsBeforeSharedDir = errors.count
+            c.executor.sharedDirectory = get { try x.string("shared_dir") }
+            let sharedDirUnreadable = errors.count > errorsBeforeSharedDir
+            c.executor.partition = get { try x.string("partition") }
+            c.executor.timeLimitMinutes = get { try x.int("time_limit_minutes", range: 1...1_000_000) } ?? c.executor.timeLimitMinutes
+            c.executor.cpusPerTask = get { try x.int("cpus_per_task", range: 1...1024) } ?? c.executor.cpusPerTask
+            c.executor.maxRetries = get { try x.int("max_retries", range: 0...100) } ?? c.executor.maxRetries
+            c.executor.extraArguments = get { try x.stringList("extra_args") } ?? []
+            c.executor.workerCommand = get { try x.stringList("worker_command") }
+            if c.executor.kind == "slurm", c.executor.sharedDirectory == nil, !sharedDirUnreadable {
+                errors.append(x.error(at: x.node, "a slurm executor needs 'shared_dir' (a directory all nodes see)"))
             }
-            try x.finish(section: "executor")
+            errors += x.unknownKeyErrors(section: "executor")
         }
-        if var e = try r.mapping("evaluator") {
-            c.evaluator.kind = try e.choice("kind", ["training", "tabular"]) ?? c.evaluator.kind
-            c.evaluator.table = try e.string("table")
-            c.evaluator.keyColumn = try e.string("key_column") ?? c.evaluator.keyColumn
-            c.evaluator.metricColumn = try e.string("metric_column") ?? c.evaluator.metricColumn
-            c.evaluator.reportColumns = try e.stringList("report_columns") ?? []
-            if c.evaluator.kind == "tabular", c.evaluator.table == nil {
-                throw e.error(at: e.node, "a tabular evaluator needs 'table' (path to the CSV)")
+        if var e = get({ try r.mapping("evaluator") }) {
+            errors += e.problems
+            c.evaluator.kind = get { try e.choice("kind", ["training", "tabular"]) } ?? c.evaluator.kind
+            let errorsBeforeTable = errors.count
+            c.evaluator.table = get { try e.string("table") }
+            let tableUnreadable = errors.count > errorsBeforeTable
+            c.evaluator.keyColumn = get { try e.string("key_column") } ?? c.evaluator.keyColumn
+            c.evaluator.metricColumn = get { try e.string("metric_column") } ?? c.evaluator.metricColumn
+            c.evaluator.reportColumns = get { try e.stringList("report_columns") } ?? []
+            if c.evaluator.kind == "tabular", c.evaluator.table == nil, !tableUnreadable {
+                errors.append(e.error(at: e.node, "a tabular evaluator needs 'table' (path to the CSV)"))
             }
-            try e.finish(section: "evaluator")
+            errors += e.unknownKeyErrors(section: "evaluator")
         }
-        try r.finish()
-        return c
+        errors += r.unknownKeyErrors()
+        return (c, errors)
     }
 }

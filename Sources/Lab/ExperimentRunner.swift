@@ -67,12 +67,17 @@ public final class ExperimentRunner {
     private let executor: CandidateExecutor?
     private let table: TabularBenchmark?
     private var reportTables: [(String, TabularBenchmark)] = []
+    /// Values a tabular benchmark reports for candidates not yet recorded (the metric column and
+    /// every `report_columns` entry under its own name), written just before their row.
+    private var pendingReported: [Int: [(name: String, value: Double)]] = [:]
     private var inputShape: FeatureShape
     private var inputKind: InputKind
     private var classCount: Int
     /// Rows already in the record (resume): replayed instead of re-run.
     private var recorded: [Int: CandidateRow] = [:]
     private var rows: [CandidateRow] = []
+    /// Final validation losses of the rows, for ``CandidateRanking``'s tie-break.
+    private var ranking = CandidateRanking()
     private let weightsDirectory: String
     private var lastStateSave = Date.distantPast
     private var latencyTable: LatencyTable?
@@ -99,8 +104,17 @@ public final class ExperimentRunner {
         let searcher = try AnySearcher(config.searchAlgorithm, space: space.space, seed: config.seed,
                                        maximumConsecutiveRejections: config.searcher.maxConsecutiveRejections)
         let record = try ExperimentRecord.create(path: path, metadata: metadata, overwrite: overwrite, liveLog: true)
-        return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
-                                    searcher: searcher, executor: executor)
+        do {
+            return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
+                                        searcher: searcher, executor: executor)
+        } catch {
+            // A search that cannot start (missing dataset, table, …) leaves no empty record behind
+            // that would refuse the fixed config ("already exists") and fail to resume.
+            try? record.close()
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: ExperimentRecord.liveLogPath(forRecord: path))
+            throw error
+        }
     }
 
     /// Reopens a record and continues its search with the stored config, space and searcher state.
@@ -113,7 +127,7 @@ public final class ExperimentRunner {
         config.output = recordPath
         if var expected {
             expected.output = recordPath
-            if expected != config { throw LabError.configChanged(record: recordPath, detail: "given config ≠ stored config") }
+            if expected != config { throw LabError.configChanged(record: recordPath, detail: expected.differenceSummary(from: config)) }
         }
         let space = try SpaceReference.fromText(record.metadata.searchSpaceYAML, name: config.space)
         let searcher: AnySearcher
@@ -128,6 +142,7 @@ public final class ExperimentRunner {
                                           record: record, searcher: searcher, executor: executor)
         let existing = try record.readCandidates()
         runner.rows = existing
+        runner.ranking = CandidateRanking(epochs: try record.readEpochs())
         let covered = searcher.ledger.nextProposalID
         for row in existing where Int(row.id) >= covered { runner.recorded[Int(row.id)] = row }
         return runner
@@ -294,11 +309,9 @@ public final class ExperimentRunner {
         return summary
     }
 
-    /// The best accepted candidate so far (highest validation accuracy; ties: lowest id).
-    public var best: CandidateRow? {
-        rows.filter { $0.status == .accepted && $0.validationAccuracy.isFinite }
-            .max { ($0.validationAccuracy, -$0.id) < ($1.validationAccuracy, -$1.id) }
-    }
+    /// The best accepted candidate so far, in ``CandidateRanking``'s order (validation accuracy;
+    /// ties: lower final validation loss, then lower id).
+    public var best: CandidateRow? { ranking.best(rows) }
 
     /// Estimates the proposal's costs and checks the constraints; rejected rows carry the reason.
     private func screen(_ proposal: Proposal) throws -> Screened {
@@ -376,8 +389,15 @@ public final class ExperimentRunner {
             if let table {
                 let t0 = Date()
                 if let value = table.lookup(s.text) {
+                    // The metric column is the search metric (recorded as val_accuracy); a table has no
+                    // separate test split, so test_accuracy stays unknown. Every column is also kept
+                    // under its own name in the record's `reported` table.
                     var r = CandidateResult(id: s.proposal.id, status: .completed, validationAccuracy: value, worker: "table")
-                    if let first = reportTables.first { r.testAccuracy = first.1.lookup(s.text) ?? .nan }
+                    var values = [(name: config.evaluator.metricColumn, value: value)]
+                    for (column, report) in reportTables {
+                        if let v = report.lookup(s.text) { values.append((column, v)) }
+                    }
+                    pendingReported[s.proposal.id] = values
                     r.wallSeconds = Date().timeIntervalSince(t0)
                     results[s.proposal.id] = r
                 } else {
@@ -415,8 +435,9 @@ public final class ExperimentRunner {
             row.status = .failed
             row.reason = "no validation accuracy"
         }
+        if let loss = result.epochs.last?.validationLoss, loss.isFinite { ranking.validationLoss[row.id] = loss }
         if row.status == .accepted, let file = result.weightsFile,
-           best.map({ row.validationAccuracy > $0.validationAccuracy }) ?? true {
+           best.map({ ranking.isBetter(row, than: $0) }) ?? true {
             try record.setBest(candidateID: row.id, tensors: WeightsFile.read(file))
         }
         if !result.epochs.isEmpty {
@@ -433,6 +454,9 @@ public final class ExperimentRunner {
     }
 
     private func commit(_ row: CandidateRow) throws {
+        if let values = pendingReported.removeValue(forKey: Int(row.id)) {
+            try record.appendReported(candidateID: row.id, values)
+        }
         try record.appendCandidate(row)
         rows.append(row)
     }

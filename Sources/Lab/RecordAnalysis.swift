@@ -1,4 +1,7 @@
+import Datasets
+import Engine
 import Foundation
+import NASCore
 import Records
 
 /// Reads a record and summarises it: top-k table, Pareto fronts, search progress, SVG plots.
@@ -8,6 +11,10 @@ public struct RecordAnalysis {
     public let candidates: [CandidateRow]
     public let fronts: ParetoFronts
     public let bestID: Int64?
+    /// Values recorded under their own names (a tabular benchmark's metric and report columns).
+    public let reported: CandidateExport.Reported
+    /// The order of candidates (ties on validation accuracy broken by final validation loss).
+    public let ranking: CandidateRanking
 
     public init(path: String) throws {
         let record = try ExperimentRecord.openReadOnly(path: path)
@@ -17,14 +24,14 @@ public struct RecordAnalysis {
         candidates = try record.readCandidates()
         fronts = try record.paretoFronts()
         bestID = try record.bestCandidateID()
+        reported = try record.readReported()
+        ranking = CandidateRanking(epochs: try record.readEpochs())
     }
 
     public var accepted: [CandidateRow] { candidates.filter { $0.status == .accepted } }
 
-    /// The `k` best accepted candidates by validation accuracy (ties: lower id first).
-    public func top(_ k: Int) -> [CandidateRow] {
-        Array(accepted.sorted { ($0.validationAccuracy, -$0.id) > ($1.validationAccuracy, -$1.id) }.prefix(k))
-    }
+    /// The `k` best accepted candidates in ``CandidateRanking``'s order.
+    public func top(_ k: Int) -> [CandidateRow] { Array(ranking.ranked(candidates).prefix(k)) }
 
     /// Best validation accuracy after each evaluated (non-rejected) candidate.
     public var bestSoFar: [(evaluated: Int, accuracy: Double)] {
@@ -66,7 +73,26 @@ public struct RecordAnalysis {
         let byID = Dictionary(uniqueKeysWithValues: candidates.map { ($0.id, $0) })
         var out = "record: \(path)\nexperiment: \(metadata.name)  seed \(metadata.seed)  created \(metadata.createdAt)\n"
         out += "candidates: \(candidates.count) (accepted \(accepted.count), rejected \(candidates.filter { $0.status == .rejected }.count), failed \(candidates.filter { $0.status == .failed }.count))\n\n"
-        out += "top \(min(k, accepted.count)) by validation accuracy:\n" + RecordAnalysis.table(top(k)) + "\n\n"
+        out += "top \(min(k, accepted.count)) by validation accuracy:\n" + RecordAnalysis.table(top(k)) + "\n"
+        let tied = ranking.tiesWithBest(candidates)
+        if !tied.isEmpty {
+            let losses = tied.map { r in "#\(r.id) " + (ranking.validationLoss[r.id].map { String(format: "%.4f", $0) } ?? "–") }
+            out += String(format: "tie: %d candidates share the best validation accuracy %.4f; the lower final validation loss decides: ",
+                          tied.count, tied[0].validationAccuracy) + losses.joined(separator: ", ") + "\n"
+        }
+        out += "\n"
+        if !reported.names.isEmpty {
+            out += "reported values of the top \(min(k, accepted.count)) (recorded under their own names):\n"
+            out += (["   id"] + reported.names).joined(separator: "  ") + "\n"
+            for r in top(k) {
+                let cells = reported.names.map { name -> String in
+                    let text = (reported.values[r.id]?[name]).map { String(format: "%.4f", $0) } ?? "–"
+                    return String(repeating: " ", count: max(0, name.count - text.count)) + text
+                }
+                out += ([String(repeating: " ", count: max(0, 5 - String(r.id).count)) + String(r.id)] + cells).joined(separator: "  ") + "\n"
+            }
+            out += "\n"
+        }
         out += "Pareto front, validation accuracy vs latency (\(fronts.accuracyVsLatency.count)):\n"
         out += RecordAnalysis.table(fronts.accuracyVsLatency.compactMap { byID[$0] }) + "\n\n"
         out += "Pareto front, validation accuracy vs params (\(fronts.accuracyVsParams.count)):\n"
@@ -109,10 +135,38 @@ public struct RecordAnalysis {
             var plot = SVGPlot(title: "\(metadata.name): accuracy vs \(label)", xLabel: label, yLabel: "validation accuracy", logX: logX)
             plot.series.append(.init(label: "accepted", points: accepted.map { (cost($0), $0.validationAccuracy) }, color: "#1f77b4"))
             let f = front.compactMap { byID[$0] }.sorted { cost($0) < cost($1) }
-            plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728", line: true))
-            plot.series.append(.init(label: "front members", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728", radius: 5))
+            plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728",
+                                     line: true, radius: 5, markers: true))
             try save(plot, name)
         }
+        do {
+            if let svg = try bestArchitectureSVG() {
+                let path = (directory as NSString).appendingPathComponent("best-architecture.svg")
+                try svg.write(toFile: path, atomically: true, encoding: .utf8)
+                written.append(path)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("best-architecture.svg not drawn: \(error)\n".utf8))
+        }
         return written
+    }
+
+    /// The best candidate's network as an SVG graph (``ArchitectureDiagram``), decoded for the
+    /// record's input: NAS-Bench-201's 3×32×32 for tabular records, else the config's dataset
+    /// (loaded and split as the search did). `nil` without a best candidate.
+    public func bestArchitectureSVG() throws -> String? {
+        guard let bestID, let best = candidates.first(where: { $0.id == bestID }) else { return nil }
+        let config = try ExperimentConfig.parse(yaml: metadata.configYAML, file: "\(path):/config_yaml")
+        let reference = try SpaceReference.fromText(metadata.searchSpaceYAML, name: config.space)
+        let shape: FeatureShape, kind: InputKind, classes: Int
+        if config.evaluator.kind == "tabular" {
+            (shape, kind, classes) = (FeatureShape(channels: 3, height: 32, width: 32), .image, 10)
+        } else {
+            let meta = try DatasetCache().dataset(config.dataset, validationSplit: config.validationSplit, seed: config.seed).metadata
+            (shape, kind, classes) = (meta.sampleShape, meta.inputKind, meta.classCount)
+        }
+        let graph = try reference.space.network(for: try reference.space.parse(best.architecture), inputShape: shape,
+                                                inputKind: kind, classCount: classes)
+        return try ArchitectureDiagram.svg(graph, title: "\(metadata.name): best candidate #\(best.id)")
     }
 }

@@ -132,6 +132,8 @@ public struct CostEstimate: Codable, Sendable {
     public var params: Int
     public var macs: Int
     public var flops: Int
+    /// FLOPs under NAS-Bench-201's convention (the figures NASLib stores for NB201); cell spaces only.
+    public var nasbench201_flops: Int?
     public var peak_activation_bytes: Int
     public var latency_ms_measured: Double?
     public var latency_ms_predicted: Double?
@@ -175,7 +177,8 @@ public struct CostEstimate: Codable, Sendable {
             let cost = try graph.cost()
             let latency = measure ? try LatencyMeasurement.measure(graph, batchSize: 1, threads: threads).medianMilliseconds : nil
             return CostEstimate(architecture: space.text(of: a), params: cost.parameters, macs: cost.multiplyAccumulates,
-                                flops: cost.flops, peak_activation_bytes: cost.peakActivationBytes,
+                                flops: cost.flops, nasbench201_flops: space.isCellSpace ? cost.nasBench201Flops : nil,
+                                peak_activation_bytes: cost.peakActivationBytes,
                                 latency_ms_measured: latency, latency_ms_predicted: nil)
         }
     }

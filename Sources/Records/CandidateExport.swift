@@ -7,7 +7,13 @@ import Foundation
 /// wall_seconds, worker`. Unknown numbers (NaN, ±∞) are empty CSV fields and JSON `null`.
 /// Integral numbers below 2⁵³ are written without a fraction (`1234`, not `1234.0`); other numbers
 /// use Swift's shortest round-trip representation, so numbers survive a round trip exactly.
+///
+/// A record's reported values (``ExperimentRecord/readReported()``: e.g. every column of a tabular
+/// benchmark under its own name) follow as extra CSV columns, one per name, and as a `reported`
+/// object in JSON; parsing ignores them.
 public enum CandidateExport {
+    /// Reported values by candidate id, and their names in column order.
+    public typealias Reported = (names: [String], values: [Int64: [String: Double]])
     /// The column names of exports (the same names as the HDF5 `candidates` fields).
     public static let columns = ExperimentRecord.candidateColumnNames
 
@@ -31,13 +37,16 @@ public enum CandidateExport {
 
     /// RFC 4180 CSV: a header row, CRLF line ends, fields quoted when they contain `,`, `"`, CR or LF
     /// (quotes doubled). Unknown numbers are empty fields.
-    public static func csv(_ rows: [CandidateRow]) -> String {
+    public static func csv(_ rows: [CandidateRow], reported: Reported = ([], [:])) -> String {
         func quote(_ field: String) -> String {
             guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
             return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
-        var lines = [columns.joined(separator: ",")]
-        for row in rows { lines.append(fields(row).map { quote($0 ?? "") }.joined(separator: ",")) }
+        var lines = [(columns + reported.names).map(quote).joined(separator: ",")]
+        for row in rows {
+            let extra = reported.names.map { number(reported.values[row.id]?[$0] ?? .nan) }
+            lines.append((fields(row) + extra).map { quote($0 ?? "") }.joined(separator: ","))
+        }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
 
@@ -70,12 +79,14 @@ public enum CandidateExport {
         if inQuotes { throw RecordError.export(detail: "CSV ends inside a quoted field") }
         if !field.isEmpty || !record.isEmpty { record.append(field); records.append(record) }
         guard let header = records.first else { throw RecordError.export(detail: "CSV is empty") }
-        guard header == columns else { throw RecordError.export(detail: "CSV header \(header) differs from \(columns)") }
+        guard Array(header.prefix(columns.count)) == columns else {
+            throw RecordError.export(detail: "CSV header \(header) differs from \(columns)")
+        }
         return try records.dropFirst().enumerated().map { index, values in
-            guard values.count == columns.count else {
-                throw RecordError.export(detail: "CSV row \(index + 1) has \(values.count) fields, expected \(columns.count)")
+            guard values.count == header.count else {
+                throw RecordError.export(detail: "CSV row \(index + 1) has \(values.count) fields, expected \(header.count)")
             }
-            return try row(from: values.map { $0 }, line: index + 2, isNull: { $0.isEmpty })
+            return try row(from: Array(values.prefix(columns.count)), line: index + 2, isNull: { $0.isEmpty })
         }
     }
 
@@ -105,12 +116,12 @@ public enum CandidateExport {
     // MARK: JSON
 
     /// A JSON array of objects, one per row, keys as in ``columns``; unknown numbers are `null`.
-    public static func json(_ rows: [CandidateRow]) -> String {
-        rows.isEmpty ? "[]\n" : "[\n" + rows.map { "  " + jsonObject($0) }.joined(separator: ",\n") + "\n]\n"
+    public static func json(_ rows: [CandidateRow], reported: Reported = ([], [:])) -> String {
+        rows.isEmpty ? "[]\n" : "[\n" + rows.map { "  " + jsonObject($0, reported: reported) }.joined(separator: ",\n") + "\n]\n"
     }
 
     /// One row as a single-line JSON object (the format of JSON Lines logs).
-    public static func jsonObject(_ row: CandidateRow) -> String {
+    public static func jsonObject(_ row: CandidateRow, reported: Reported = ([], [:])) -> String {
         func escape(_ s: String) -> String {
             var out = "\""
             for scalar in s.unicodeScalars {
@@ -131,7 +142,9 @@ public enum CandidateExport {
             if let text = pair.1 { value = stringColumns.contains(index) ? escape(text) : text } else { value = "null" }
             return escape(pair.0) + ": " + value
         }
-        return "{" + pairs.joined(separator: ", ") + "}"
+        guard !reported.names.isEmpty else { return "{" + pairs.joined(separator: ", ") + "}" }
+        let values = reported.names.map { escape($0) + ": " + (number(reported.values[row.id]?[$0] ?? .nan) ?? "null") }
+        return "{" + pairs.joined(separator: ", ") + ", \"reported\": {" + values.joined(separator: ", ") + "}}"
     }
 
     struct JSONRow: Decodable {

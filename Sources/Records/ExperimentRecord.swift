@@ -54,6 +54,9 @@ public final class ExperimentRecord: @unchecked Sendable {
     private let file: H5File
     private let candidates: HDF5Table
     private var epochs: HDF5Table
+    /// `reported`: extra values of candidates by name (a tabular benchmark's report columns);
+    /// `nil` in a read-only record written before the table existed.
+    private var reported: HDF5Table?
     private let lock = NSRecursiveLock()
 
     static let candidateColumnNames = [
@@ -75,13 +78,19 @@ public final class ExperimentRecord: @unchecked Sendable {
         ]
     }
 
+    static let reportedColumnNames = ["candidate_id", "name", "value"]
+    static let reportedColumns = [
+        HDF5Column("candidate_id", .int64), HDF5Column("name", .string(capacity: 64)), HDF5Column("value", .float64),
+    ]
+
     static let epochColumns = [
         HDF5Column("candidate_id", .int64), HDF5Column("epoch", .int64), HDF5Column("train_loss", .float64),
         HDF5Column("train_accuracy", .float64), HDF5Column("val_loss", .float64), HDF5Column("val_accuracy", .float64),
     ]
 
     private init(file: H5File, metadata: RecordMetadata, layout: RecordLayout, candidates: HDF5Table, epochs: HDF5Table,
-                 liveLogPath: String?) {
+                 reported: HDF5Table?, liveLogPath: String?) {
+        self.reported = reported
         self.file = file
         self.liveLogPath = liveLogPath
         self.path = file.path
@@ -128,9 +137,10 @@ public final class ExperimentRecord: @unchecked Sendable {
             try environment.setAttribute("hdf5_version", e.hdf5Version)
             let candidates = try file.createTable("candidates", columns: candidateColumns(layout), chunkRows: 8, compressionLevel: 1)
             let epochs = try file.createTable("epochs", columns: epochColumns, chunkRows: 256, compressionLevel: 4)
+            let reported = try file.createTable("reported", columns: reportedColumns, chunkRows: 64, compressionLevel: 4)
             try file.flush()
             let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,
-                                          liveLogPath: liveLog ? liveLogPath(forRecord: path) : nil)
+                                          reported: reported, liveLogPath: liveLog ? liveLogPath(forRecord: path) : nil)
             try record.rewriteLiveLog(rows: [])
             return record
         }
@@ -197,7 +207,18 @@ public final class ExperimentRecord: @unchecked Sendable {
             }
             let layout = RecordLayout(architectureCapacity: capacity("architecture"), hashCapacity: capacity("hash"),
                                       reasonCapacity: capacity("reason"), workerCapacity: capacity("worker"))
+            // Records written before the `reported` table get it when opened for writing.
+            var reported: HDF5Table?
+            if file.exists("reported") {
+                reported = try file.openTable("reported")
+                guard reported?.columns.map(\.name) == reportedColumnNames else {
+                    throw RecordError.corrupt(path: path, detail: "unexpected reported columns \(reported?.columns.map(\.name) ?? [])")
+                }
+            } else if mode == .readWrite {
+                reported = try file.createTable("reported", columns: reportedColumns, chunkRows: 64, compressionLevel: 4)
+            }
             let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,
+                                          reported: reported,
                                           liveLogPath: liveLog && mode == .readWrite ? liveLogPath(forRecord: path) : nil)
             if mode == .readWrite {
                 try record.repair()
@@ -239,6 +260,16 @@ public final class ExperimentRecord: @unchecked Sendable {
             epochs.close()
             epochs = try file.openTable("epochs")
         }
+        // Reported values are appended just before their candidate's row: trailing values of a
+        // candidate whose row was never written come from an interrupted evaluation.
+        if let reported {
+            let values = try reported.readAll()
+            var keepValues = values.count
+            while keepValues > 0, !finished.contains(values[keepValues - 1][0]) || values[keepValues - 1][1] == .string("") {
+                keepValues -= 1
+            }
+            if keepValues < values.count { try reported.resize(rowCount: keepValues) }
+        }
         try file.flush()
     }
 
@@ -273,6 +304,7 @@ public final class ExperimentRecord: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         candidates.close()
         epochs.close()
+        reported?.close()
         try wrappingHDF5 { try file.close() }
     }
 
@@ -308,6 +340,38 @@ public final class ExperimentRecord: @unchecked Sendable {
             ])
             try file.flush()
             try appendLiveLog(row)
+        }
+    }
+
+    /// Appends values reported for a candidate under their own names (e.g. a tabular benchmark's
+    /// other columns) and flushes. Call it before ``appendCandidate(_:)`` of that candidate: values
+    /// of a candidate whose row is missing are dropped when the record is reopened.
+    public func appendReported(candidateID: Int64, _ values: [(name: String, value: Double)]) throws {
+        guard !values.isEmpty else { return }
+        try locked {
+            try requireWritable()
+            guard let reported else { throw RecordError.readOnly(path: path) }
+            if let long = values.first(where: { $0.name.utf8.count > 64 || $0.name.isEmpty }) {
+                throw RecordError.invalidValue(path: path, detail: "reported name '\(long.name)' must have 1–64 bytes")
+            }
+            try reported.append(rows: values.map { [.int(candidateID), .string($0.name), .double($0.value)] })
+            try file.flush()
+        }
+    }
+
+    /// The reported values of every candidate (see ``appendReported(candidateID:_:)``) and their
+    /// names in the order they first appear.
+    public func readReported() throws -> (names: [String], values: [Int64: [String: Double]]) {
+        try locked {
+            guard let reported else { return ([], [:]) }
+            var names = [String](), values = [Int64: [String: Double]]()
+            for cells in try reported.readAll() {
+                guard case let .int(id) = cells[0], case let .string(name) = cells[1], !name.isEmpty,
+                      case let .double(value) = cells[2] else { continue }
+                if !names.contains(name) { names.append(name) }
+                values[id, default: [:]][name] = value
+            }
+            return (names, values)
         }
     }
 

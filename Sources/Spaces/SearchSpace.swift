@@ -28,6 +28,9 @@ public struct SearchSpace: ArchitectureSpace, Hashable {
     let stem: [LayerSpec]
     let stages: [StageSpec]
     let cell: CellSpec?
+    /// Whether this is a cell space (NAS-Bench-201 style: a searched cell repeated in a fixed
+    /// skeleton), whose FLOPs are also reported under NAS-Bench-201's convention.
+    public var isCellSpace: Bool { cell != nil }
     let genotypes: [GenotypeSpec]
     let head: HeadSpec
     /// For each decision, the genotype it belongs to (cell edge decisions) or `nil`.

@@ -33,6 +33,7 @@ struct TrainCommand: ParsableCommand {
         if let epochs { guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") } }
         if let batchSize { guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") } }
         if let learningRate { guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive") } }
+        if let weightDecay { guard weightDecay >= 0, weightDecay.isFinite else { throw ValidationError("--weight-decay must be 0 or more, got \(weightDecay)") } }
         if let optimizer { guard ["sgd", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be sgd or adamw") } }
         if let schedule {
             guard ["constant", "step", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be constant, step or cosine") }
@@ -95,6 +96,12 @@ struct SpacesCommand: ParsableCommand {
     }
 }
 
+/// `value` right-aligned in `width` columns.
+private func pad(_ value: Int, _ width: Int) -> String {
+    let text = String(value)
+    return String(repeating: " ", count: max(0, width - text.count)) + text
+}
+
 struct EstimateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "estimate", abstract: "Params, MACs/FLOPs and latency of architectures, without training.")
@@ -110,21 +117,25 @@ struct EstimateCommand: ParsableCommand {
     @Flag(help: "Skip the measured latency.") var noLatency = false
     @Flag(help: "JSON output.") var json = false
 
+    func validate() throws {
+        try requireNonNegative(random, "--random")
+        try requirePositive(vocabulary, "--vocabulary")
+        try requirePositive(classes, "--classes")
+        try requirePositive(threads, "--threads")
+    }
+
     func run() throws {
         try reportingErrors {
             var shape: FeatureShape?
-            if let input {
-                guard let parsed = FeatureShapeParser.parse(input) else {
-                    throw ValidationError("--input must look like 1x28x28, got '\(input)'")
-                }
-                shape = parsed
-            }
+            if let input { shape = try FeatureShapeParser.parseChecked(input) }
             let estimates = try CostEstimate.estimate(space: space, architectures: arch.isEmpty ? nil : arch, random: random,
                                                       seed: seed, inputShape: shape, classCount: classes,
                                                       measure: !noLatency, threads: threads, vocabulary: vocabulary)
             if json { try printJSON(estimates); return }
             for e in estimates {
-                var line = String(format: "params %9d  MACs %12d  FLOPs %12d", e.params, e.macs, e.flops)
+                // Counts are Int (64-bit): %d would print them as 32-bit (ResNet-18's FLOPs came out negative).
+                var line = "params \(pad(e.params, 9))  MACs \(pad(e.macs, 13))  FLOPs \(pad(e.flops, 13))"
+                if let nb = e.nasbench201_flops { line += "  NB201 FLOPs \(pad(nb, 11))" }
                 if let l = e.latency_ms_measured { line += String(format: "  latency %.3f ms (measured, batch 1, %d thread(s))", l, threads) }
                 print(line)
                 print("  \(e.architecture)")
@@ -148,10 +159,22 @@ struct LatencyCommand: ParsableCommand {
         @Option(help: "Architectures sampled per space, input and class count.") var samples = 300
         @Option(help: "Seed of the sampling.") var seed: UInt64 = 1
         @Option(help: "Threads during the measurements (use the thread count candidates get).") var threads = 1
-        @Option(name: [.short, .long], help: "The table file.") var output = "Results/latency-table.h5"
+        @Option(name: [.short, .long], help: "The table file (default: the per-user cache, $NASLAB_CACHE_DIR or ~/.cache/naslab/latency-table.h5).")
+        var output = ExperimentConfig(name: "latency").constraints.latencyTable
+        @Flag(help: "Replace an existing table (default: refuse, as search refuses to replace a record).") var overwrite = false
+
+        func validate() throws {
+            for c in classes { try requirePositive(c, "--classes") }
+            try requirePositive(samples, "--samples")
+            try requirePositive(threads, "--threads")
+        }
 
         func run() throws {
             try reportingErrors {
+                for shape in input { _ = try FeatureShapeParser.parseChecked(shape) }   // argument errors first
+                if FileManager.default.fileExists(atPath: output), !overwrite {
+                    throw LabError.invalid("\(output) already exists: pass --overwrite to replace it, or choose another --output")
+                }
                 let summary = try LatencyTableBuilding.build(
                     spaces: spaces.split(separator: ",").map(String.init), inputShapes: input, classCounts: classes,
                     samplesPerSpace: samples, seed: seed, threads: threads, output: output,

@@ -10,14 +10,14 @@ struct NASLabCommand: ParsableCommand {
         version: NASLabVersion.current,
         subcommands: [
             SearchCommand.self, ResumeCommand.self, ReproduceCommand.self, AnalyzeCommand.self, ExportCommand.self,
-            TrainCommand.self, PredictCommand.self, SpacesCommand.self, DatasetsCommand.self, EstimateCommand.self, LatencyCommand.self,
-            EvaluateCommand.self,
+            TrainCommand.self, PredictCommand.self, ExportONNXCommand.self, SpacesCommand.self, DatasetsCommand.self, EstimateCommand.self, LatencyCommand.self,
+            EvaluateCommand.self, ValidateCommand.self, DrawCommand.self,
             ServeCommand.self, KeysCommand.self,
         ])
 
     static func main() {
         EngineSettings.relaunchWithOptimizedBLASIfNeeded()
-        main(nil)
+        main(ArgumentPreflight.prepare(Array(CommandLine.arguments.dropFirst())))
     }
 }
 

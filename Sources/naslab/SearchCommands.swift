@@ -16,8 +16,8 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "No progress display.") var quiet = false
 
     func validate() throws {
-        if let budget, budget < 1 { throw ValidationError("--budget must be at least 1") }
-        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+        try requirePositive(budget, "--budget")
+        try requirePositive(workers, "--workers")
     }
 
     func run() throws {
@@ -83,6 +83,8 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(help: "How many top candidates to list.") var top = 10
     @Option(help: "Write SVG plots into this directory.") var plot: String?
 
+    func validate() throws { try requirePositive(top, "--top") }
+
     func run() throws {
         try reportingErrors {
             let analysis = try RecordAnalysis(path: record)
@@ -106,8 +108,10 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let rows = try RecordAnalysis(path: record).candidates
-            let text = format == .csv ? CandidateExport.csv(rows) : CandidateExport.json(rows)
+            let analysis = try RecordAnalysis(path: record)
+            let rows = analysis.candidates
+            let text = format == .csv ? CandidateExport.csv(rows, reported: analysis.reported)
+                                      : CandidateExport.json(rows, reported: analysis.reported)
             if let output {
                 try text.write(toFile: output, atomically: true, encoding: .utf8)
             } else {
@@ -123,13 +127,19 @@ struct ReproduceCommand: ParsableCommand {
 
     @Argument(help: "The record (Results/*.h5).") var record: String
     @Option(help: "Candidate id (default: the best).") var candidate: Int?
-    @Option(help: "Compute threads (default: the record's).") var threads: Int?
+    @Option(help: "Compute threads (default: the record's). Another count is not expected to be bit-identical: its accuracies are compared with a tolerance of \(Reproduction.crossThreadAccuracyTolerance).")
+    var threads: Int?
+
+    func validate() throws {
+        try requireNonNegative(candidate, "--candidate")
+        try requirePositive(threads, "--threads")
+    }
 
     func run() throws {
         try reportingErrors {
             let r = try Reproduction.run(recordPath: record, candidateID: candidate, threads: threads)
             print(r.report)
-            if !r.identical { throw ExitCode(3) }
+            if !r.passed { throw ExitCode(3) }
         }
     }
 }
@@ -146,8 +156,8 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let data = try Data(contentsOf: URL(fileURLWithPath: spec))
-            let s = try CandidateJSON.decoder().decode(CandidateSpec.self, from: data)
+            let s = try CandidateSpec.load(path: spec)
+            try CandidateResult.checkWritable(output)
             EngineSettings.setThreads(s.threads)
             let name = worker ?? ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"].map {
                 "slurm-\($0)_\(ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"] ?? "0")"
@@ -155,9 +165,7 @@ struct EvaluateCommand: ParsableCommand {
             let result = CandidateTraining.evaluate(
                 s, datasets: DatasetCache(),
                 weightsDirectory: weightsDirectory ?? (output as NSString).deletingLastPathComponent, worker: name)
-            let tmp = output + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-            try CandidateJSON.encoder().encode(result).write(to: URL(fileURLWithPath: tmp))
-            _ = rename(tmp, output)
+            try SlurmResultFile.write(result, to: output)
         }
     }
 }

@@ -24,6 +24,14 @@ final class SearchRoutesTests: XCTestCase {
             XCTAssertEqual(constraints["max_latency_ms"] as? Int, 5)
             XCTAssertEqual(constraints["max_params"] as? Int, 100_000)
             XCTAssertNil(constraints["max_flops"])
+            // The CLI's defaults: its default searcher and the predicted-latency policy.
+            XCTAssertEqual(search["searcher"] as? String, "regularized_evolution")
+            XCTAssertEqual(search["latency_policy"] as? String, "predicted")
+            let local = try await api.send(.post, "/v1/nas/searches", json: """
+                {"task_type": "classification", "dataset_id": "digits", "searcher": "local_search",
+                 "constraints": {"max_params": 100000}}
+                """)
+            XCTAssertEqual(local["searcher"] as? String, "local_search", local.text)
             XCTAssertEqual(search["status"] as? String, "failed")
             XCTAssertTrue((search["failure_reason"] as? String ?? "").contains("no training backend"))
 
@@ -66,6 +74,8 @@ final class SearchRoutesTests: XCTestCase {
             try await expect(#"{"task_type": "classification", "dataset_id": "digits", \#(constraints), "search_space": "huge"}"#,
                              "search_space")
             try await expect(#"{"task_type": "classification", "dataset_id": "digits", \#(constraints), "budget": 3}"#, "budget")
+            try await expect(#"{"task_type": "classification", "dataset_id": "digits", \#(constraints), "searcher": "bayes"}"#,
+                             "searcher", "must be one of")
             assertError(try await api.send(.post, "/v1/nas/searches",
                                            json: #"{"task_type": "classification", "dataset_id": "ds_nope", \#(constraints)}"#),
                         .notFound, type: "not_found_error", param: "dataset_id")
