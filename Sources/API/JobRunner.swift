@@ -235,14 +235,9 @@ actor JobRunner {
             var request = try APIRoutes.searchRequest(from: record, dataset: dataset, dataDirectory: dataDirectory)
             request.resume = true
             if wasRunning {
-                let reason: String
-                if let recorded = try workbench.recordedCandidates(request) {
-                    reason = "server restarted: resumed from its record (\(recorded) candidate(s) recorded)"
-                } else {
-                    reason = "server restarted before the search wrote its record: started from scratch"
-                }
-                try await store.recordRestart(id: record.id, reason: reason)
-                logger.info("job resumed", metadata: ["job": "\(record.id)", "reason": "\(reason)"])
+                try await noteRestart(record.id, reason: try workbench.recordedCandidates(request).map {
+                    "server restarted: resumed from its record (\($0) candidate(s) recorded)"
+                } ?? "server restarted before the search wrote its record: started from scratch")
             }
             _ = try await submitSearch(request, record: record)
         case .training:
@@ -252,19 +247,20 @@ actor JobRunner {
             if model.status != "training" { model.status = "training" }
             let request = try APIRoutes.trainingRequest(from: record, model: model, dataset: dataset, dataDirectory: dataDirectory)
             if wasRunning {
-                let reason: String
-                if let epochs = try workbench.checkpointedEpochs(request) {
-                    reason = "server restarted: resumed from the checkpoint after epoch \(epochs) of \(request.training.epochs)"
-                } else {
-                    reason = "server restarted before the first epoch finished (no checkpoint): training restarted from scratch"
-                }
-                try await store.recordRestart(id: record.id, reason: reason)
-                logger.info("job resumed", metadata: ["job": "\(record.id)", "reason": "\(reason)"])
+                try await noteRestart(record.id, reason: try workbench.checkpointedEpochs(request).map {
+                    "server restarted: resumed from the checkpoint after epoch \($0) of \(request.training.epochs)"
+                } ?? "server restarted before the first epoch finished (no checkpoint): training restarted from scratch")
             }
             _ = try await submitTraining(request, record: record)
         case .evaluation:
             throw LabError.invalid("evaluations are not resumable")
         }
+    }
+
+    /// Records and logs that a restart interrupted the running job `id` and what resuming it does.
+    private func noteRestart(_ id: String, reason: String) async throws {
+        try await store.recordRestart(id: id, reason: reason)
+        logger.info("job resumed", metadata: ["job": "\(id)", "reason": "\(reason)"])
     }
 
     // MARK: - Metrics

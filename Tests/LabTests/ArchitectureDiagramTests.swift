@@ -3,6 +3,7 @@ import Foundation
 import Lab
 import NASCore
 import Spaces
+import TestSupport
 import XCTest
 #if canImport(FoundationXML)
 import FoundationXML

@@ -1,6 +1,7 @@
 import Foundation
 import Lab
 import Records
+import TestSupport
 import XCTest
 
 /// What a new user reads must be right: counts, conventions, names.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// End-to-end tests of `naslab search / resume / reproduce / analyze / export` on digits with the

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `naslab search` with `executor: slurm` against a real (single-node) Slurm cluster:

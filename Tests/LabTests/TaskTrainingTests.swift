@@ -5,6 +5,7 @@ import HDF5Kit
 import Lab
 import NASCore
 import Spaces
+import TestSupport
 import XCTest
 
 /// Text / tabular training, saving, prediction, fine-tuning and the trained-model format.

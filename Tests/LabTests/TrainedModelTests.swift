@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import Lab
+import TestSupport
 import XCTest
 
 final class TrainedModelTests: XCTestCase {

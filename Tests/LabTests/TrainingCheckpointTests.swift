@@ -2,6 +2,7 @@ import Datasets
 import Engine
 import Foundation
 import Lab
+import TestSupport
 import XCTest
 
 /// Per-epoch checkpoints of `ModelTraining.train` (`TrainingJob.checkpointPath`, `stopRequested`).

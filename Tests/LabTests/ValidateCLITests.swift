@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import TestSupport
 import XCTest
 
 /// `naslab validate`: a malformed-file corpus (generated here), the shipped spaces and experiments,

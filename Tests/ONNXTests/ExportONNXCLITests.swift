@@ -9,44 +9,10 @@ import XCTest
 
 /// `naslab export-onnx` on a model file and on an experiment record's candidate.
 final class ExportONNXCLITests: XCTestCase {
-    /// The `naslab` executable built next to the test bundle.
-    static var executable: String {
-        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
-            let candidate = dir.appendingPathComponent("naslab")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
-        }
-        return bundleDirectory.appendingPathComponent("naslab").path
-    }
-
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     @discardableResult
-    static func naslab(_ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = repositoryRoot
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    static func naslab(_ arguments: [String]) throws -> CLI.Output { try CLI.run(arguments) }
 
-    func scratch(_ name: String) throws -> URL {
-        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("naslab-onnx-\(name)-\(getpid())")
-        try? FileManager.default.removeItem(at: dir)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch(_ name: String) throws -> URL { try CLI.scratch("onnx-\(name)") }
 
     /// A case comparing the ONNX file `path` with `model`'s logits on raw digits.
     func fileCase(_ name: String, path: String, model: TrainedModel) throws -> ONNXCase {

@@ -1,14 +1,12 @@
 import Foundation
-import TestSupport
-import XCTest
 
 /// Runs the `naslab` executable built next to the test bundle.
-enum CLI {
-    static var repositoryRoot: URL {
+public enum CLI {
+    public static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    static var executable: URL {
+    public static var executable: URL {
         let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for dir in [bundleDirectory, bundleDirectory.deletingLastPathComponent()] {
             let candidate = dir.appendingPathComponent("naslab")
@@ -17,15 +15,15 @@ enum CLI {
         return bundleDirectory.appendingPathComponent("naslab")
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+    public struct Output {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
     /// Runs `naslab arguments…` in the repository root and waits.
     @discardableResult
-    static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Output {
+    public static func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Output {
         let p = try start(arguments)
         let out = p.stdout.fileHandleForReading.readDataToEndOfFile()
         let err = p.stderr.fileHandleForReading.readDataToEndOfFile()
@@ -34,13 +32,13 @@ enum CLI {
                       stderr: String(decoding: err, as: UTF8.self))
     }
 
-    struct Running {
-        var process: Process
-        var stdout: Pipe
-        var stderr: Pipe
+    public struct Running {
+        public var process: Process
+        public var stdout: Pipe
+        public var stderr: Pipe
     }
 
-    static func start(_ arguments: [String]) throws -> Running {
+    public static func start(_ arguments: [String]) throws -> Running {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -53,7 +51,7 @@ enum CLI {
     }
 
     /// A fresh scratch directory for one test.
-    static func scratch(_ name: String) throws -> URL {
+    public static func scratch(_ name: String) throws -> URL {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("naslab-\(name)-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -61,7 +59,7 @@ enum CLI {
     }
 
     /// Runs `script` with a python3 that has h5py (see `pythonWithH5py`).
-    static func python(_ script: String, _ arguments: [String]) throws -> Output {
+    public static func python(_ script: String, _ arguments: [String]) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try pythonWithH5py())
         process.arguments = ["-c", script] + arguments
