@@ -81,6 +81,9 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertEqual(done["restarts"] as? Int, 1, done.text)
         XCTAssertTrue((done["restart_reason"] as? String ?? "").contains("resumed from its record"), done.text)
         try checkRecord(done)
+        // Everything the server writes is in its data directory, the latency table included.
+        XCTAssertEqual(done["latency_policy"] as? String, "predicted")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("latency-table.h5").path))
     }
 
     func testSIGTERMDrainsWith503ExitsZeroAndTheSearchResumes() async throws {

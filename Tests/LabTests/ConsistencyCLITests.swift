@@ -204,3 +204,23 @@ final class WrittenPathsTests: XCTestCase {
         XCTAssertEqual(replaced.status, 0, replaced.stderr)
     }
 }
+
+/// Every script in Benchmarks/ installs its Python packages from PyPI as the README's machines
+/// allow: never from another package index (the torch wheel installs with a plain pip install).
+final class BenchmarkScriptsTests: XCTestCase {
+    func testNoBenchmarkScriptPointsPipAtAnotherIndex() throws {
+        let directory = CLI.repositoryRoot.appendingPathComponent("Benchmarks")
+        let scripts = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sh") }
+        XCTAssertFalse(scripts.isEmpty)
+        for name in scripts {
+            let text = try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+            for forbidden in ["--index-url", "--extra-index-url", "-i http", "download.pytorch.org", "-f http", "--find-links"] {
+                XCTAssertFalse(text.contains(forbidden), "Benchmarks/\(name) uses \(forbidden)")
+            }
+            if text.contains("torch") && text.contains("pip install") {
+                XCTAssertTrue(text.contains("pip install --quiet \"torch==2.13.0+cpu\"") || text.contains("pip install \"torch==2.13.0+cpu\""),
+                              "Benchmarks/\(name) installs torch with a plain pip install of the pinned CPU wheel")
+            }
+        }
+    }
+}
