@@ -30,6 +30,16 @@ public struct RecordAnalysis {
 
     public var accepted: [CandidateRow] { candidates.filter { $0.status == .accepted } }
 
+    /// A line saying which candidates tie on the best validation accuracy and their final
+    /// validation losses (the tie-break); `nil` without a tie.
+    public var tieNote: String? {
+        let tied = ranking.tiesWithBest(candidates)
+        guard !tied.isEmpty else { return nil }
+        let losses = tied.map { r in "#\(r.id) " + (ranking.validationLoss[r.id].map { String(format: "%.4f", $0) } ?? "–") }
+        return String(format: "tie: %d candidates share the best validation accuracy %.4f; the lower final validation loss decides: ",
+                      tied.count, tied[0].validationAccuracy) + losses.joined(separator: ", ")
+    }
+
     /// The `k` best accepted candidates in ``CandidateRanking``'s order.
     public func top(_ k: Int) -> [CandidateRow] { Array(ranking.ranked(candidates).prefix(k)) }
 
@@ -74,12 +84,7 @@ public struct RecordAnalysis {
         var out = "record: \(path)\nexperiment: \(metadata.name)  seed \(metadata.seed)  created \(metadata.createdAt)\n"
         out += "candidates: \(candidates.count) (accepted \(accepted.count), rejected \(candidates.filter { $0.status == .rejected }.count), failed \(candidates.filter { $0.status == .failed }.count))\n\n"
         out += "top \(min(k, accepted.count)) by validation accuracy:\n" + RecordAnalysis.table(top(k)) + "\n"
-        let tied = ranking.tiesWithBest(candidates)
-        if !tied.isEmpty {
-            let losses = tied.map { r in "#\(r.id) " + (ranking.validationLoss[r.id].map { String(format: "%.4f", $0) } ?? "–") }
-            out += String(format: "tie: %d candidates share the best validation accuracy %.4f; the lower final validation loss decides: ",
-                          tied.count, tied[0].validationAccuracy) + losses.joined(separator: ", ") + "\n"
-        }
+        if let tie = tieNote { out += tie + "\n" }
         out += "\n"
         if !reported.names.isEmpty {
             out += "reported values of the top \(min(k, accepted.count)) (recorded under their own names):\n"

@@ -65,6 +65,7 @@ func printSummary(_ s: SearchSummary) {
         print("")
         print("top candidates by validation accuracy:")
         print(RecordAnalysis.table(analysis.top(5)))
+        if let tie = analysis.tieNote { print(tie) }
     }
     if let best = s.best {
         print("")

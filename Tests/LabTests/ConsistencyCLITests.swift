@@ -127,6 +127,29 @@ final class CandidateRankingTests: XCTestCase {
         XCTAssertEqual(CandidateRanking().ranked(rows).map(\.id), [0, 2, 3, 1], "without losses: lower id")
         XCTAssertEqual(ranking.tiesWithBest([row(0, 1.0), row(1, 0.5)]).map(\.id), [])
     }
+
+    /// The quick start's digits search: several candidates reach the same best validation accuracy;
+    /// the search's output and `analyze` say so, and the best is the one with the lowest loss.
+    func testTheTieIsVisibleInTheSearchOutputAndAnalyze() throws {
+        let dir = try CLI.scratch("tie")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let record = dir.appendingPathComponent("run.h5").path
+        let search = try CLI.run(["search", "Experiments/quickstart-digits.yaml", "--output", record, "--quiet"])
+        XCTAssertEqual(search.status, 0, search.stderr)
+        let analysis = try RecordAnalysis(path: record)
+        let tied = analysis.ranking.tiesWithBest(analysis.candidates)
+        guard !tied.isEmpty else {
+            XCTAssertNil(analysis.tieNote)
+            XCTAssertFalse(search.stdout.contains("tie:"), search.stdout)
+            return
+        }
+        XCTAssertEqual(analysis.bestID, tied[0].id, "the recorded best is the tie's winner")
+        let losses = tied.compactMap { analysis.ranking.validationLoss[$0.id] }
+        XCTAssertEqual(losses, losses.sorted(), "tied candidates are ordered by final validation loss")
+        XCTAssertTrue(search.stdout.contains("tie: \(tied.count) candidates share the best validation accuracy"), search.stdout)
+        let analyze = try CLI.run(["analyze", record])
+        XCTAssertTrue(analyze.stdout.contains("tie: "), analyze.stdout)
+    }
 }
 
 /// A search that cannot start leaves nothing behind: fixing the config is enough to run it.
