@@ -127,12 +127,8 @@ public enum ArchitectureDiagram {
             throw LabError.invalid("space '\(space.name)' has decisions: pass --arch TEXT")
         }
         let shape = inputShape ?? CostEstimate.defaultInputShape(for: space.task)
-        let kind: InputKind = switch space.task {
-        case .imageClassification: .image
-        case .textClassification: .tokens(vocabularySize: TextOptions().maximumIdCount)
-        case .tabularClassification: .features
-        }
-        let graph = try space.network(for: parsed, inputShape: shape, inputKind: kind, classCount: classCount)
+        let graph = try space.network(for: parsed, inputShape: shape, inputKind: CostEstimate.defaultInputKind(for: space.task),
+                                      classCount: classCount)
         let text = space.text(of: parsed)
         return try svg(graph, title: "\(space.name): \(text.count > 90 ? String(text.prefix(89)) + "…" : text)")
     }

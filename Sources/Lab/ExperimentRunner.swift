@@ -166,10 +166,7 @@ public final class ExperimentRunner {
                                                                   metricColumn: column)))
             }
             self.executor = nil
-            // Tabular spaces are costed at their benchmark's input (NAS-Bench-201: CIFAR-10, 3×32×32).
-            inputShape = FeatureShape(channels: 3, height: 32, width: 32)
-            inputKind = .image
-            classCount = 10
+            (inputShape, inputKind, classCount) = ExperimentRunner.tabularInput
         } else {
             table = nil
             // The real (split, tokenized) dataset: a text dataset's shape and vocabulary exist only after tokenizing.
@@ -189,6 +186,10 @@ public final class ExperimentRunner {
             self.executor = made
         }
     }
+
+    /// The input a tabular benchmark's spaces are costed and decoded at (NAS-Bench-201: CIFAR-10,
+    /// 3×32×32, 10 classes): the runner's screening and `analyze`'s diagram use it.
+    public static let tabularInput = (shape: FeatureShape(channels: 3, height: 32, width: 32), kind: InputKind.image, classes: 10)
 
     /// The executor the config asks for.
     static func makeExecutor(_ config: ExperimentConfig, weightsDirectory: String) throws -> CandidateExecutor {

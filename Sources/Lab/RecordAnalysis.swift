@@ -165,7 +165,7 @@ public struct RecordAnalysis {
         let reference = try SpaceReference.fromText(metadata.searchSpaceYAML, name: config.space)
         let shape: FeatureShape, kind: InputKind, classes: Int
         if config.evaluator.kind == "tabular" {
-            (shape, kind, classes) = (FeatureShape(channels: 3, height: 32, width: 32), .image, 10)
+            (shape, kind, classes) = ExperimentRunner.tabularInput
         } else {
             let meta = try DatasetCache().dataset(config.dataset, validationSplit: config.validationSplit, seed: config.seed).metadata
             (shape, kind, classes) = (meta.sampleShape, meta.inputKind, meta.classCount)

@@ -148,6 +148,16 @@ public struct CostEstimate: Codable, Sendable {
         }
     }
 
+    /// The input kind `estimate` (and `naslab draw`) decode a task's networks for; text uses
+    /// `vocabulary` ids (default: the default `TextOptions`' cap, words + subword buckets).
+    public static func defaultInputKind(for task: TaskKind, vocabulary: Int? = nil) -> InputKind {
+        switch task {
+        case .imageClassification: return .image
+        case .textClassification: return .tokens(vocabularySize: vocabulary ?? TextOptions().maximumIdCount)
+        case .tabularClassification: return .features
+        }
+    }
+
     /// - Parameters:
     ///   - inputShape: `nil`: `defaultInputShape(for:)` of the space's task.
     ///   - vocabulary: the token ids of text spaces (default: the default `TextOptions`' cap, words + subword buckets).
@@ -156,12 +166,7 @@ public struct CostEstimate: Codable, Sendable {
                                 threads: Int, vocabulary: Int? = nil) throws -> [CostEstimate] {
         let space = try SpaceReference.resolve(name).space
         let inputShape = requestedShape ?? defaultInputShape(for: space.task)
-        let inputKind: InputKind
-        switch space.task {
-        case .imageClassification: inputKind = .image
-        case .textClassification: inputKind = .tokens(vocabularySize: vocabulary ?? TextOptions().maximumIdCount)
-        case .tabularClassification: inputKind = .features
-        }
+        let inputKind = defaultInputKind(for: space.task, vocabulary: vocabulary)
         var archs = [Architecture]()
         if let texts { archs = try texts.map { try space.parse($0) } }
         if let count {
