@@ -11,9 +11,14 @@ fi
 if ! python3 -c "import onnx, onnxruntime" >/dev/null 2>&1; then
     python3 -m pip install --quiet onnx onnxruntime 2>/dev/null || python3 -m pip install --quiet --break-system-packages onnx onnxruntime
 fi
-# The second-reader checks (h5py) and the onnxruntime checks must run here, not skip.
+# pycocotools is the reference for the COCO detection metrics (Tests/DatasetsTests/DetectionMetricsTests.swift).
+if ! python3 -c "import pycocotools.cocoeval" >/dev/null 2>&1; then
+    python3 -m pip install --quiet pycocotools 2>/dev/null || python3 -m pip install --quiet --break-system-packages pycocotools
+fi
+# The second-reader checks (h5py), the onnxruntime checks and the pycocotools comparison must run here, not skip.
 export NASLAB_REQUIRE_H5PY=1
 export NASLAB_REQUIRE_ONNX=1
+export NASLAB_REQUIRE_PYCOCOTOOLS=1
 NASLAB_PYTHON=$(command -v python3)
 export NASLAB_PYTHON
 swift build -c release --build-tests

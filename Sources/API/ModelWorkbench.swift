@@ -108,7 +108,7 @@ public struct InputSchema: Equatable, Sendable {
     /// The key of `inputs` in predict requests: `images`, `features` or `text`.
     public var inputKey: String {
         switch task {
-        case .imageClassification: return "images"
+        case .imageClassification, .segmentation, .detection: return "images"
         case .textClassification: return "text"
         case .tabularClassification: return "features"
         }

@@ -151,6 +151,8 @@ public struct Dataset: Sendable {
     /// - `"fashion-mnist"`: IDX files from ``IDXLoader/defaultFashionMNISTDirectory`` (60,000 train, 10,000 test).
     /// - `"fortunes"`: Debian's fortune cookie files (``FortunesLoader``), one text class per category
     ///   with at least 100 entries; 20 % test split.
+    /// - `"fashion-scenes"`: the default ``FashionScenes`` (10,000 train + 2,000 test 1×64×64 scenes with
+    ///   masks and boxes), generated on first use into ``FashionScenes/defaultCachePath``.
     /// - a directory: IDX files `train-*`/`t10k-*` inside it.
     /// - a file ending in `.csv`: a text or tabular CSV (``CSVLoader``, read with `csvOptions`).
     /// - another file: the HDF5 layout of ``HDF5DatasetLoader``.
@@ -188,6 +190,7 @@ public struct Dataset: Sendable {
         case "fashion-mnist", "fashion_mnist", "fashionmnist":
             return try IDXLoader.loadDirectory(IDXLoader.defaultFashionMNISTDirectory)
         case "fortunes": return try FortunesLoader.load()
+        case "fashion-scenes", "fashion_scenes": return try FashionScenes.loadCached()
         default:
             var isDirectory: ObjCBool = false
             let isCSV = name.lowercased().hasSuffix(".csv")

@@ -310,13 +310,6 @@ public final class Network {
         return result
     }
 
-    func evaluateLoadedInput(labels: UnsafeBufferPointer<Int32>) -> (loss: Float, correct: Int) {
-        runForward(training: false)
-        return softmaxCrossEntropyChannelMajor(
-            logits: activations[graph.output].pointer, classes: outputShape.channels, batch: batchSize,
-            labels: labels, labelSmoothing: 0, gradient: nil)
-    }
-
     /// The gradient of the loss with respect to node `name`'s output after the last `backward`,
     /// in NCHW order (`nil` for an unknown node name). Only nodes on a path to a trainable
     /// parameter (or to the input, when its gradient was requested) hold one.

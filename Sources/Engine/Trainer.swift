@@ -139,7 +139,7 @@ public final class ClosureObserver: TrainingObserver {
     public func handle(_ event: TrainingEvent) { body(event) }
 }
 
-/// Trains a `Network` with softmax cross-entropy, mini-batch shuffling from an injected generator,
+/// Trains a `Network` with its task's objective (softmax cross-entropy for classification), mini-batch shuffling from an injected generator,
 /// the configured optimizer and learning-rate schedule.
 ///
 /// ```swift
@@ -149,10 +149,13 @@ public final class ClosureObserver: TrainingObserver {
 /// ```
 public final class Trainer {
     public let configuration: TrainingConfiguration
+    /// The loss the network is trained with (the task's, see `Objective(task:)`).
+    public let objective: Objective
     public var observers: [TrainingObserver]
 
-    public init(configuration: TrainingConfiguration, observers: [TrainingObserver] = []) {
+    public init(configuration: TrainingConfiguration, objective: Objective = .classification, observers: [TrainingObserver] = []) {
         self.configuration = configuration
+        self.objective = objective
         self.observers = observers
     }
 
@@ -194,7 +197,7 @@ public final class Trainer {
                     shouldStop: (() -> Bool)? = nil) throws -> TrainingResult {
         let c = configuration
         try c.validate()
-        for data in [train, validation, test].compactMap({ $0 }) { try checkData(data, for: network) }
+        for data in [train, validation, test].compactMap({ $0 }) { try objective.check(data, for: network) }
         guard train.count > 0 else { throw EngineError.invalidConfiguration("empty training set") }
         if let resume { try validate(resume: resume, network: network, trainCount: train.count) }
         if let threads = c.threads { EngineConfiguration.setThreadCount(threads) }
@@ -217,19 +220,14 @@ public final class Trainer {
             emit(.epochStart(epoch: epoch))
             let epochStart = Date()
             rng.shuffle(&indices)
-            var lossSum = 0.0, correct = 0, seen = 0
+            var lossSum = 0.0, correct = 0, counted = 0, seen = 0
             var lr = c.learningRate
             for b in 0..<stepsPerEpoch {
                 let batch = indices[(b * c.batchSize)..<min(train.count, (b + 1) * c.batchSize)]
                 lr = c.schedule.learningRate(base: c.learningRate, step: step, stepsPerEpoch: stepsPerEpoch,
                                              epochs: c.epochs, warmupEpochs: c.warmupEpochs)
-                network.loadInput(train, indices: batch)
-                var labels = [Int32]()
-                labels.reserveCapacity(batch.count)
-                for i in batch { labels.append(train.labels[i]) }
-                let (loss, right) = labels.withUnsafeBufferPointer {
-                    network.trainStepOnLoadedInput(labels: $0, labelSmoothing: Float(c.labelSmoothing))
-                }
+                let stats = network.trainStep(objective, data: train, indices: batch, labelSmoothing: Float(c.labelSmoothing))
+                let loss = stats.loss
                 guard loss.isFinite else {
                     status = .failed(reason: "loss became \(loss) at epoch \(epoch), batch \(b) (learning rate \(lr))")
                     break epochLoop
@@ -238,20 +236,21 @@ public final class Trainer {
                 optimizer.update(network.parameters)
                 step += 1
                 lossSum += Double(loss) * Double(batch.count)
-                correct += right
+                correct += stats.correct
+                counted += stats.counted
                 seen += batch.count
                 emit(.batchEnd(epoch: epoch, batch: b, loss: loss, learningRate: lr))
             }
-            var m = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
+            var m = EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: counted > 0 ? Double(correct) / Double(counted) : .nan,
                                  validationLoss: nil, validationAccuracy: nil, learningRate: lr, seconds: 0)
             if let validation, validation.count > 0 {
-                let (vl, va) = try evaluate(network, on: validation, batchSize: c.evaluationBatchSize)
+                let (vl, va) = try evaluate(network, on: validation, objective: objective, batchSize: c.evaluationBatchSize)
                 guard vl.isFinite else {
                     status = .failed(reason: "validation loss became \(vl) at epoch \(epoch)")
                     break epochLoop
                 }
                 m.validationLoss = vl
-                m.validationAccuracy = va
+                m.validationAccuracy = va.isNaN ? nil : va
             }
             m.seconds = Date().timeIntervalSince(epochStart)
             metrics.append(m)
@@ -266,9 +265,9 @@ public final class Trainer {
         }
         var result = TrainingResult(epochs: metrics, testLoss: nil, testAccuracy: nil, wallSeconds: 0, status: status)
         if status == .completed, let test, test.count > 0 {
-            let (tl, ta) = try evaluate(network, on: test, batchSize: c.evaluationBatchSize)
+            let (tl, ta) = try evaluate(network, on: test, objective: objective, batchSize: c.evaluationBatchSize)
             result.testLoss = tl
-            result.testAccuracy = ta
+            result.testAccuracy = ta.isNaN ? nil : ta
         }
         result.wallSeconds = Date().timeIntervalSince(start)
         emit(.fitEnd(result))
@@ -276,36 +275,27 @@ public final class Trainer {
     }
 }
 
-func checkData(_ data: LabeledArrays, for network: Network) throws {
-    guard data.sampleShape == network.inputShape else {
-        throw EngineError.shapeMismatch("data samples are \(data.sampleShape), network input is \(network.inputShape)")
-    }
-    let k = network.outputShape.elementCount
-    guard network.outputShape.height == 1, network.outputShape.width == 1 else {
-        throw EngineError.shapeMismatch("the loss needs flat logits, network output is \(network.outputShape)")
-    }
-    if let bad = data.labels.firstIndex(where: { $0 < 0 || Int($0) >= k }) {
-        throw EngineError.labelOutOfRange(index: bad, label: data.labels[bad], classCount: k)
-    }
-}
-
-/// Mean cross-entropy loss and accuracy of `network` (evaluation mode) on `data`.
-public func evaluate(_ network: Network, on data: LabeledArrays, batchSize: Int = 512) throws -> (loss: Double, accuracy: Double) {
-    try checkData(data, for: network)
+/// Mean loss and accuracy of `network` (evaluation mode) on `data` under `objective`: accuracy
+/// over samples (classification) or labelled pixels (segmentation); NaN for detection.
+public func evaluate(_ network: Network, on data: LabeledArrays, objective: Objective = .classification,
+                     batchSize: Int = 512) throws -> (loss: Double, accuracy: Double) {
+    try objective.check(data, for: network)
     guard data.count > 0 else { return (0, 0) }
     guard batchSize > 0 else { throw EngineError.invalidConfiguration("batch size must be ≥ 1") }
-    var lossSum = 0.0, correct = 0
+    var lossSum = 0.0, correct = 0, counted = 0
     var start = 0
     let all = Array(0..<data.count)
     while start < data.count {
         let end = min(data.count, start + batchSize)
         network.loadInput(data, indices: all[start..<end])
-        let (loss, right) = data.labels[start..<end].withUnsafeBufferPointer { network.evaluateLoadedInput(labels: $0) }
-        lossSum += Double(loss) * Double(end - start)
-        correct += right
+        network.runForward(training: false)
+        let stats = network.objectiveLoss(objective, data: data, indices: all[start..<end], labelSmoothing: 0, gradient: false)
+        lossSum += Double(stats.loss) * Double(end - start)
+        correct += stats.correct
+        counted += stats.counted
         start = end
     }
-    return (lossSum / Double(data.count), Double(correct) / Double(data.count))
+    return (lossSum / Double(data.count), counted > 0 ? Double(correct) / Double(counted) : .nan)
 }
 
 /// Softmax class probabilities `[count, classes]` of `network` (evaluation mode) for `data`'s samples.

@@ -154,13 +154,8 @@ extension LatencyTable {
     /// experiment of this user on this machine — `$NASLAB_CACHE_DIR/latency-table.h5`, else
     /// `$XDG_CACHE_HOME/naslab/latency-table.h5`, else `~/.cache/naslab/latency-table.h5`.
     /// (A server's searches use `<data-dir>/latency-table.h5` instead.)
-    public static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        if let dir = environment["NASLAB_CACHE_DIR"], !dir.isEmpty { return (dir as NSString).appendingPathComponent("latency-table.h5") }
-        let cache = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
-        return ((cache as NSString).appendingPathComponent("naslab") as NSString).appendingPathComponent("latency-table.h5")
-    }
+    /// (The directory is ``UserCache/directory``, shared with generated datasets.)
+    public static var defaultPath: String { UserCache.path("latency-table.h5") }
 }
 
 /// A per-operation latency lookup table for one machine, thread count and batch size

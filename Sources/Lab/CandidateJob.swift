@@ -48,8 +48,14 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     public var status: Status
     /// Why the candidate failed (divergence, an exception, a killed or timed-out cluster task…).
     public var reason: String?
+    /// The validation value of the task's primary metric (`TaskKind.primaryMetric`: accuracy,
+    /// mIoU or mAP@0.5), what searches rank by; recorded as `val_<metric>`.
     public var validationAccuracy: Double
+    /// The test value of the task's primary metric; recorded as `test_<metric>`.
     public var testAccuracy: Double
+    /// The task's other metrics by record name (`val_miou_no_background`, `test_map`, …), kept in
+    /// the record's `reported` table.
+    public var reported: [String: Double]
     public var epochs: [EpochMetrics]
     public var wallSeconds: Double
     /// Who evaluated it: `local-0`, `slurm-<jobid>_<task>`, …
@@ -60,8 +66,9 @@ public struct CandidateResult: Codable, Equatable, Sendable {
 
     public init(id: Int, status: Status, reason: String? = nil, validationAccuracy: Double = .nan,
                 testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String,
-                weightsFile: String? = nil) {
+                weightsFile: String? = nil, reported: [String: Double] = [:]) {
         self.id = id
+        self.reported = reported
         self.status = status
         self.reason = reason
         self.validationAccuracy = validationAccuracy

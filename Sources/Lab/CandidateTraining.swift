@@ -104,11 +104,14 @@ public enum CandidateTraining {
                 try outcome.model.save(to: path)
                 weightsFile = path
             }
+            var reported = [String: Double]()
+            let primary = outcome.model.task.primaryMetric
+            for (name, value) in outcome.validationMetrics where name != primary { reported["val_" + name] = value }
+            for (name, value) in outcome.testMetrics where name != primary { reported["test_" + name] = value }
             return CandidateResult(
-                id: spec.id, status: .completed,
-                validationAccuracy: result.epochs.last?.validationAccuracy ?? .nan,
-                testAccuracy: result.testAccuracy ?? .nan, epochs: result.epochs,
-                wallSeconds: Date().timeIntervalSince(start), worker: worker, weightsFile: weightsFile)
+                id: spec.id, status: .completed, validationAccuracy: outcome.validationScore, testAccuracy: outcome.testScore,
+                epochs: result.epochs, wallSeconds: Date().timeIntervalSince(start), worker: worker, weightsFile: weightsFile,
+                reported: reported)
         } catch {
             return failed("\(error)")
         }

@@ -103,7 +103,9 @@ public final class ExperimentRunner {
                                       seed: config.seed, environment: environment)
         let searcher = try AnySearcher(config.searchAlgorithm, space: space.space, seed: config.seed,
                                        maximumConsecutiveRejections: config.searcher.maxConsecutiveRejections)
-        let record = try ExperimentRecord.create(path: path, metadata: metadata, overwrite: overwrite, liveLog: true)
+        var layout = RecordLayout.standard
+        layout.scoreMetric = space.space.task.primaryMetric
+        let record = try ExperimentRecord.create(path: path, metadata: metadata, layout: layout, overwrite: overwrite, liveLog: true)
         do {
             return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
                                         searcher: searcher, executor: executor)
@@ -432,6 +434,9 @@ public final class ExperimentRunner {
         row.epochs = Int64(result.epochs.count)
         row.wallSeconds = result.wallSeconds
         row.worker = result.worker
+        if row.status == .accepted, !result.reported.isEmpty {
+            pendingReported[result.id, default: []] += result.reported.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
+        }
         if row.status == .accepted, !row.validationAccuracy.isFinite {
             row.status = .failed
             row.reason = "no validation accuracy"

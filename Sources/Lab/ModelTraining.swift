@@ -14,9 +14,11 @@ extension TaskKind {
     /// | image classification | SGD, Nesterov momentum 0.9 | 0.05 | 64 | 10 | 5e-4 | cosine |
     /// | text classification | AdamW | 2e-3 | 64 | 10 | 1e-2 | cosine |
     /// | tabular classification | AdamW | 3e-3 | 64 | 30 | 1e-4 | cosine |
+    /// | segmentation, detection | AdamW | 2e-3 | 32 | 10 | 1e-4 | cosine |
     ///
     /// Images keep `ExperimentConfig.TrainingSettings()`'s defaults. Text and tabular networks are
-    /// shallow (embeddings / dense layers) and train faster and more reliably with AdamW.
+    /// shallow (embeddings / dense layers) and train faster and more reliably with AdamW, and so do
+    /// the encoder-decoders of dense tasks trained from scratch (CenterNet's own recipe is Adam).
     public var defaultTraining: ExperimentConfig.TrainingSettings {
         var t = ExperimentConfig.TrainingSettings()
         switch self {
@@ -33,6 +35,12 @@ extension TaskKind {
             t.learningRate = 3e-3
             t.batchSize = 64
             t.epochs = 30
+            t.weightDecay = 1e-4
+        case .segmentation, .detection:
+            t.optimizer = "adamw"
+            t.learningRate = 2e-3
+            t.batchSize = 32
+            t.epochs = 10
             t.weightDecay = 1e-4
         }
         return t
@@ -103,6 +111,25 @@ public struct TrainingOutcome {
     public var initializedTensors: [String]
     /// The number of epochs restored from `TrainingJob.checkpointPath` (`nil`: trained from the start).
     public var resumedFromEpoch: Int?
+    /// The task's metrics (`TaskKind.metrics`) on the validation and test splits after training
+    /// (empty for a failed run or an empty split); see `TaskEvaluation`.
+    public var validationMetrics: [String: Double] = [:]
+    public var testMetrics: [String: Double] = [:]
+
+    /// The validation value of the task's primary metric (what searches rank by; NaN if unknown).
+    public var validationScore: Double { validationMetrics[model.task.primaryMetric] ?? .nan }
+    /// The test value of the task's primary metric (NaN if unknown).
+    public var testScore: Double { testMetrics[model.task.primaryMetric] ?? .nan }
+    /// Every task metric of both splits by printed name: `val_<metric>`, `test_<metric>` (NaN when
+    /// not computed, e.g. for a failed run).
+    public var taskMetricsByName: [String: Double] {
+        var out = [String: Double]()
+        for name in model.task.metrics {
+            out["val_" + name] = validationMetrics[name] ?? .nan
+            out["test_" + name] = testMetrics[name] ?? .nan
+        }
+        return out
+    }
 
     /// Why training failed, if it did.
     public var failureReason: String? {
@@ -179,21 +206,27 @@ public enum ModelTraining {
                 + "but space '\(reference.name)' is a \(space.task) space: use a \(TaskKind(inputKind: meta.inputKind).spacePrefix)… space")
         }
 
+        switch space.task {
+        case .segmentation where data.train.masks == nil, .detection where data.train.boxes == nil:
+            throw LabError.invalid("dataset '\(job.dataset)' has no \(space.task == .segmentation ? "masks" : "boxes"): "
+                + "\(space.task) needs /\(space.task == .segmentation ? "masks" : "boxes") in its HDF5 file (docs/datasets.md), e.g. fashion-scenes")
+        default: break
+        }
         let graph = try space.network(for: architecture, inputShape: meta.sampleShape, inputKind: meta.inputKind,
                                       classCount: meta.classCount)
         let cost = try graph.cost()
         var rng = SeededGenerator(seed: job.seed)
-        let network = try Network(graph: graph, classCount: meta.classCount, rng: &rng)
+        let network = try Network(graph: graph, classCount: space.task.isClassification ? meta.classCount : nil, rng: &rng)
         var copied = [String]()
         if let initial {
             copied = try initialize(network, from: initial, datasetName: job.dataset)
         }
         var initialAccuracy: Double?
         if (job.evaluateBeforeTraining || initial != nil), data.validation.count > 0 {
-            initialAccuracy = try evaluate(network, on: data.validation).accuracy
+            initialAccuracy = try TaskEvaluation.metrics(network, task: space.task, on: data.validation)[space.task.primaryMetric]
         }
         let trainer = Trainer(configuration: training.engineConfiguration(seed: job.seed, threads: job.threads),
-                              observers: observers)
+                              objective: Objective(task: space.task), observers: observers)
         var checkpoint: ((TrainerState) throws -> Void)?
         if let path = job.checkpointPath {
             if let resume {
@@ -212,10 +245,21 @@ public enum ModelTraining {
             inputShape: meta.sampleShape, classCount: meta.classCount, classNames: meta.classNames,
             normalization: data.normalization, network: network, task: space.task, inputKind: meta.inputKind,
             tokenizer: data.tokenizer, initializedFrom: initial.map { job.initialModelName ?? "\($0.spaceName): \($0.architecture)" })
-        return TrainingOutcome(result: result, cost: cost, model: model, network: network, architecture: text,
-                               space: reference, training: training, datasetMetadata: meta, trainCount: data.train.count,
-                               initialValidationAccuracy: initialAccuracy, initializedTensors: copied,
-                               resumedFromEpoch: resume?.epochsCompleted)
+        var outcome = TrainingOutcome(result: result, cost: cost, model: model, network: network, architecture: text,
+                                      space: reference, training: training, datasetMetadata: meta, trainCount: data.train.count,
+                                      initialValidationAccuracy: initialAccuracy, initializedTensors: copied,
+                                      resumedFromEpoch: resume?.epochsCompleted)
+        if result.status == .completed {
+            if space.task.isClassification {
+                // The trainer evaluated these already.
+                if let v = result.epochs.last?.validationAccuracy { outcome.validationMetrics = ["accuracy": v] }
+                if let t = result.testAccuracy { outcome.testMetrics = ["accuracy": t] }
+            } else {
+                outcome.validationMetrics = try TaskEvaluation.metrics(network, task: space.task, on: data.validation)
+                outcome.testMetrics = try TaskEvaluation.metrics(network, task: space.task, on: data.test)
+            }
+        }
+        return outcome
     }
 
     /// Throws a `LabError` naming the dataset when `model`'s inputs are not the dataset's.

@@ -15,6 +15,8 @@ public struct RecordAnalysis {
     public let reported: CandidateExport.Reported
     /// The order of candidates (ties on validation accuracy broken by final validation loss).
     public let ranking: CandidateRanking
+    /// The metric of the record's score columns (`accuracy`, `miou`, `map50`).
+    public let scoreMetric: String
 
     public init(path: String) throws {
         let record = try ExperimentRecord.openReadOnly(path: path)
@@ -25,6 +27,7 @@ public struct RecordAnalysis {
         fronts = try record.paretoFronts()
         bestID = try record.bestCandidateID()
         reported = try record.readReported()
+        scoreMetric = record.layout.scoreMetric
         ranking = CandidateRanking(epochs: try record.readEpochs())
     }
 

@@ -150,7 +150,7 @@ public struct TrainedModel: Sendable {
         let graph = try space.network(for: try space.parse(architecture), inputShape: inputShape, inputKind: inputKind,
                                       classCount: classCount)
         var rng = SeededGenerator(seed: 0)
-        let network = try Network(graph: graph, classCount: classCount, rng: &rng)
+        let network = try Network(graph: graph, classCount: task.isClassification ? classCount : nil, rng: &rng)
         try network.load(namedTensors: tensors.map { ($0.name, $0.shape, $0.values) })
         return network
     }

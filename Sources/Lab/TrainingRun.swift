@@ -55,8 +55,10 @@ public struct TrainingRun {
         }
     }
 
-    /// The metrics `--json` prints.
-    public struct Metrics: Codable, Sendable {
+    /// The metrics `--json` prints. Classification prints `val_accuracy`/`test_accuracy`; other
+    /// tasks print their own metrics (`TaskKind.metrics`) as `val_<metric>`/`test_<metric>`
+    /// (`test_miou`, `test_pixel_accuracy`, `test_map50`, `test_map`, …) at the top level.
+    public struct Metrics: Encodable, Sendable {
         public var space: String
         public var architecture: String
         public var dataset: String
@@ -67,19 +69,70 @@ public struct TrainingRun {
         public var macs: Int
         public var epochs: Int
         public var train_loss: Double
+        /// Samples (classification) or pixels (segmentation) right in the last epoch; NaN for detection.
         public var train_accuracy: Double
         public var val_loss: Double
-        public var val_accuracy: Double
-        public var test_accuracy: Double
+        public var val_accuracy: Double?
+        public var test_accuracy: Double?
+        /// The task's metrics on the validation and test splits, by printed name (`val_miou`, …).
+        public var taskMetrics: [String: Double]
         public var wall_seconds: Double
         public var samples_per_second: Double
         public var seed: UInt64
         public var threads: Int
         public var weights: String?
-        /// Fine-tuning: the model file and the validation accuracy before training.
+        /// Fine-tuning: the model file and the validation score (the task's primary metric) before training.
         public var initialized_from: String?
         public var initial_val_accuracy: Double?
         public var training: ExperimentConfig.TrainingSettings?
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(space, forKey: Key("space"))
+            try c.encode(architecture, forKey: Key("architecture"))
+            try c.encode(dataset, forKey: Key("dataset"))
+            try c.encodeIfPresent(task, forKey: Key("task"))
+            try c.encode(status, forKey: Key("status"))
+            try c.encodeIfPresent(reason, forKey: Key("reason"))
+            try c.encode(params, forKey: Key("params"))
+            try c.encode(macs, forKey: Key("macs"))
+            try c.encode(epochs, forKey: Key("epochs"))
+            try c.encode(train_loss, forKey: Key("train_loss"))
+            try c.encode(train_accuracy, forKey: Key("train_accuracy"))
+            try c.encode(val_loss, forKey: Key("val_loss"))
+            try c.encodeIfPresent(val_accuracy, forKey: Key("val_accuracy"))
+            try c.encodeIfPresent(test_accuracy, forKey: Key("test_accuracy"))
+            for (name, value) in taskMetrics { try c.encode(value, forKey: Key(name)) }
+            try c.encode(wall_seconds, forKey: Key("wall_seconds"))
+            try c.encode(samples_per_second, forKey: Key("samples_per_second"))
+            try c.encode(seed, forKey: Key("seed"))
+            try c.encode(threads, forKey: Key("threads"))
+            try c.encodeIfPresent(weights, forKey: Key("weights"))
+            try c.encodeIfPresent(initialized_from, forKey: Key("initialized_from"))
+            try c.encodeIfPresent(initial_val_accuracy, forKey: Key("initial_val_accuracy"))
+            try c.encodeIfPresent(training, forKey: Key("training"))
+        }
+
+        /// One line for people: the task's test and validation metrics, loss, time.
+        public var summary: String {
+            var scores = [String]()
+            if let t = test_accuracy, let v = val_accuracy {
+                scores = [String(format: "test accuracy %.4f", t), String(format: "validation accuracy %.4f", v)]
+            } else {
+                scores = taskMetrics.sorted { ($0.key.hasPrefix("test_") ? 0 : 1, $0.key) < ($1.key.hasPrefix("test_") ? 0 : 1, $1.key) }
+                    .map { String(format: "%@ %.4f", $0.key, $0.value) }
+            }
+            return "\(status): " + (scores + [String(format: "train loss %.4f, %d epochs in %.1f s (%.0f samples/s)",
+                                                    train_loss, epochs, wall_seconds, samples_per_second)]).joined(separator: ", ")
+        }
     }
 
     public static func run(_ o: Options) throws -> Metrics {
@@ -110,6 +163,7 @@ public struct TrainingRun {
         let reason = outcome.failureReason
         if let path = o.saveWeights, reason == nil { try outcome.model.save(to: path) }
         let last = result.epochs.last
+        let classification = outcome.model.task.isClassification
         let trainingSeconds = result.epochs.reduce(0) { $0 + $1.seconds }
         return Metrics(
             space: outcome.model.spaceName, architecture: outcome.architecture, dataset: outcome.datasetMetadata.name,
@@ -117,8 +171,10 @@ public struct TrainingRun {
             status: reason == nil ? "completed" : "failed", reason: reason,
             params: outcome.cost.parameters, macs: outcome.cost.multiplyAccumulates, epochs: result.epochs.count,
             train_loss: last?.trainLoss ?? .nan, train_accuracy: last?.trainAccuracy ?? .nan,
-            val_loss: last?.validationLoss ?? .nan, val_accuracy: last?.validationAccuracy ?? .nan,
-            test_accuracy: result.testAccuracy ?? .nan, wall_seconds: result.wallSeconds,
+            val_loss: last?.validationLoss ?? .nan,
+            val_accuracy: classification ? last?.validationAccuracy ?? .nan : nil,
+            test_accuracy: classification ? result.testAccuracy ?? .nan : nil,
+            taskMetrics: classification ? [:] : outcome.taskMetricsByName, wall_seconds: result.wallSeconds,
             samples_per_second: trainingSeconds > 0 ? Double(outcome.trainCount * result.epochs.count) / trainingSeconds : .nan,
             seed: o.seed, threads: o.threads, weights: reason == nil ? o.saveWeights : nil,
             initialized_from: o.initFrom, initial_val_accuracy: outcome.initialValidationAccuracy,
@@ -138,11 +194,13 @@ public struct CostEstimate: Codable, Sendable {
     public var latency_ms_measured: Double?
     public var latency_ms_predicted: Double?
 
-    /// The input shape `estimate` uses when none is given: 1×28×28 images, token sequences as the
+    /// The input shape `estimate` uses when none is given: 1×28×28 images (1×64×64 scenes for
+    /// segmentation and detection, the default `fashion-scenes`), token sequences as the
     /// default `TextOptions` encode them (24 ids per position × 1 × 128 positions), 16 features.
     public static func defaultInputShape(for task: TaskKind) -> FeatureShape {
         switch task {
         case .imageClassification: return FeatureShape(channels: 1, height: 28, width: 28)
+        case .segmentation, .detection: return FeatureShape(channels: 1, height: FashionScenes.defaultSize, width: FashionScenes.defaultSize)
         case .textClassification: return TextOptions().sampleShape
         case .tabularClassification: return FeatureShape(features: 16)
         }
@@ -152,7 +210,7 @@ public struct CostEstimate: Codable, Sendable {
     /// `vocabulary` ids (default: the default `TextOptions`' cap, words + subword buckets).
     public static func defaultInputKind(for task: TaskKind, vocabulary: Int? = nil) -> InputKind {
         switch task {
-        case .imageClassification: return .image
+        case .imageClassification, .segmentation, .detection: return .image
         case .textClassification: return .tokens(vocabularySize: vocabulary ?? TextOptions().maximumIdCount)
         case .tabularClassification: return .features
         }
@@ -192,7 +250,7 @@ public struct CostEstimate: Codable, Sendable {
 /// One line per shipped space for `naslab spaces` (`--json`: an array of these).
 public struct SpaceListing: Codable, Sendable {
     public var name: String
-    /// `image_classification`, `text_classification` or `tabular_classification`.
+    /// `image_classification`, `text_classification`, `tabular_classification`, `segmentation` or `detection`.
     public var task: String
     public var path: String
     public var size: String
@@ -201,7 +259,9 @@ public struct SpaceListing: Codable, Sendable {
 
     public static let shippedNames = ["small", "medium", "large", "nasbench201", "reference/cnn", "reference/resnet18",
                                       "reference/mobilenet_v2", "text-small", "text-medium", "text-large",
-                                      "reference/text-cnn", "tabular-small"]
+                                      "reference/text-cnn", "tabular-small",
+                                      "segmentation-small", "segmentation-medium", "segmentation-large", "reference/unet",
+                                      "detection-small", "detection-medium", "detection-large", "reference/centernet"]
 
     /// Every shipped space (a name whose file is absent from this installation is left out).
     public static func shipped() throws -> [SpaceListing] {

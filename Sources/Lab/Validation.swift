@@ -334,7 +334,7 @@ private struct Validator {
             return
         }
         let shape = options.inputShape ?? CostEstimate.defaultInputShape(for: space.task)
-        let kind = Validator.inputKind(for: space.task, shape: shape)
+        let kind = CostEstimate.defaultInputKind(for: space.task)
         let decoded = decodeSamples(space, seed: 0, inputShape: shape, inputKind: kind, classCount: 10, at: [])
         let size = Validation.formatCount(space.size.description)
         var line = "\(file): valid search space '\(space.name)' (\(space.task)): \(size) architecture\(size == "1" ? "" : "s"), "
@@ -344,14 +344,6 @@ private struct Validator {
                 : "; \(decoded.count) sampled architectures decode for \(shape), 10 classes (params \(minimum)…\(maximum))"
         }
         summary = line
-    }
-
-    static func inputKind(for task: TaskKind, shape: FeatureShape) -> InputKind {
-        switch task {
-        case .imageClassification: return .image
-        case .textClassification: return .tokens(vocabularySize: TextOptions().maximumIdCount)
-        case .tabularClassification: return .features
-        }
     }
 
     struct Sampled {

@@ -244,11 +244,13 @@ struct GraphEmitter {
         if last.rank == 2, !last.isTokens, let i = nodes.indices.last, nodes[i].output == [last.name], last.name != Self.inputName {
             nodes[i].output = [Self.outputName]
             nodes[i].name = Self.outputName
-        } else if last.rank == 4 || last.isTokens {
-            let flat = try rank2(out)
-            op("Identity", [flat], Self.outputName)
         } else {
-            op("Identity", [last.name], Self.outputName)
+            // A spatial output (e.g. per-pixel logits, N×C×H×W) is flattened per sample. The name
+            // `logits` is reserved (so `op` would make it unique): set it on the Identity node itself.
+            let source = last.rank == 4 || last.isTokens ? try rank2(out) : last.name
+            op("Identity", [source], Self.outputName + "/identity")
+            nodes[nodes.count - 1].output = [Self.outputName]
+            nodes[nodes.count - 1].name = Self.outputName
         }
         outputInfo = ONNXProto.valueInfo(Self.outputName, elementType: .float, dimensions: [.symbol(Self.batchSymbol), .size(classes)],
                                          doc: "the network's output before softmax (logits), N×classes")
@@ -394,6 +396,39 @@ struct GraphEmitter {
 
         case let attention as SelfAttention:
             return EmittedValue(name: try self.attention(attention, node: node, inShape: inShapes[0]), rank: 4)
+
+        case let up as Upsample:
+            // Resize by [1, 1, s, s]: nearest = PyTorch's floor(i / s) (asymmetric, floor); bilinear =
+            // PyTorch's align_corners=False (half_pixel; onnxruntime clamps to the border as PyTorch does).
+            let x = try rank4(node.inputs[0])
+            let s = Float(up.scale)
+            let scales = constant([1, 1, s, s], shape: [4], name + "/scales")
+            let attributes: [Onnx_AttributeProto]
+            switch up.mode {
+            case .nearest:
+                attributes = [ONNXProto.attribute("mode", string: "nearest"),
+                              ONNXProto.attribute("coordinate_transformation_mode", string: "asymmetric"),
+                              ONNXProto.attribute("nearest_mode", string: "floor")]
+            case .bilinear:
+                attributes = [ONNXProto.attribute("mode", string: "linear"),
+                              ONNXProto.attribute("coordinate_transformation_mode", string: "half_pixel")]
+            }
+            return EmittedValue(name: op("Resize", [x, "", scales], name, attributes), rank: 4)
+
+        case let conv as ConvTranspose2d:
+            let x = try rank4(node.inputs[0])
+            let w = try weight(name + "/weight", shape: [inShapes[0].channels, conv.outChannels, conv.kernel, conv.kernel])
+            var inputs = [x, w]
+            if conv.bias { inputs.append(try weight(name + "/bias", shape: [conv.outChannels])) }
+            let p = conv.padding
+            return EmittedValue(name: op("ConvTranspose", inputs, name, [
+                ONNXProto.attribute("kernel_shape", ints: [conv.kernel, conv.kernel]),
+                ONNXProto.attribute("strides", ints: [conv.stride, conv.stride]),
+                ONNXProto.attribute("pads", ints: [p, p, p, p]),
+                ONNXProto.attribute("output_padding", ints: [conv.outputPadding, conv.outputPadding]),
+                ONNXProto.attribute("dilations", ints: [1, 1]),
+                ONNXProto.attribute("group", int: 1),
+            ]), rank: 4)
 
         case is Input:
             throw ONNXExportError.invalid("node '\(name)': the input must be node 0")

@@ -3,8 +3,9 @@ import Foundation
 /// Candidate tables as CSV and JSON, and back.
 ///
 /// Columns / keys (in this order): `id, architecture, hash, parent_id, status, reason, params, macs,
-/// flops, latency_ms_predicted, latency_ms_measured, val_accuracy, test_accuracy, epochs,
-/// wall_seconds, worker`. Unknown numbers (NaN, ±∞) are empty CSV fields and JSON `null`.
+/// flops, latency_ms_predicted, latency_ms_measured, val_<metric>, test_<metric>, epochs,
+/// wall_seconds, worker`, where `<metric>` is the record's score metric (`accuracy` for
+/// classification, `miou` for segmentation, `map50` for detection; ``RecordLayout/scoreMetric``). Unknown numbers (NaN, ±∞) are empty CSV fields and JSON `null`.
 /// Integral numbers below 2⁵³ are written without a fraction (`1234`, not `1234.0`); other numbers
 /// use Swift's shortest round-trip representation, so numbers survive a round trip exactly.
 ///
@@ -14,8 +15,15 @@ import Foundation
 public enum CandidateExport {
     /// Reported values by candidate id, and their names in column order.
     public typealias Reported = (names: [String], values: [Int64: [String: Double]])
-    /// The column names of exports (the same names as the HDF5 `candidates` fields).
-    public static let columns = ExperimentRecord.candidateColumnNames
+    /// The column names of exports of a record scored by `metric` (the HDF5 `candidates` fields).
+    public static func columns(metric: String = "accuracy") -> [String] { ExperimentRecord.candidateColumnNames(metric: metric) }
+
+    /// The score metric named by a header's `val_<metric>` column (`nil` if it has none there).
+    static func metric(inHeader header: [String]) -> String? {
+        let i = ExperimentRecord.validationScoreColumn
+        guard header.count > i, header[i].hasPrefix("val_"), header[i].count > 4 else { return nil }
+        return String(header[i].dropFirst(4))
+    }
 
     static func fields(_ row: CandidateRow) -> [String?] {
         [String(row.id), row.architecture, row.hash, String(row.parentID), row.status.rawValue, row.reason,
@@ -37,7 +45,8 @@ public enum CandidateExport {
 
     /// RFC 4180 CSV: a header row, CRLF line ends, fields quoted when they contain `,`, `"`, CR or LF
     /// (quotes doubled). Unknown numbers are empty fields.
-    public static func csv(_ rows: [CandidateRow], reported: Reported = ([], [:])) -> String {
+    public static func csv(_ rows: [CandidateRow], metric: String = "accuracy", reported: Reported = ([], [:])) -> String {
+        let columns = columns(metric: metric)
         func quote(_ field: String) -> String {
             guard field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return field }
             return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
@@ -79,6 +88,7 @@ public enum CandidateExport {
         if inQuotes { throw RecordError.export(detail: "CSV ends inside a quoted field") }
         if !field.isEmpty || !record.isEmpty { record.append(field); records.append(record) }
         guard let header = records.first else { throw RecordError.export(detail: "CSV is empty") }
+        let columns = columns(metric: metric(inHeader: header) ?? "accuracy")
         guard Array(header.prefix(columns.count)) == columns else {
             throw RecordError.export(detail: "CSV header \(header) differs from \(columns)")
         }
@@ -86,11 +96,11 @@ public enum CandidateExport {
             guard values.count == header.count else {
                 throw RecordError.export(detail: "CSV row \(index + 1) has \(values.count) fields, expected \(header.count)")
             }
-            return try row(from: Array(values.prefix(columns.count)), line: index + 2, isNull: { $0.isEmpty })
+            return try row(from: Array(values.prefix(columns.count)), columns: columns, line: index + 2, isNull: { $0.isEmpty })
         }
     }
 
-    static func row(from values: [String?], line: Int, isNull: (String) -> Bool) throws -> CandidateRow {
+    static func row(from values: [String?], columns: [String], line: Int, isNull: (String) -> Bool) throws -> CandidateRow {
         func text(_ i: Int) -> String { values[i] ?? "" }
         func int(_ i: Int) throws -> Int64 {
             guard let v = values[i], let n = Int64(v) else {
@@ -116,12 +126,12 @@ public enum CandidateExport {
     // MARK: JSON
 
     /// A JSON array of objects, one per row, keys as in ``columns``; unknown numbers are `null`.
-    public static func json(_ rows: [CandidateRow], reported: Reported = ([], [:])) -> String {
-        rows.isEmpty ? "[]\n" : "[\n" + rows.map { "  " + jsonObject($0, reported: reported) }.joined(separator: ",\n") + "\n]\n"
+    public static func json(_ rows: [CandidateRow], metric: String = "accuracy", reported: Reported = ([], [:])) -> String {
+        rows.isEmpty ? "[]\n" : "[\n" + rows.map { "  " + jsonObject($0, metric: metric, reported: reported) }.joined(separator: ",\n") + "\n]\n"
     }
 
     /// One row as a single-line JSON object (the format of JSON Lines logs).
-    public static func jsonObject(_ row: CandidateRow, reported: Reported = ([], [:])) -> String {
+    public static func jsonObject(_ row: CandidateRow, metric: String = "accuracy", reported: Reported = ([], [:])) -> String {
         func escape(_ s: String) -> String {
             var out = "\""
             for scalar in s.unicodeScalars {
@@ -137,7 +147,7 @@ public enum CandidateExport {
             }
             return out + "\""
         }
-        let pairs = zip(columns, fields(row)).enumerated().map { index, pair -> String in
+        let pairs = zip(columns(metric: metric), fields(row)).enumerated().map { index, pair -> String in
             let value: String
             if let text = pair.1 { value = stringColumns.contains(index) ? escape(text) : text } else { value = "null" }
             return escape(pair.0) + ": " + value
@@ -150,10 +160,43 @@ public enum CandidateExport {
     struct JSONRow: Decodable {
         let id: Int64, architecture: String, hash: String, parent_id: Int64, status: String, reason: String
         let params: Double?, macs: Double?, flops: Double?, latency_ms_predicted: Double?, latency_ms_measured: Double?
-        let val_accuracy: Double?, test_accuracy: Double?, epochs: Int64, wall_seconds: Double?, worker: String
+        let validationScore: Double?, testScore: Double?, epochs: Int64, wall_seconds: Double?, worker: String
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: Key.self)
+            func k(_ s: String) -> Key { Key(s) }
+            id = try c.decode(Int64.self, forKey: k("id"))
+            architecture = try c.decode(String.self, forKey: k("architecture"))
+            hash = try c.decode(String.self, forKey: k("hash"))
+            parent_id = try c.decode(Int64.self, forKey: k("parent_id"))
+            status = try c.decode(String.self, forKey: k("status"))
+            reason = try c.decode(String.self, forKey: k("reason"))
+            params = try c.decodeIfPresent(Double.self, forKey: k("params"))
+            macs = try c.decodeIfPresent(Double.self, forKey: k("macs"))
+            flops = try c.decodeIfPresent(Double.self, forKey: k("flops"))
+            latency_ms_predicted = try c.decodeIfPresent(Double.self, forKey: k("latency_ms_predicted"))
+            latency_ms_measured = try c.decodeIfPresent(Double.self, forKey: k("latency_ms_measured"))
+            // The score columns are named by the record's metric: val_<metric>, test_<metric>.
+            guard let metric = c.allKeys.map(\.stringValue).first(where: { $0.hasPrefix("val_") })?.dropFirst(4) else {
+                throw DecodingError.keyNotFound(k("val_<metric>"), .init(codingPath: c.codingPath, debugDescription: "no val_<metric> key"))
+            }
+            validationScore = try c.decodeIfPresent(Double.self, forKey: k("val_" + metric))
+            testScore = try c.decodeIfPresent(Double.self, forKey: k("test_" + metric))
+            epochs = try c.decode(Int64.self, forKey: k("epochs"))
+            wall_seconds = try c.decodeIfPresent(Double.self, forKey: k("wall_seconds"))
+            worker = try c.decode(String.self, forKey: k("worker"))
+        }
     }
 
-    /// Parses JSON written by ``json(_:)`` (`null` numbers become NaN).
+    /// Parses JSON written by ``json(_:metric:reported:)`` (`null` numbers become NaN).
     public static func parseJSON(_ text: String) throws -> [CandidateRow] {
         let decoded: [JSONRow]
         do {
@@ -168,7 +211,7 @@ public enum CandidateExport {
             return CandidateRow(id: r.id, architecture: r.architecture, hash: r.hash, parentID: r.parent_id, status: status,
                                 reason: r.reason, params: r.params ?? .nan, macs: r.macs ?? .nan, flops: r.flops ?? .nan,
                                 predictedLatencyMs: r.latency_ms_predicted ?? .nan, measuredLatencyMs: r.latency_ms_measured ?? .nan,
-                                validationAccuracy: r.val_accuracy ?? .nan, testAccuracy: r.test_accuracy ?? .nan,
+                                validationAccuracy: r.validationScore ?? .nan, testAccuracy: r.testScore ?? .nan,
                                 epochs: r.epochs, wallSeconds: r.wall_seconds ?? .nan, worker: r.worker)
         }
     }

@@ -1,18 +1,23 @@
 import Foundation
 import HDF5Kit
 
-/// String column sizes of a record (UTF-8 bytes), fixed when the record is created.
+/// The column layout of a record, fixed when it is created: string column sizes (UTF-8 bytes)
+/// and the name of the task metric in the score columns (`val_<metric>`, `test_<metric>`).
 public struct RecordLayout: Sendable, Equatable {
     public var architectureCapacity: Int
     public var hashCapacity: Int
     public var reasonCapacity: Int
     public var workerCapacity: Int
+    /// The metric the candidates are scored by (`TaskKind.primaryMetric`: `accuracy`, `miou`, `map50`).
+    public var scoreMetric: String
 
-    public init(architectureCapacity: Int = 4096, hashCapacity: Int = 64, reasonCapacity: Int = 1024, workerCapacity: Int = 64) {
+    public init(architectureCapacity: Int = 4096, hashCapacity: Int = 64, reasonCapacity: Int = 1024, workerCapacity: Int = 64,
+                scoreMetric: String = "accuracy") {
         self.architectureCapacity = architectureCapacity
         self.hashCapacity = hashCapacity
         self.reasonCapacity = reasonCapacity
         self.workerCapacity = workerCapacity
+        self.scoreMetric = scoreMetric
     }
 
     public static let standard = RecordLayout()
@@ -59,10 +64,13 @@ public final class ExperimentRecord: @unchecked Sendable {
     private var reported: HDF5Table?
     private let lock = NSRecursiveLock()
 
-    static let candidateColumnNames = [
-        "id", "architecture", "hash", "parent_id", "status", "reason", "params", "macs", "flops",
-        "latency_ms_predicted", "latency_ms_measured", "val_accuracy", "test_accuracy", "epochs", "wall_seconds", "worker",
-    ]
+    /// The candidate table's columns for a record scored by `metric`.
+    static func candidateColumnNames(metric: String) -> [String] {
+        ["id", "architecture", "hash", "parent_id", "status", "reason", "params", "macs", "flops",
+         "latency_ms_predicted", "latency_ms_measured", "val_" + metric, "test_" + metric, "epochs", "wall_seconds", "worker"]
+    }
+    /// The index of the validation score column (`val_<metric>`).
+    static let validationScoreColumn = 11
     static let epochColumnNames = ["candidate_id", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
 
     static func candidateColumns(_ layout: RecordLayout) -> [HDF5Column] {
@@ -72,7 +80,7 @@ public final class ExperimentRecord: @unchecked Sendable {
             HDF5Column("status", .string(capacity: 16)), HDF5Column("reason", .string(capacity: layout.reasonCapacity)),
             HDF5Column("params", .float64), HDF5Column("macs", .float64), HDF5Column("flops", .float64),
             HDF5Column("latency_ms_predicted", .float64), HDF5Column("latency_ms_measured", .float64),
-            HDF5Column("val_accuracy", .float64), HDF5Column("test_accuracy", .float64),
+            HDF5Column("val_" + layout.scoreMetric, .float64), HDF5Column("test_" + layout.scoreMetric, .float64),
             HDF5Column("epochs", .int64), HDF5Column("wall_seconds", .float64),
             HDF5Column("worker", .string(capacity: layout.workerCapacity)),
         ]
@@ -195,7 +203,10 @@ public final class ExperimentRecord: @unchecked Sendable {
                     hdf5Version: try environment.stringAttribute("hdf5_version")))
             let candidates = try file.openTable("candidates")
             let epochs = try file.openTable(epochsName)
-            guard candidates.columns.map(\.name) == candidateColumnNames else {
+            let names = candidates.columns.map(\.name)
+            let scoreColumn = names.count > validationScoreColumn ? names[validationScoreColumn] : ""
+            let metric = scoreColumn.hasPrefix("val_") ? String(scoreColumn.dropFirst(4)) : ""
+            guard !metric.isEmpty, names == candidateColumnNames(metric: metric) else {
                 throw RecordError.corrupt(path: path, detail: "unexpected candidate columns \(candidates.columns.map(\.name))")
             }
             guard epochs.columns.map(\.name) == epochColumnNames else {
@@ -206,7 +217,7 @@ public final class ExperimentRecord: @unchecked Sendable {
                 return 0
             }
             let layout = RecordLayout(architectureCapacity: capacity("architecture"), hashCapacity: capacity("hash"),
-                                      reasonCapacity: capacity("reason"), workerCapacity: capacity("worker"))
+                                      reasonCapacity: capacity("reason"), workerCapacity: capacity("worker"), scoreMetric: metric)
             // Records written before the `reported` table get it when opened for writing.
             var reported: HDF5Table?
             if file.exists("reported") {
@@ -236,7 +247,7 @@ public final class ExperimentRecord: @unchecked Sendable {
             if file.exists(name) { try file.remove(staged) } else { try file.move(staged, to: name) }
         }
         let candidateRows = try candidates.readAll()
-        let statusIndex = ExperimentRecord.candidateColumnNames.firstIndex(of: "status")!
+        let statusIndex = ExperimentRecord.candidateColumnNames(metric: layout.scoreMetric).firstIndex(of: "status")!
         var keep = candidateRows.count
         while keep > 0, candidateRows[keep - 1][statusIndex] == .string("") { keep -= 1 }
         if keep < candidateRows.count { try candidates.resize(rowCount: keep) }
@@ -276,7 +287,7 @@ public final class ExperimentRecord: @unchecked Sendable {
     /// Replaces the live log with `rows` (write to a temporary file, then rename).
     private func rewriteLiveLog(rows: [CandidateRow]) throws {
         guard let liveLogPath else { return }
-        let text = rows.map { CandidateExport.jsonObject($0) + "\n" }.joined()
+        let text = rows.map { CandidateExport.jsonObject($0, metric: layout.scoreMetric) + "\n" }.joined()
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: liveLogPath), options: .atomic)
         } catch {
@@ -293,7 +304,7 @@ public final class ExperimentRecord: @unchecked Sendable {
         defer { try? handle.close() }
         do {
             try handle.seekToEnd()
-            try handle.write(contentsOf: Data((CandidateExport.jsonObject(row) + "\n").utf8))
+            try handle.write(contentsOf: Data((CandidateExport.jsonObject(row, metric: layout.scoreMetric) + "\n").utf8))
         } catch {
             throw RecordError.invalidValue(path: path, detail: "cannot append to live log '\(liveLogPath)': \(error.localizedDescription)")
         }

@@ -48,7 +48,7 @@ public enum BlockOperation: String, Hashable, Codable, Sendable, CaseIterable {
     /// The tasks whose inputs this operation works on.
     public var tasks: Set<TaskKind> {
         switch self {
-        case .conv, .dsconv, .mbconv, .resblock, .maxpool, .avgpool: return [.imageClassification]
+        case .conv, .dsconv, .mbconv, .resblock, .maxpool, .avgpool: return [.imageClassification, .segmentation, .detection]
         case .conv1d, .dilated, .attention, .multiConv1d: return [.textClassification]
         case .dense, .denseBN: return [.tabularClassification]
         case .skip: return Set(TaskKind.allCases)
@@ -72,7 +72,7 @@ public enum HeadPool: String, Hashable, Codable, Sendable, CaseIterable {
         switch task {
         case .imageClassification: return .avg
         case .textClassification: return .max
-        case .tabularClassification: return .none
+        case .tabularClassification, .segmentation, .detection: return .none
         }
     }
 
@@ -224,6 +224,34 @@ struct GenotypeSpec: Hashable, Sendable {
     /// Text-form name (`cell`, or `stage3.cell` when each cell stage has its own cell).
     var name: String
     var edges: [Choice<CellOperation>]
+}
+
+/// How a decoder level doubles the resolution of its input.
+public enum DecoderUpsampling: String, Hashable, Codable, Sendable, CaseIterable {
+    /// Nearest-neighbour upsampling ×2 (PyTorch `interpolate(mode='nearest')`).
+    case nearest
+    /// Bilinear upsampling ×2 (`align_corners=False`).
+    case bilinear
+    /// Transposed convolution 2×2, stride 2, to the level's width → BN → activation.
+    case transposed
+}
+
+/// One decoder level: ×2 upsampling, optionally concatenated with the encoder's feature map of
+/// the same resolution (a U-Net skip connection), then `depth` conv 3×3 → BN → activation blocks.
+struct DecoderLevelSpec: Hashable, Sendable {
+    var name: String
+    var skip: Choice<Bool>
+    var width: Choice<Int>
+    var depth: Choice<Int>
+}
+
+/// The decoder of a segmentation or detection space (see docs/search-spaces.md "Decoders").
+struct DecoderSpec: Hashable, Sendable {
+    var upsampling: Choice<DecoderUpsampling>
+    /// Deepest first.
+    var levels: [DecoderLevelSpec]
+    /// Detection: the width of the head's 3×3 convolution.
+    var headWidth: Choice<Int>
 }
 
 struct HeadSpec: Hashable, Sendable {

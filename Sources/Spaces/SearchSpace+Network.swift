@@ -48,6 +48,8 @@ extension SearchSpace {
         var x = builder.graph.input
         let a = architecture
         for layer in stem { x = builder.layer(layer, x, a) }
+        // The encoder's feature maps (after the stem and after each stage): the decoder's skips.
+        var features = stem.isEmpty ? [Int]() : [x]
         for stage in stages {
             switch stage {
             case let .blocks(s):
@@ -71,6 +73,11 @@ extension SearchSpace {
             case let .reduction(s):
                 x = builder.resnetReduction(s.name, x, width: s.width.value(in: a))
             }
+            features.append(x)
+        }
+        if let decoder {
+            x = try decode(decoder, builder: &builder, x, features: features, inputShape: inputShape, classCount: classCount, a)
+            return try builder.finished()
         }
         for layer in head.layers { x = builder.layer(layer, x, a) }
         switch head.pool.value(in: a) {
@@ -83,13 +90,65 @@ extension SearchSpace {
         let dropout = head.dropout.value(in: a)
         if dropout > 0 { x = builder.add("head/dropout", .dropout(rate: dropout), x) }
         x = builder.add("head/classifier", .linear(outFeatures: classCount, bias: true), x)
-        do {
-            if let error = builder.error { throw error }
-            _ = try builder.graph.inferShapes()
-        } catch {
-            throw SpaceError.undecodable(message: "\(error)")
+        return try builder.finished()
+    }
+
+    /// The output stride of detection networks (CenterNet's R).
+    public static let detectionStride = 4
+
+    /// The decoder and the task's dense head: each level upsamples ×2, concatenates the latest
+    /// encoder feature map of that resolution when its skip is on, and applies its conv blocks;
+    /// segmentation ends at the input resolution with a 1×1 convolution to background + classes,
+    /// detection at stride 4 with conv 3×3 (head width) → activation → 1×1 convolution to
+    /// classes + 4 (``CenterNet``'s channels).
+    func decode(_ decoder: DecoderSpec, builder: inout GraphBuilder, _ start: Int, features: [Int], inputShape: FeatureShape,
+                classCount: Int, _ a: Architecture) throws -> Int {
+        let stride = task == .detection ? SearchSpace.detectionStride : 1
+        guard inputShape.height % stride == 0, inputShape.width % stride == 0 else {
+            throw SpaceError.undecodable(message: "detection inputs must have a height and width divisible by \(stride), got \(inputShape)")
         }
-        return builder.graph
+        let target = (height: inputShape.height / stride, width: inputShape.width / stride)
+        let activation = defaultActivation
+        let mode = decoder.upsampling.value(in: a)
+        var x = start
+        for level in decoder.levels {
+            let name = level.name.replacingOccurrences(of: ".", with: "/")
+            let width = level.width.value(in: a)
+            let here = builder.shapes[x]
+            switch mode {
+            case .nearest, .bilinear:
+                x = builder.add("\(name)/upsample", Upsample(scale: 2, mode: mode == .nearest ? .nearest : .bilinear), x)
+            case .transposed:
+                x = builder.add("\(name)/up/convtranspose", ConvTranspose2d(outChannels: width, kernel: 2, stride: 2), x)
+                x = builder.add("\(name)/up/bn", .batchNorm(affine: true), x)
+                x = builder.add("\(name)/up/\(activation.rawValue)", .activation(activation), x)
+            }
+            if level.skip.value(in: a) {
+                guard let skip = features.last(where: { builder.shapes[$0].height == here.height * 2 && builder.shapes[$0].width == here.width * 2 }) else {
+                    throw SpaceError.undecodable(message: "\(level.name) has a skip connection but the encoder has no feature map of "
+                        + "\(here.height * 2)x\(here.width * 2) for input \(inputShape)")
+                }
+                x = builder.add("\(name)/concat", .concat, x, skip)
+            }
+            for j in 0..<level.depth.value(in: a) {
+                x = builder.convBNAct("\(name)/block\(j)", x, width: width, kernel: 3, stride: 1, activation: activation)
+            }
+        }
+        let end = builder.shapes[x]
+        guard end.height == target.height, end.width == target.width else {
+            throw SpaceError.undecodable(message: "the decoder of space '\(name)' ends at \(end.height)x\(end.width) but \(task) of "
+                + "\(inputShape.height)x\(inputShape.width) inputs needs \(target.height)x\(target.width) (stride \(stride)): "
+                + "the encoder's stride must be 2^(decoder levels) × \(stride)")
+        }
+        switch task {
+        case .segmentation:
+            return builder.add("head/classifier", .conv2d(Conv2dAttributes(outChannels: classCount + 1, kernel: 1, bias: true)), x)
+        default:
+            x = builder.convBNAct("head/conv", x, width: decoder.headWidth.value(in: a), kernel: 3, stride: 1, activation: activation,
+                                  batchNorm: false, bias: true)
+            return builder.add("head/classifier", .conv2d(Conv2dAttributes(outChannels: classCount + CenterNet.regressionChannels,
+                                                                           kernel: 1, bias: true)), x)
+        }
     }
 }
 
@@ -106,6 +165,17 @@ struct GraphBuilder {
         self.graph = graph
         self.shape = shape
         self.shapes = [shape]
+    }
+
+    /// The graph, after its first shape error (if any) is reported and its shapes are checked.
+    func finished() throws -> NetworkGraph {
+        do {
+            if let error { throw error }
+            _ = try graph.inferShapes()
+        } catch {
+            throw SpaceError.undecodable(message: "\(error)")
+        }
+        return graph
     }
 
     /// The stride actually used: 1 once the feature map is 1×1 in height.

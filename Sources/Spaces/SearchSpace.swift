@@ -33,6 +33,8 @@ public struct SearchSpace: ArchitectureSpace, Hashable {
     public var isCellSpace: Bool { cell != nil }
     let genotypes: [GenotypeSpec]
     let head: HeadSpec
+    /// The decoder of segmentation and detection spaces (`nil` for classification).
+    let decoder: DecoderSpec?
     /// For each decision, the genotype it belongs to (cell edge decisions) or `nil`.
     let genotypeOfDecision: [Int?]
 

@@ -144,7 +144,7 @@ struct SpaceLoader {
             throw convert(e)
         }
         let top = try fields(root, "the search space",
-                             allowed: ["name", "description", "task", "activation", "stem", "cell", "stages", "head"],
+                             allowed: ["name", "description", "task", "activation", "stem", "cell", "stages", "decoder", "head"],
                              required: ["name", "stages"])
         let name = try string(top["name"]!, "name")
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
@@ -202,6 +202,18 @@ struct SpaceLoader {
             throw error(cellNode, "a cell is defined but no stage uses cells")
         }
 
+        var decoder: DecoderSpec?
+        let dense = task == .segmentation || task == .detection
+        if let d = top["decoder"] {
+            guard dense else { throw error(d, "a decoder is for segmentation and detection spaces (this space's task is \(task))") }
+            decoder = try decoderSpec(d)
+        } else if dense {
+            throw error(root, "a \(task) space needs a 'decoder' (levels of upsampling back to the \(task == .segmentation ? "input resolution" : "stride-4 resolution"))")
+        }
+        if dense, let h = top["head"] {
+            throw error(h, "the head of a \(task) space is fixed by its task (\(task.head)): shape the decoder instead")
+        }
+
         var head = HeadSpec(layers: [], pool: .fixed(HeadPool.default(for: task)), dropout: .fixed(0))
         if let headNode = top["head"] {
             let h = try fields(headNode, "head", allowed: ["layers", "pool", "dropout"])
@@ -230,7 +242,7 @@ struct SpaceLoader {
         }
         return SearchSpace(name: name, description: description, task: task, decisions: decisions, conditions: conditions,
                            defaultActivation: defaultActivation, stem: stem, stages: stages, cell: cell,
-                           genotypes: genotypes, head: head, genotypeOfDecision: genotypeOfDecision)
+                           genotypes: genotypes, head: head, decoder: decoder, genotypeOfDecision: genotypeOfDecision)
     }
 
     func convert(_ e: YamlError) -> SpaceError {
@@ -242,6 +254,47 @@ struct SpaceLoader {
         default:
             return .invalid(file: file, line: 1, column: 1, message: "YAML error: \(e)")
         }
+    }
+
+    // MARK: Decoder
+
+    /// `decoder: {upsample, head_width, levels: [{skip, width, depth}, …]}` (deepest level first).
+    mutating func decoderSpec(_ node: Node) throws -> DecoderSpec {
+        let f = try fields(node, "decoder", allowed: ["upsample", "head_width", "levels"], required: ["levels"])
+        let reader = self
+        let upsampling = try choice(f["upsample"], name: "decoder.upsample", what: "upsample", default: DecoderUpsampling.nearest, within: node,
+                                    label: { (m: DecoderUpsampling) in m.rawValue }, parse: { n in
+            let text = try reader.string(n, "upsample")
+            guard let mode = DecoderUpsampling(rawValue: text) else {
+                throw reader.error(n, "unknown upsampling '\(text)' (expected one of: \(DecoderUpsampling.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return mode
+        })
+        if task != .detection, let w = f["head_width"] {
+            throw error(w, "head_width is for detection spaces (the CenterNet head's 3×3 convolution)")
+        }
+        let headWidth = try intChoice(f, "head_width", prefix: "decoder", default: 32, within: node, minimum: 1,
+                                      maximum: SpaceLoader.maximumWidth)
+        guard case let .sequence(items) = f["levels"]! else {
+            throw error(f["levels"]!, "decoder levels must be a list, got \(describe(f["levels"]!))")
+        }
+        guard !items.isEmpty else { throw error(f["levels"]!, "decoder levels must not be empty") }
+        var levels = [DecoderLevelSpec]()
+        for (i, item) in items.enumerated() {
+            let name = "decoder.level\(i + 1)"
+            let l = try fields(item, "decoder level \(i + 1)", allowed: ["skip", "width", "depth"], required: ["width"])
+            let skip = try choice(l["skip"], name: "\(name).skip", what: "skip", default: true, within: item,
+                                  label: { String($0) }, parse: { n in
+                guard case let .scalar(s) = n, let value = Bool(s.string.lowercased()) else {
+                    throw reader.error(n, "skip must be true or false, got \(reader.describe(n))")
+                }
+                return value
+            })
+            let width = try intChoice(l, "width", prefix: name, default: nil, within: item, minimum: 1, maximum: SpaceLoader.maximumWidth)
+            let depth = try intChoice(l, "depth", prefix: name, default: 1, within: item, minimum: 0, maximum: SpaceLoader.maximumDepth)
+            levels.append(DecoderLevelSpec(name: name, skip: skip, width: width, depth: depth))
+        }
+        return DecoderSpec(upsampling: upsampling, levels: levels, headWidth: headWidth)
     }
 
     // MARK: Stem and head layers

@@ -8,7 +8,65 @@ import NASCore
 struct DatasetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datasets", abstract: "Work with datasets as NASLab loads and splits them.",
-        subcommands: [DatasetsExportCommand.self])
+        subcommands: [DatasetsExportCommand.self, DatasetsMakeCommand.self])
+}
+
+/// `naslab datasets make fashion-scenes --output FILE.h5 …`: generate a synthetic scene dataset.
+struct DatasetsMakeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "make", abstract: "Generate a synthetic dataset (fashion-scenes: segmentation and detection scenes) as HDF5.",
+        discussion: """
+            fashion-scenes: SIZE×SIZE one-channel canvases with 1 to MAX-OBJECTS Fashion-MNIST items at \
+            seeded random positions, later items on top (Debian's dataset-fashion-mnist, or \
+            NASLAB_FASHION_MNIST_DIR; training items for the training scenes, test items for the test scenes). \
+            An item's pixels above \(FashionScenes.pixelThreshold) are its own; masks hold 0 for background and \
+            1 + class elsewhere; an item with at least \(FashionScenes.minimumVisiblePixels) visible pixels gets the \
+            tight box of them. The file has /x (uint8 N×1×H×W), /masks (uint8 N×H×W), /boxes (float32 M×6: \
+            image, class, x1, y1, x2, y2; x2/y2 exclusive) and the same with _test, and loads with \
+            `Dataset.load(name: FILE)` or as an experiment's dataset. The same options and seed give the \
+            same arrays. The built-in dataset `fashion-scenes` is this command's default output, cached in \
+            the per-user cache directory.
+            """)
+
+    @Argument(help: "The generator: fashion-scenes.") var generator: String
+    @Option(name: [.short, .long], help: "The HDF5 file to write (replaced atomically).") var output: String
+    @Option(help: "Training scenes.") var count = FashionScenes.defaultCount
+    @Option(help: "Test scenes (0: no test part).") var testCount = FashionScenes.defaultTestCount
+    @Option(help: "Canvas side in pixels (28...1024).") var size = FashionScenes.defaultSize
+    @Option(help: "Most items per scene (1...64).") var maxObjects = FashionScenes.defaultMaxObjects
+    @Option(help: "Seed of the scenes.") var seed: UInt64 = FashionScenes.defaultSeed
+
+    var options: FashionScenes.Options {
+        FashionScenes.Options(count: count, testCount: testCount, size: size, maxObjects: maxObjects, seed: seed)
+    }
+
+    func validate() throws {
+        guard generator.lowercased() == FashionScenes.name else {
+            throw ValidationError("unknown generator '\(generator)'; the only one is '\(FashionScenes.name)'")
+        }
+        do {
+            try options.validate()
+        } catch let error as DatasetError {
+            if case let .invalidArgument(detail) = error {
+                throw ValidationError("--" + detail.replacingOccurrences(of: "test count", with: "test-count")
+                    .replacingOccurrences(of: "max objects", with: "max-objects"))
+            }
+            throw error
+        }
+        guard !output.isEmpty else { throw ValidationError("--output must name a file") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let start = Date()
+            let scenes = try FashionScenes.generate(options)
+            try scenes.write(to: output)
+            let boxes = (scenes.train.arrays.boxes?.count ?? 0) + (scenes.test?.arrays.boxes?.count ?? 0)
+            print(String(format: "wrote %@: %d training and %d test scenes of %d×%d, %d boxes, seed %@ (%.1f s)",
+                         output, scenes.train.arrays.count, scenes.test?.arrays.count ?? 0, size, size, boxes,
+                         String(seed), Date().timeIntervalSince(start)))
+        }
+    }
 }
 
 /// `naslab datasets export NAME --output FILE.csv`: the train / validation / test split a search uses, as CSV.

@@ -67,8 +67,7 @@ struct TrainCommand: ParsableCommand {
                 if let a = m.initial_val_accuracy, let from = m.initialized_from {
                     print(String(format: "initialised from %@: validation accuracy before training %.4f", from, a))
                 }
-                print(String(format: "%@: test accuracy %.4f, validation accuracy %.4f, train loss %.4f, %d epochs in %.1f s (%.0f samples/s)",
-                             m.status, m.test_accuracy, m.val_accuracy, m.train_loss, m.epochs, m.wall_seconds, m.samples_per_second))
+                print(m.summary)
                 if let reason = m.reason { print("reason: \(reason)") }
                 if let w = m.weights { print("weights: \(w)") }
             }

@@ -111,8 +111,8 @@ struct ExportCommand: ParsableCommand {
         try reportingErrors {
             let analysis = try RecordAnalysis(path: record)
             let rows = analysis.candidates
-            let text = format == .csv ? CandidateExport.csv(rows, reported: analysis.reported)
-                                      : CandidateExport.json(rows, reported: analysis.reported)
+            let text = format == .csv ? CandidateExport.csv(rows, metric: analysis.scoreMetric, reported: analysis.reported)
+                                      : CandidateExport.json(rows, metric: analysis.scoreMetric, reported: analysis.reported)
             if let output {
                 try text.write(toFile: output, atomically: true, encoding: .utf8)
             } else {

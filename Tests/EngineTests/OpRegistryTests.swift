@@ -113,7 +113,10 @@ final class OpRegistryTests: XCTestCase {
         let a = g.add("avg", .avgPool(PoolAttributes(kernel: 3, stride: 1, padding: 1, countIncludePadding: false)), x)
         let i = g.add("id", .identity, x)
         let z = g.add("zero", .zero(stride: 1), x)
-        x = g.add("sum", .add, inputs: [m, a, i, z])
+        let deconv = g.add("deconv", .convTranspose2d(outChannels: 4, kernel: 3, stride: 2, padding: 1, outputPadding: 1, bias: true), m)
+        let up = g.add("up", .upsample(scale: 2, mode: .bilinear), a)
+        let decoded = g.add("down", .maxPool(PoolAttributes(kernel: 2, stride: 2)), g.add("dec_sum", .add, deconv, up))
+        x = g.add("sum", .add, inputs: [m, a, i, z, decoded])
         x = g.add("cat", .concat, inputs: [x, m])
         x = g.add("drop", .dropout(rate: 0.25), x)
         let gap = g.add("gap", .globalAvgPool, x)
@@ -128,7 +131,8 @@ final class OpRegistryTests: XCTestCase {
         // Every registered kind is used above (except the input, which is implicit).
         let used = Set(g.nodes.map(\.op.kind))
         let standardImageOps = Set(["input", "conv2d", "batchNorm", "activation", "maxPool", "avgPool", "globalAvgPool",
-                                    "linear", "add", "concat", "dropout", "flatten", "zero", "identity"])
+                                    "linear", "add", "concat", "dropout", "flatten", "zero", "identity",
+                                    "upsample", "convTranspose2d"])
         XCTAssertEqual(used, standardImageOps)
         XCTAssertTrue(standardImageOps.isSubset(of: Set(OpRegistry.standard.types.map { $0.kind })))
     }

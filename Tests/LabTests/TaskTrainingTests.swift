@@ -90,7 +90,7 @@ final class TaskTrainingTests: XCTestCase {
         XCTAssertEqual(m.task, "text_classification")
         XCTAssertEqual(m.training?.optimizer, "adamw", "text defaults apply")
         XCTAssertEqual(m.training?.epochs, 40, "the override applies")
-        XCTAssertGreaterThanOrEqual(m.test_accuracy, 0.99, "distinct vocabularies are separable")
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(m.test_accuracy), 0.99, "distinct vocabularies are separable")
 
         let model = try TrainedModel.load(from: path)
         XCTAssertEqual(model.task, .textClassification)
@@ -202,7 +202,7 @@ final class TaskTrainingTests: XCTestCase {
         let path = dir.appendingPathComponent("base.h5").path
         o.saveWeights = path
         let base = try TrainingRun.run(o)
-        XCTAssertGreaterThanOrEqual(base.val_accuracy, 0.95)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(base.val_accuracy), 0.95)
 
         // Scratch, with the accuracy before training.
         var scratch = TrainingJob(spaceName: space.path, architecture: nil, dataset: csv.path)
@@ -224,7 +224,7 @@ final class TaskTrainingTests: XCTestCase {
         let saved = dir.appendingPathComponent("tuned.h5").path
         f.saveWeights = saved
         let tuned = try TrainingRun.run(f)
-        XCTAssertEqual(try XCTUnwrap(tuned.initial_val_accuracy), base.val_accuracy, accuracy: 1e-12,
+        XCTAssertEqual(try XCTUnwrap(tuned.initial_val_accuracy), try XCTUnwrap(base.val_accuracy), accuracy: 1e-12,
                        "fine-tuning starts at the trained model's accuracy")
         XCTAssertEqual(tuned.initialized_from, path)
         XCTAssertEqual(try TrainedModel.load(from: saved).initializedFrom, path)

@@ -29,7 +29,7 @@ final class TrainedModelTests: XCTestCase {
         let pa = try a.predict(inputs, topK: 3), pb = try b.predict(inputs, topK: 3)
         XCTAssertEqual(pa, pb, "two loads of the file predict identically")
         let correct = zip(pa, raw.labels).filter { $0.0[0].classIndex == Int($0.1) }.count
-        XCTAssertEqual(Double(correct) / Double(raw.count), metrics.test_accuracy, accuracy: 1e-9,
+        XCTAssertEqual(Double(correct) / Double(raw.count), try XCTUnwrap(metrics.test_accuracy), accuracy: 1e-9,
                        "the reloaded model has exactly the trained model's test accuracy")
         for p in pa[0] { XCTAssertTrue(p.score > 0 && p.score <= 1) }
         XCTAssertGreaterThanOrEqual(pa[0][0].score, pa[0][1].score)

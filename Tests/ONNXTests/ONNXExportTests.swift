@@ -145,6 +145,11 @@ final class ONNXExportTests: XCTestCase {
         let down = g.add("maxpool2", MaxPool(PoolAttributes(kernel: 2, stride: 2)), s)                                // 8×3×3
         let zs = g.add("zero_strided", Zero(stride: 2), s)                                                            // 8×3×3
         var c = g.add("concat", Concat(), down, zs, down)                                                             // 24×3×3
+        // A decoder branch: transposed convolution and both upsampling modes, pooled into the head.
+        let deconv = g.add("deconv", ConvTranspose2d(outChannels: 6, kernel: 3, stride: 2, padding: 1, outputPadding: 1, bias: true), down) // 6×6×6
+        let bilinear = g.add("upsample_bilinear", Upsample(scale: 2, mode: .bilinear), deconv)                       // 6×12×12
+        let nearest = g.add("upsample_nearest", Upsample(scale: 4, mode: .nearest), down)                            // 8×12×12
+        let decoded = g.add("decoder_gap", GlobalAvgPool(), g.add("decoder_concat", Concat(), bilinear, nearest))     // 14
         c = g.add("gelu", Activation(.gelu), c)
         c = g.add("identity", Identity(), c)
         c = g.add("dropout", Dropout(rate: 0.3), c)
@@ -159,7 +164,7 @@ final class ONNXExportTests: XCTestCase {
         h = g.add("ln_flat", LayerNorm(affine: false), h)
         h = g.add("gelu_flat", Activation(.gelu), h)
         let pooled2 = g.add("gap_flat", GlobalAvgPool(), h)                                                           // 16 (a 1×1 map)
-        h = g.add("concat_flat", Concat(), h, pooled2)                                                                // 32
+        h = g.add("concat_flat", Concat(), h, pooled2, decoded)                                                       // 46
         g.add("classifier", Linear(outFeatures: 5, bias: true), h)
         return g
     }

@@ -14,7 +14,7 @@ final class MalformedSpaceTests: XCTestCase {
     }
 
     static let cases: [Case] = [
-        Case(yaml: "name: x\n»stagez: []\n", position: "2:1", message: "unknown key 'stagez' in the search space (expected one of: name, description, task, activation, stem, cell, stages, head)"),
+        Case(yaml: "name: x\n»stagez: []\n", position: "2:1", message: "unknown key 'stagez' in the search space (expected one of: name, description, task, activation, stem, cell, stages, decoder, head)"),
         Case(yaml: "name: x\nstages:\n  - blocks: {width: 8, op: [conv, »convolution]}\n", position: "3:35",
              message: "unknown block op 'convolution' (expected one of: conv, dsconv, mbconv, resblock, skip, maxpool, avgpool, conv1d, dilated, attention, multi_conv1d, dense, dense_bn)"),
         Case(yaml: "name: x\nstages:\n  - blocks:\n      width: »wide\n      op: conv\n", position: "4:14",

@@ -88,7 +88,7 @@ final class TaskSpacesTests: XCTestCase {
             ("name: t\ntask: tabular_classification\nstages:\n  - blocks: {width: 8, op: dense}\nhead: {pool: max}\n",
              "t.yaml:5:14: head pool 'max' does not work for tabular_classification (use one of: none)"),
             ("name: t\ntask: speech\nstages:\n  - blocks: {width: 8, op: dense}\n",
-             "t.yaml:2:7: unknown task 'speech' (expected one of: image_classification, text_classification, tabular_classification)"),
+             "t.yaml:2:7: unknown task 'speech' (expected one of: image_classification, text_classification, tabular_classification, segmentation, detection)"),
         ]
         for (yaml, message) in cases {
             XCTAssertThrowsError(try SearchSpace.load(yaml: yaml, fileName: "t.yaml")) { XCTAssertEqual("\($0)", message) }

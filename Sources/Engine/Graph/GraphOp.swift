@@ -245,5 +245,6 @@ public struct OpRegistry: Sendable {
         SequenceMaxPool.self, SequenceMeanPool.self,
         LayerNorm.self,
         SelfAttention.self,
+        Upsample.self, ConvTranspose2d.self,
     ])
 }
