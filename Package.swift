@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "NASCore", "HDF5Kit"],
-                    exclude: ["make_fixtures.py", "make_text_fixtures.py"], resources: [.copy("Fixtures")]),
+                    exclude: ["make_fixtures.py", "make_text_fixtures.py", "make_dense_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
         .testTarget(name: "SpacesTests", dependencies: ["Spaces", "NASCore", "Engine", "Estimators"]),

@@ -38,6 +38,26 @@ public enum Objective: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Sets the objective's starting values of the network's output layer: for detection the
+    /// heatmap channels' biases start at −log((1 − π)/π) with π = `CenterNet.heatmapPrior` (the
+    /// focal-loss prior of Lin et al. 2017 that CenterNet uses, so the many background positions
+    /// do not swamp the first steps); classification and segmentation keep the initializer's values.
+    public func initializeOutput(_ network: Network, classCount: Int) throws {
+        switch self {
+        case .classification, .segmentation:
+            return
+        case .detection:
+            let name = network.graph.nodes[network.graph.output].name + "/bias"
+            guard let bias = network.tensor(named: name), bias.count == classCount + CenterNet.regressionChannels else {
+                throw EngineError.shapeMismatch("detection needs a biased output layer with \(classCount + CenterNet.regressionChannels) channels ('\(name)')")
+            }
+            var values = bias.values
+            let prior = Float(-log((1 - CenterNet.heatmapPrior) / CenterNet.heatmapPrior))
+            for k in 0..<classCount { values[k] = prior }
+            bias.values = values
+        }
+    }
+
     /// The output shape a network trained with this objective must have, for `classCount` object
     /// classes and `inputShape` inputs (detection: any integer stride `R`; the expected shape at
     /// stride 4 is named in the error).
@@ -149,6 +169,24 @@ extension Network {
         return s
     }
 
+    /// The objective's loss and statistic on samples `indices` of `data` — one training step
+    /// without the optimizer: forward in training mode, the loss, backward. Afterwards every
+    /// parameter's `gradient` holds ∂loss/∂parameter and `outputGradient(ofNode:)` of the output
+    /// node holds ∂loss/∂output (NCHW). What `Trainer` does per batch, public so that the dense
+    /// losses can be checked against references (`lossAndGradients` is classification-only).
+    ///
+    /// - Throws: `EngineError` when `data` does not carry the objective's targets for this
+    ///   network (`Objective` checks) or an index is out of range.
+    @discardableResult
+    public func loss(_ objective: Objective, on data: LabeledArrays, indices: [Int], labelSmoothing: Float = 0) throws -> BatchStatistics {
+        try objective.check(data, for: self)
+        guard !indices.isEmpty else { throw EngineError.invalidConfiguration("no samples to compute the loss on") }
+        if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
+            throw EngineError.invalidConfiguration("sample index \(bad) is out of range 0..<\(data.count)")
+        }
+        return trainStep(objective, data: data, indices: indices[...], labelSmoothing: labelSmoothing)
+    }
+
     /// Runs the network in evaluation mode over `data` in batches and hands each batch's output
     /// (NCHW, `[batch, C, H, W]`) with the batch's first sample index to `body`.
     public func predictBatches(_ data: LabeledArrays, batchSize: Int = 256, _ body: (Int, Tensor) throws -> Void) throws {
@@ -227,6 +265,8 @@ func pixelCrossEntropyChannelMajor(logits: UnsafePointer<Float>, classes: Int, p
 public struct CenterNet: Hashable, Sendable, Codable {
     /// Size (2) and offset (2) channels after the K heatmaps.
     public static let regressionChannels = 4
+    /// The heatmap probability every position starts at (see `Objective.initializeOutput`).
+    public static let heatmapPrior = 0.1
     public var alpha: Double = 2
     public var beta: Double = 4
     public var sizeWeight: Double = 0.1
@@ -240,9 +280,9 @@ public struct CenterNet: Hashable, Sendable, Codable {
     /// Dense targets of one batch at the output resolution.
     public struct Targets {
         /// `[K][N][H][W]` (channel-major, like the output).
-        var heatmap: [Float]
+        public internal(set) var heatmap: [Float]
         /// One entry per object: its cell (n, y, x) and regression targets.
-        var objects: [(n: Int, y: Int, x: Int, width: Float, height: Float, dx: Float, dy: Float)]
+        public internal(set) var objects: [(n: Int, y: Int, x: Int, width: Float, height: Float, dx: Float, dy: Float)]
     }
 
     /// CornerNet's radius of a Gaussian peak for a box of `height` × `width` output cells such that

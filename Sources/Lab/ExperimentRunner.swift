@@ -439,7 +439,7 @@ public final class ExperimentRunner {
         }
         if row.status == .accepted, !row.validationAccuracy.isFinite {
             row.status = .failed
-            row.reason = "no validation accuracy"
+            row.reason = "no validation \(TaskKind.metricLabel(space.space.task.primaryMetric))"
         }
         if let loss = result.epochs.last?.validationLoss, loss.isFinite { ranking.validationLoss[row.id] = loss }
         if row.status == .accepted, let file = result.weightsFile,

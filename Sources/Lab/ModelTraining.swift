@@ -217,6 +217,8 @@ public enum ModelTraining {
         let cost = try graph.cost()
         var rng = SeededGenerator(seed: job.seed)
         let network = try Network(graph: graph, classCount: space.task.isClassification ? meta.classCount : nil, rng: &rng)
+        let objective = Objective(task: space.task)
+        try objective.initializeOutput(network, classCount: meta.classCount)
         var copied = [String]()
         if let initial {
             copied = try initialize(network, from: initial, datasetName: job.dataset)
@@ -226,7 +228,7 @@ public enum ModelTraining {
             initialAccuracy = try TaskEvaluation.metrics(network, task: space.task, on: data.validation)[space.task.primaryMetric]
         }
         let trainer = Trainer(configuration: training.engineConfiguration(seed: job.seed, threads: job.threads),
-                              objective: Objective(task: space.task), observers: observers)
+                              objective: objective, observers: observers)
         var checkpoint: ((TrainerState) throws -> Void)?
         if let path = job.checkpointPath {
             if let resume {

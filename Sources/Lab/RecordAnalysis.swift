@@ -17,6 +17,8 @@ public struct RecordAnalysis {
     public let ranking: CandidateRanking
     /// The metric of the record's score columns (`accuracy`, `miou`, `map50`).
     public let scoreMetric: String
+    /// `scoreMetric` for people (`accuracy`, `mIoU`, `mAP@0.5`).
+    public var scoreLabel: String { TaskKind.metricLabel(scoreMetric) }
 
     public init(path: String) throws {
         let record = try ExperimentRecord.openReadOnly(path: path)
@@ -39,8 +41,8 @@ public struct RecordAnalysis {
         let tied = ranking.tiesWithBest(candidates)
         guard !tied.isEmpty else { return nil }
         let losses = tied.map { r in "#\(r.id) " + (ranking.validationLoss[r.id].map { String(format: "%.4f", $0) } ?? "–") }
-        return String(format: "tie: %d candidates share the best validation accuracy %.4f; the lower final validation loss decides: ",
-                      tied.count, tied[0].validationAccuracy) + losses.joined(separator: ", ")
+        return String(format: "tie: %d candidates share the best validation %@ %.4f; the lower final validation loss decides: ",
+                      tied.count, scoreLabel, tied[0].validationAccuracy) + losses.joined(separator: ", ")
     }
 
     /// The `k` best accepted candidates in ``CandidateRanking``'s order.
@@ -60,7 +62,8 @@ public struct RecordAnalysis {
     }
 
     /// A plain-text table of candidates.
-    public static func table(_ rows: [CandidateRow], architectureWidth: Int = 48) -> String {
+    /// - Parameter metric: the record's score metric (column headers `val <metric>`, `test <metric>`).
+    public static func table(_ rows: [CandidateRow], metric: String = "accuracy", architectureWidth: Int = 48) -> String {
         func cut(_ s: String) -> String { s.count > architectureWidth ? String(s.prefix(architectureWidth - 1)) + "…" : s }
         func num(_ x: Double, _ f: String) -> String { x.isFinite ? String(format: f, x) : "–" }
         func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
@@ -71,7 +74,8 @@ public struct RecordAnalysis {
             [pad(c[0], 5), pad(c[1], 9, left: true), pad(c[2], 8), pad(c[3], 8), pad(c[4], 9), pad(c[5], 8), pad(c[6], 8), c[7]]
                 .joined(separator: "  ")
         }
-        var lines = [line(["id", "status", "val acc", "test acc", "params", "MFLOPs", "lat ms", "architecture"])]
+        let short = metric == "accuracy" ? "acc" : TaskKind.metricLabel(metric)
+        var lines = [line(["id", "status", "val " + short, "test " + short, "params", "MFLOPs", "lat ms", "architecture"])]
         for r in rows {
             lines.append(line([String(r.id), r.status.rawValue, num(r.validationAccuracy, "%.4f"), num(r.testAccuracy, "%.4f"),
                                num(r.params, "%.0f"), num(r.flops / 1e6, "%.2f"),
@@ -86,7 +90,7 @@ public struct RecordAnalysis {
         let byID = Dictionary(uniqueKeysWithValues: candidates.map { ($0.id, $0) })
         var out = "record: \(path)\nexperiment: \(metadata.name)  seed \(metadata.seed)  created \(metadata.createdAt)\n"
         out += "candidates: \(candidates.count) (accepted \(accepted.count), rejected \(candidates.filter { $0.status == .rejected }.count), failed \(candidates.filter { $0.status == .failed }.count))\n\n"
-        out += "top \(min(k, accepted.count)) by validation accuracy:\n" + RecordAnalysis.table(top(k)) + "\n"
+        out += "top \(min(k, accepted.count)) by validation \(scoreLabel):\n" + RecordAnalysis.table(top(k), metric: scoreMetric) + "\n"
         if let tie = tieNote { out += tie + "\n" }
         out += "\n"
         if !reported.names.isEmpty {
@@ -101,13 +105,13 @@ public struct RecordAnalysis {
             }
             out += "\n"
         }
-        out += "Pareto front, validation accuracy vs latency (\(fronts.accuracyVsLatency.count)):\n"
-        out += RecordAnalysis.table(fronts.accuracyVsLatency.compactMap { byID[$0] }) + "\n\n"
-        out += "Pareto front, validation accuracy vs params (\(fronts.accuracyVsParams.count)):\n"
-        out += RecordAnalysis.table(fronts.accuracyVsParams.compactMap { byID[$0] }) + "\n\n"
+        out += "Pareto front, validation \(scoreLabel) vs latency (\(fronts.accuracyVsLatency.count)):\n"
+        out += RecordAnalysis.table(fronts.accuracyVsLatency.compactMap { byID[$0] }, metric: scoreMetric) + "\n\n"
+        out += "Pareto front, validation \(scoreLabel) vs params (\(fronts.accuracyVsParams.count)):\n"
+        out += RecordAnalysis.table(fronts.accuracyVsParams.compactMap { byID[$0] }, metric: scoreMetric) + "\n\n"
         let curve = bestSoFar
         if !curve.isEmpty {
-            out += "search progress (best validation accuracy after n candidates):\n"
+            out += "search progress (best validation \(scoreLabel) after n candidates):\n"
             let marks = Set([1, 2, 5, 10, 20, 50, 100, 150, 200, 500, 1000, curve.count])
             for (n, acc) in curve where marks.contains(n) { out += String(format: "  %5d  %.4f\n", n, acc) }
         }
@@ -123,8 +127,8 @@ public struct RecordAnalysis {
             try plot.render().write(toFile: path, atomically: true, encoding: .utf8)
             written.append(path)
         }
-        var progress = SVGPlot(title: "\(metadata.name): best validation accuracy so far", xLabel: "candidates evaluated",
-                               yLabel: "validation accuracy")
+        var progress = SVGPlot(title: "\(metadata.name): best validation \(scoreLabel) so far", xLabel: "candidates evaluated",
+                               yLabel: "validation \(scoreLabel)")
         let evaluatedRows = candidates.sorted { $0.id < $1.id }.filter { $0.status == .accepted }
         var index = [Int64: Int]()
         var n = 0
@@ -140,7 +144,7 @@ public struct RecordAnalysis {
              "latency (ms, batch 1)", fronts.accuracyVsLatency, false),
             ("pareto-params.svg", { (r: CandidateRow) in r.params }, "parameters", fronts.accuracyVsParams, true),
         ] {
-            var plot = SVGPlot(title: "\(metadata.name): accuracy vs \(label)", xLabel: label, yLabel: "validation accuracy", logX: logX)
+            var plot = SVGPlot(title: "\(metadata.name): \(scoreLabel) vs \(label)", xLabel: label, yLabel: "validation \(scoreLabel)", logX: logX)
             plot.series.append(.init(label: "accepted", points: accepted.map { (cost($0), $0.validationAccuracy) }, color: "#1f77b4"))
             let f = front.compactMap { byID[$0] }.sorted { cost($0) < cost($1) }
             plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728",

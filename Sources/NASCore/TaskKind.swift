@@ -94,6 +94,19 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
         }
     }
 
+    /// How people read a metric name of `metrics`: `accuracy`, `mIoU`, `mIoU (no background)`,
+    /// `pixel accuracy`, `mAP@0.5`, `mAP@[.5:.95]`.
+    public static func metricLabel(_ name: String) -> String {
+        switch name {
+        case "miou": return "mIoU"
+        case "miou_no_background": return "mIoU (no background)"
+        case "pixel_accuracy": return "pixel accuracy"
+        case "map50": return "mAP@0.5"
+        case "map": return "mAP@[.5:.95]"
+        default: return name
+        }
+    }
+
     /// What a label is.
     public var labelType: String {
         switch self {

@@ -61,16 +61,18 @@ func printSummary(_ s: SearchSummary) {
     print(String(format: "per candidate: %.2f s evaluation, %.4f s framework overhead (%.2f %%)", s.evaluationSecondsPerCandidate,
                  s.overheadSecondsPerCandidate,
                  100 * s.overheadSecondsPerCandidate / max(1e-12, s.overheadSecondsPerCandidate + s.evaluationSecondsPerCandidate)))
-    if let analysis = try? RecordAnalysis(path: s.recordPath) {
+    let analysis = try? RecordAnalysis(path: s.recordPath)
+    let label = analysis?.scoreLabel ?? "accuracy"
+    if let analysis {
         print("")
-        print("top candidates by validation accuracy:")
-        print(RecordAnalysis.table(analysis.top(5)))
+        print("top candidates by validation \(label):")
+        print(RecordAnalysis.table(analysis.top(5), metric: analysis.scoreMetric))
         if let tie = analysis.tieNote { print(tie) }
     }
     if let best = s.best {
         print("")
-        print(String(format: "best: candidate %lld, validation accuracy %.4f, test accuracy %.4f, %.0f params",
-                     best.id, best.validationAccuracy, best.testAccuracy, best.params))
+        print(String(format: "best: candidate %lld, validation %@ %.4f, test %@ %.4f, %.0f params",
+                     best.id, label, best.validationAccuracy, label, best.testAccuracy, best.params))
         print("      \(best.architecture)")
     }
     print("record: \(s.recordPath)")
