@@ -56,20 +56,21 @@ extension APIRoutes {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value ?? 0
         let checked = try DatasetFormat.check(file: file, declared: format, param: "path")
-        try await loadable(file: file, format: checked, param: "path")
+        let labels = try await loadable(file: file, format: checked, param: "path")
         return DatasetRecord(id: Identifier.make("ds_"), organization: organization,
                              name: try body.string("name", maxLength: 200) ?? file.lastPathComponent,
                              format: checked.rawValue, source: "path", path: file.path, sizeBytes: size,
-                             createdAt: APIStore.now())
+                             createdAt: APIStore.now(), labels: labels)
     }
 
     /// With a workbench, loads an HDF5 or (uncompressed) CSV file with the Datasets module; a file
-    /// it cannot read is a 400 (CSV errors name the line and column).
-    private func loadable(file: URL, format: DatasetFormat, param: String) async throws {
+    /// it cannot read is a 400 (CSV errors name the line and column). Returns the file's labels
+    /// when it was loaded (`nil`: not known).
+    private func loadable(file: URL, format: DatasetFormat, param: String) async throws -> DatasetLabels? {
         guard settings.workbench != nil,
-              format == .hdf5 || (format == .csv && file.pathExtension.lowercased() == "csv") else { return }
+              format == .hdf5 || (format == .csv && file.pathExtension.lowercased() == "csv") else { return nil }
         do {
-            try await LabWorkbench.checkDatasetLoads(path: file.path)
+            return try await LabWorkbench.checkDatasetLoads(path: file.path)
         } catch {
             throw APIError.invalidRequest("'\(file.lastPathComponent)' cannot be loaded as a dataset: \(error)", param: param)
         }
@@ -112,10 +113,10 @@ extension APIRoutes {
             }
             guard size > 0 else { throw APIError.invalidRequest("the upload is empty") }
             let checked = try DatasetFormat.check(file: file, declared: format, param: "filename")
-            try await loadable(file: file, format: checked, param: "filename")
+            let labels = try await loadable(file: file, format: checked, param: "filename")
             return DatasetRecord(id: id, organization: organization, name: query["name"] ?? filename,
                                  format: checked.rawValue, source: "upload", path: file.path, sizeBytes: Int64(size),
-                                 createdAt: APIStore.now())
+                                 createdAt: APIStore.now(), labels: labels)
         } catch {
             try? FileManager.default.removeItem(at: directory)
             throw error

@@ -1,6 +1,8 @@
 import Foundation
+import Engine
 import Hummingbird
 import Lab
+import NASCore
 
 /// Deployments and predictions.
 extension APIRoutes {
@@ -101,11 +103,23 @@ extension APIRoutes {
         return try await predict(request, deployment: try await deployment(context), started: started)
     }
 
+    /// What a model predicted for a request's inputs.
+    enum ModelOutput {
+        /// Classification: the ranked classes of each input.
+        case classes([[ModelPredictor.Prediction]])
+        /// Segmentation: each input's H×W class ids, row-major.
+        case masks([[Int32]])
+        /// Detection: each input's boxes, best first.
+        case boxes([[ObjectBox]])
+    }
+
     private func predict(_ request: Request, deployment: DeploymentRecord, started: Date) async throws -> Response {
         let body = try JSONObjectReader(try await body(request), allowed: ["inputs", "parameters"])
-        let parameters = try body.object("parameters", allowed: ["top_k", "temperature"])
-        let topK = try parameters?.integer("top_k", in: 1...1000) ?? 1
-        let temperature = try parameters?.number("temperature", in: 0...1000, openLower: true) ?? 1
+        let parameters = try body.object("parameters", allowed: ["top_k", "temperature", "score_threshold", "max_detections"])
+        let topK = try parameters?.integer("top_k", in: 1...1000)
+        let temperature = try parameters?.number("temperature", in: 0...1000, openLower: true)
+        let scoreThreshold = try parameters?.number("score_threshold", in: 0...1)
+        let maxDetections = try parameters?.integer("max_detections", in: 1...1000)
         guard body.value("inputs") != nil else {
             throw APIError.invalidRequest("missing required field 'inputs'", param: "inputs")
         }
@@ -121,46 +135,110 @@ extension APIRoutes {
         guard let pool = await deployments.pool(deployment.id), let schema = await pool.schema else {
             throw APIError.conflict("deployment '\(deployment.id)' is not loaded on this server")
         }
+        // Parameters of another task are refused, not ignored.
+        let task = schema.task
+        for (name, value, applies, forWhat) in [("top_k", topK != nil, task.isClassification, "classification"),
+                                                ("temperature", temperature != nil, task.isClassification, "classification"),
+                                                ("score_threshold", scoreThreshold != nil, task == .detection, "detection"),
+                                                ("max_detections", maxDetections != nil, task == .detection, "detection")]
+            where value && !applies {
+            throw APIError.invalidRequest("'parameters.\(name)' applies to \(forWhat) models; model '\(deployment.modelID)' is a \(task) model",
+                                          param: "parameters.\(name)")
+        }
         let inputs = try Self.readInputs(body.value("inputs")!, schema: schema)
         let replica = try await pool.acquire(limit: settings.maxPredictionsPerDeployment, timeout: settings.requestTimeoutSeconds,
                                              retryAfter: settings.retryAfterSeconds)
-        let result: Result<(predictions: [[ModelPredictor.Prediction]], tokens: Int), Error> = await withCheckedContinuation { continuation in
+        let result: Result<(output: ModelOutput, tokens: Int), Error> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(returning: Result {
+                    let predictor = replica.predictor
                     switch inputs {
                     case .values(let values):
-                        return (try replica.predictor.predict(values, topK: topK, temperature: temperature),
-                                values.count * schema.valuesPerInput)
+                        let tokens = values.count * schema.valuesPerInput
+                        switch task {
+                        case .segmentation:
+                            return (.masks(try predictor.predictMasks(values)), tokens)
+                        case .detection:
+                            var head = CenterNet()
+                            if let scoreThreshold { head.scoreThreshold = Float(scoreThreshold) }
+                            if let maxDetections { head.topK = maxDetections }
+                            return (.boxes(try predictor.predictBoxes(values, head: head)), tokens)
+                        default:
+                            return (.classes(try predictor.predict(values, topK: topK ?? 1, temperature: temperature ?? 1)), tokens)
+                        }
                     case .texts(let texts):
-                        let (predictions, counts) = try replica.predictor.predict(texts: texts, topK: topK, temperature: temperature)
-                        return (predictions, counts.reduce(0, +))
+                        let (predictions, counts) = try predictor.predict(texts: texts, topK: topK ?? 1, temperature: temperature ?? 1)
+                        return (.classes(predictions), counts.reduce(0, +))
                     }
                 })
             }
         }
         await pool.release(replica)
-        let predictions: [[ModelPredictor.Prediction]]
+        let output: ModelOutput
         let inputTokens: Int
-        do { (predictions, inputTokens) = try result.get() } catch {
+        do { (output, inputTokens) = try result.get() } catch {
             throw APIError.invalidRequest("the model refused the inputs: \(error)", param: "inputs")
         }
         var items = [JSONValue]()
-        for (index, ranked) in predictions.enumerated() {
-            for prediction in ranked {
-                items.append(.object(["label": .string(prediction.label), "score": .number(prediction.score),
-                                      "class_index": .number(Double(prediction.classIndex)),
-                                      "input_index": .number(Double(index))]))
+        switch output {
+        case .classes(let predictions):
+            for (index, ranked) in predictions.enumerated() {
+                for prediction in ranked {
+                    items.append(.object(["label": .string(prediction.label), "score": .number(prediction.score),
+                                          "class_index": .number(Double(prediction.classIndex)),
+                                          "input_index": .number(Double(index))]))
+                }
+            }
+        case .masks(let masks):
+            let (h, w) = (schema.shape[1], schema.shape[2])
+            let predictor = replica.predictor
+            for (index, mask) in masks.enumerated() {
+                items.append(.object(["input_index": .number(Double(index)),
+                                      "mask": Self.runLengthJSON(mask, height: h, width: w, className: predictor.className)]))
+            }
+        case .boxes(let boxes):
+            let predictor = replica.predictor
+            for (index, found) in boxes.enumerated() {
+                let detections: [JSONValue] = found.map { b in
+                    .object(["label": .string(predictor.className(b.classID)), "class_id": .number(Double(b.classID)),
+                             "score": .number(Double(b.score)),
+                             "box": .array([b.x1, b.y1, b.x2, b.y2].map { .number(Double($0)) })])
+                }
+                items.append(.object(["input_index": .number(Double(index)), "detections": .array(detections)]))
             }
         }
         let latency = Date().timeIntervalSince(started) * 1000
         return json(.object([
             "id": .string(Identifier.make("pred_")), "object": .string("prediction"), "model_id": .string(deployment.modelID),
             "deployment_id": .string(deployment.id), "created_at": .number(Double(APIStore.now())),
+            "task": .string(task.rawValue),
             "predictions": .array(items),
             "usage": .object(["input_tokens": .number(Double(inputTokens)),
                               "inputs": .number(Double(inputs.count)),
                               "latency_ms": .number((latency * 1000).rounded() / 1000)]),
         ]))
+    }
+
+    /// Run lengths of a row-major mask: maximal runs of equal class ids, in order; `counts[i]`
+    /// pixels of class id `values[i]` (the counts sum to the mask's size).
+    static func runLengths(_ mask: [Int32]) -> (counts: [Int], values: [Int32]) {
+        var counts = [Int](), values = [Int32]()
+        for id in mask {
+            if let last = values.last, last == id { counts[counts.count - 1] += 1 } else { values.append(id); counts.append(1) }
+        }
+        return (counts, values)
+    }
+
+    /// The API's mask object: `{height, width, counts, values, classes}` (see ``runLengths(_:)``);
+    /// `classes[i]` names `values[i]`: `background` for 0, else the name of class `values[i] − 1`.
+    static func runLengthJSON(_ mask: [Int32], height: Int, width: Int, className: (Int) -> String) -> JSONValue {
+        let (counts, values) = runLengths(mask)
+        return .object([
+            "height": .number(Double(height)), "width": .number(Double(width)),
+            "counts": .array(counts.map { .number(Double($0)) }),
+            "values": .array(values.map { .number(Double($0)) }),
+            "classes": .array(values.map { .string($0 == 0 ? "background" : className(Int($0) - 1)) }),
+        ])
     }
 
     /// The validated inputs of a predict request.

@@ -76,10 +76,22 @@ extension APIRoutes {
         if model.status == "training" || busy {
             throw APIError.conflict("model '\(model.id)' already has a training job pending or running")
         }
-        let task = try await resolveTask("classification", dataset: dataset)
-        if let workbench = settings.workbench, let spaceTask = try? workbench.task(ofSpace: model.space), spaceTask != task {
-            throw APIError.invalidRequest("model '\(model.id)' is a \(spaceTask) model (space '\(model.space)'), but dataset '\(dataset.id)' holds \(task.inputDescription)",
-                                          param: "dataset_id")
+        // The model's task comes from its space; a segmentation / detection model needs a dataset
+        // with masks / boxes, a classification model one of its input kind.
+        let spaceTask = settings.workbench.flatMap { try? $0.task(ofSpace: model.space) }
+        let task: TaskKind
+        if let spaceTask, !spaceTask.isClassification {
+            if let labels = try await datasetLabels(dataset), !labels.tasks.contains(spaceTask) {
+                throw Self.missingLabels(spaceTask, dataset: dataset, labels: labels,
+                                         subject: "model '\(model.id)' is a \(spaceTask) model (space '\(model.space)'): it", param: "dataset_id")
+            }
+            task = spaceTask
+        } else {
+            task = try await resolveTask("classification", dataset: dataset)
+            if let spaceTask, spaceTask != task {
+                throw APIError.invalidRequest("model '\(model.id)' is a \(spaceTask) model (space '\(model.space)'), but dataset '\(dataset.id)' holds \(task.inputDescription)",
+                                              param: "dataset_id")
+            }
         }
         let training = try Self.trainingSettings(hyperparameters, defaults: task.defaultTraining)
         var initialArtifact: String?

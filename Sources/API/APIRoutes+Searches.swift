@@ -5,21 +5,46 @@ import NASCore
 
 /// NAS searches: creation (validated and recorded), lookup and cancellation.
 extension APIRoutes {
-    /// `classification` takes the dataset's own kind; the others name it (and must match it).
+    /// `classification` takes the dataset's own kind; the others name it (and must match it);
+    /// `segmentation` and `detection` need a dataset with masks / boxes.
     static let supportedTaskTypes = ["classification"] + TaskKind.allCases.map(\.rawValue)
-    static let plannedTaskTypes = ["detection", "segmentation"]
 
-    /// The task of a search or training request on `dataset`: the dataset's own task, checked
-    /// against `taskType` when that names one (a mismatch is a 400 naming `task_type`).
-    func resolveTask(_ taskType: String, dataset: DatasetRecord) async throws -> TaskKind {
-        let requested = taskType == "classification" ? nil : TaskKind(rawValue: taskType)
-        guard let workbench = settings.workbench else { return requested ?? .imageClassification }
-        let own: TaskKind
+    /// The labels of `dataset`: the workbench reads the file (a 400 naming `dataset_id` when it
+    /// cannot); without a workbench the record's own labels (`nil`: unknown).
+    func datasetLabels(_ dataset: DatasetRecord) async throws -> DatasetLabels? {
+        guard let workbench = settings.workbench else { return dataset.labels }
         do {
-            own = try await workbench.task(of: dataset)
+            return try await workbench.labels(of: dataset)
         } catch {
             throw APIError.invalidRequest("dataset '\(dataset.id)' cannot be read: \(error)", param: "dataset_id")
         }
+    }
+
+    /// The 400 for a dense `task` on a dataset without its labels.
+    static func missingLabels(_ task: TaskKind, dataset: DatasetRecord, labels: DatasetLabels, subject: String,
+                              param: String) -> APIError {
+        let kind = DatasetLabels.kind(for: task)
+        let what = task == .segmentation ? "per-pixel class ids" : "object boxes"
+        return APIError.invalidRequest(
+            "\(subject) needs a dataset with \(kind) (\(what): /\(kind) in an HDF5 scene file, docs/datasets.md; "
+                + "e.g. the built-in 'fashion-scenes'), but dataset '\(dataset.id)' has \(labels.kinds.joined(separator: ", ")) "
+                + "(\(labels.inputTask.inputDescription)); its tasks: \(labels.tasks.map(\.rawValue).joined(separator: ", "))",
+            param: param)
+    }
+
+    /// The task of a search request on `dataset`: the dataset's own classification task for
+    /// `classification`, else the named task, checked against the dataset (a mismatch — another
+    /// input kind, or no masks / boxes for segmentation / detection — is a 400 naming `task_type`).
+    func resolveTask(_ taskType: String, dataset: DatasetRecord) async throws -> TaskKind {
+        let requested = taskType == "classification" ? nil : TaskKind(rawValue: taskType)
+        guard let labels = try await datasetLabels(dataset) else { return requested ?? .imageClassification }
+        if let requested, !requested.isClassification {
+            guard labels.tasks.contains(requested) else {
+                throw Self.missingLabels(requested, dataset: dataset, labels: labels, subject: "task_type '\(taskType)'", param: "task_type")
+            }
+            return requested
+        }
+        let own = labels.inputTask
         if let requested, requested != own {
             throw APIError.invalidRequest(
                 "task_type '\(taskType)' does not match dataset '\(dataset.id)', which holds \(own.inputDescription): use '\(own.rawValue)' or 'classification'",
@@ -34,11 +59,6 @@ extension APIRoutes {
                                         allowed: ["task_type", "dataset_id", "constraints", "search_space", "seed", "name", "budget",
                                                   "searcher"])
         let taskType = try body.require("task_type") { try body.string($0, maxLength: 100) }
-        if Self.plannedTaskTypes.contains(taskType) {
-            throw APIError.invalidRequest(
-                "task_type '\(taskType)' is not supported yet; supported: \(Self.supportedTaskTypes.joined(separator: ", "))",
-                param: "task_type")
-        }
         guard Self.supportedTaskTypes.contains(taskType) else {
             throw APIError.invalidRequest(
                 "'task_type' must be one of \(Self.supportedTaskTypes.joined(separator: ", ")); got '\(taskType)'", param: "task_type")

@@ -127,6 +127,13 @@ public final class APIStore: Sendable {
                 ALTER TABLE experiment ADD COLUMN restart_reason TEXT;
                 """)
         }
+        migrator.registerMigration("v5") { db in
+            // What a registered dataset is labelled with (classes, masks, boxes) and its inputs' task.
+            try db.execute(sql: """
+                ALTER TABLE dataset ADD COLUMN labels TEXT;
+                ALTER TABLE dataset ADD COLUMN input_task TEXT;
+                """)
+        }
         return migrator
     }
 

@@ -104,6 +104,7 @@ actor JobRunner {
                 var metrics = Self.metrics(TrainingProgress(epochs: outcome.epochs, resumedFromEpoch: outcome.resumedFromEpoch))
                 if case .object(var fields) = metrics {
                     fields["test_accuracy"] = outcome.testAccuracy.map(JSONValue.number) ?? .null
+                    for (name, value) in outcome.taskMetrics { fields[name] = .number(value) }
                     metrics = .object(fields)
                 }
                 if try await self.transition(id, to: .completed, metrics: metrics) != nil {

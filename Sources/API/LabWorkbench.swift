@@ -25,8 +25,8 @@ import Spaces
 public final class LabWorkbench: ModelWorkbench {
     /// Compute threads for training and searching (the engine's process-wide setting).
     public let threads: Int
-    /// The task of each dataset read so far (dataset files are immutable once registered).
-    private let taskCache = TaskCache()
+    /// The labels of each dataset read so far (dataset files are immutable once registered).
+    private let labelCache = LabelCache()
 
     /// - Parameter threads: Compute threads (default: all active processors).
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -113,8 +113,14 @@ public final class LabWorkbench: ModelWorkbench {
         let path = request.artifactDirectory.appendingPathComponent("\(request.jobID).h5").path
         try outcome.model.save(to: path)
         try? FileManager.default.removeItem(atPath: checkpoint)
+        var taskMetrics = [String: Double]()
+        if !outcome.model.task.isClassification {
+            for (name, value) in outcome.validationMetrics { taskMetrics["validation_" + name] = value }
+            for (name, value) in outcome.testMetrics { taskMetrics["test_" + name] = value }
+        }
         return TrainingOutcome(epochs: outcome.result.epochs, artifactPath: path, inputSchema: InputSchema(outcome.model),
-                               testAccuracy: outcome.result.testAccuracy, resumedFromEpoch: outcome.resumedFromEpoch)
+                               testAccuracy: outcome.result.testAccuracy, resumedFromEpoch: outcome.resumedFromEpoch,
+                               taskMetrics: taskMetrics)
     }
 
     public func task(ofSpace space: String) throws -> TaskKind { try SpaceReference.resolve(space).space.task }
@@ -123,10 +129,15 @@ public final class LabWorkbench: ModelWorkbench {
         let name = Self.datasetName(dataset)
         try await Self.offloaded {
             let model = try TrainedModel.load(from: artifactPath)
-            let metadata = try Dataset.loadRaw(name: name).metadata
-            let task = TaskKind(inputKind: metadata.inputKind)
-            guard task == model.task else {
+            let raw = try Dataset.loadRaw(name: name)
+            let metadata = raw.metadata
+            let labels = Self.labels(of: raw)
+            let task = labels.inputTask
+            guard model.task.accepts(metadata.inputKind) else {
                 throw LabError.invalid("the model takes \(model.task.inputDescription), dataset '\(dataset.id)' holds \(task.inputDescription)")
+            }
+            guard labels.tasks.contains(model.task) else {
+                throw LabError.invalid("the model is a \(model.task) model, dataset '\(dataset.id)' has no \(DatasetLabels.kind(for: model.task))")
             }
             // Text is re-tokenized with the model's tokenizer, so any text dataset fits; images and
             // feature vectors must have the model's input shape.
@@ -144,6 +155,7 @@ public final class LabWorkbench: ModelWorkbench {
         let samples: Double = switch request.dataset.id {
         case "digits": 1_300
         case "fashion-mnist": 54_000
+        case "fashion-scenes": 9_000 * 5   // 64×64 scenes with a decoder: ~5 Fashion-MNIST images each
         default: Double(max(1, request.dataset.sizeBytes)) / 800
         }
         let factor: Double = request.searchSpace.hasSuffix("small") ? 1 : (request.searchSpace.hasSuffix("large") ? 16 : 4)
@@ -214,17 +226,19 @@ public final class LabWorkbench: ModelWorkbench {
             try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
             runner = try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
         }
-        let observer = ProgressObserver(report: report)
+        let observer = ProgressObserver(task: request.task, report: report)
         runner.observers = [observer]
         let summary = try runner.run()
-        return Self.progress(evaluated: summary.evaluated, best: summary.best)
+        return Self.progress(evaluated: summary.evaluated, best: summary.best, task: request.task)
     }
 
-    static func progress(evaluated: Int, best: CandidateRow?) -> SearchProgress {
+    /// The search's progress; the best candidate's score is named by the task's primary metric
+    /// (`validation_accuracy`, `validation_miou`, `validation_map50`; `test_…` likewise).
+    static func progress(evaluated: Int, best: CandidateRow?, task: TaskKind = .imageClassification) -> SearchProgress {
         var metrics: [String: Double] = [:]
         if let best {
-            metrics["validation_accuracy"] = best.validationAccuracy
-            if best.testAccuracy.isFinite { metrics["test_accuracy"] = best.testAccuracy }
+            metrics["validation_" + task.primaryMetric] = best.validationAccuracy
+            if best.testAccuracy.isFinite { metrics["test_" + task.primaryMetric] = best.testAccuracy }
             metrics["params"] = best.params
             metrics["flops"] = best.flops
             if best.measuredLatencyMs.isFinite { metrics["latency_ms"] = best.measuredLatencyMs }
@@ -239,16 +253,31 @@ public final class LabWorkbench: ModelWorkbench {
     }
 
     public func task(of dataset: DatasetRecord) async throws -> TaskKind {
-        let name = Self.datasetName(dataset)
-        if let known = taskCache[name] { return known }
-        let task = try await Self.offloaded { TaskKind(inputKind: try Dataset.loadRaw(name: name).metadata.inputKind) }
-        taskCache[name] = task
-        return task
+        try await labels(of: dataset).inputTask
     }
 
-    /// Loads a dataset file with the Datasets module (off the event loops) to check it is usable.
-    static func checkDatasetLoads(path: String) async throws {
-        _ = try await offloaded { try Dataset.loadRaw(name: path).metadata.classCount }
+    public func labels(of dataset: DatasetRecord) async throws -> DatasetLabels {
+        let name = Self.datasetName(dataset)
+        if let known = labelCache[name] { return known }
+        let labels = try await Self.offloaded { Self.labels(of: try Dataset.loadRaw(name: name)) }
+        labelCache[name] = labels
+        return labels
+    }
+
+    /// The labels of loaded data: classes always (scene files: each scene's dominant class), masks
+    /// and boxes when it has them.
+    static func labels(of raw: RawDataset) -> DatasetLabels {
+        var kinds = [DatasetLabels.classes]
+        if raw.train.masks != nil { kinds.append(DatasetLabels.masks) }
+        if raw.train.boxes != nil { kinds.append(DatasetLabels.boxes) }
+        return DatasetLabels(inputTask: TaskKind(inputKind: raw.metadata.inputKind), kinds: kinds)
+    }
+
+    /// Loads a dataset file with the Datasets module (off the event loops) to check it is usable;
+    /// returns its labels.
+    @discardableResult
+    static func checkDatasetLoads(path: String) async throws -> DatasetLabels {
+        try await offloaded { labels(of: try Dataset.loadRaw(name: path)) }
     }
 
     // MARK: - Threads
@@ -265,18 +294,18 @@ public final class LabWorkbench: ModelWorkbench {
     }
 }
 
-/// A flag set from another thread when a search is cancelled.
-/// Dataset name → task, shared by concurrent requests.
-final class TaskCache: @unchecked Sendable {
+/// Dataset name → labels, shared by concurrent requests.
+final class LabelCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var tasks: [String: TaskKind] = [:]
+    private var tasks: [String: DatasetLabels] = [:]
 
-    subscript(name: String) -> TaskKind? {
+    subscript(name: String) -> DatasetLabels? {
         get { lock.withLock { tasks[name] } }
         set { lock.withLock { tasks[name] = newValue } }
     }
 }
 
+/// A flag set from another thread when a search is cancelled.
 final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
@@ -300,12 +329,16 @@ final class CancellableExecutor: CandidateExecutor {
 
 /// Forwards the runner's candidate results as ``SearchProgress``.
 final class ProgressObserver: SearchObserver {
+    let task: TaskKind
     let report: (SearchProgress) -> Void
-    init(report: @escaping (SearchProgress) -> Void) { self.report = report }
+    init(task: TaskKind, report: @escaping (SearchProgress) -> Void) {
+        self.task = task
+        self.report = report
+    }
     func searchStarted(budget: Int, alreadyEvaluated: Int) {}
     func candidateStarted(id: Int, architecture: String) {}
     func candidateFinished(_ row: CandidateRow, evaluated: Int, budget: Int, best: CandidateRow?) {
-        report(LabWorkbench.progress(evaluated: evaluated, best: best))
+        report(LabWorkbench.progress(evaluated: evaluated, best: best, task: task))
     }
     func searchFinished(_ summary: SearchSummary) {}
 }

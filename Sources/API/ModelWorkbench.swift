@@ -57,9 +57,56 @@ public protocol ModelWorkbench: Sendable {
     /// - Throws: An error whose description says why the dataset cannot be read (answered as a 400).
     func task(of dataset: DatasetRecord) async throws -> TaskKind
 
+    /// The kinds of labels a dataset has (classes, masks, boxes) and so the tasks it can train;
+    /// reads the file if needed. Default: the classes of ``task(of:)``.
+    /// - Throws: An error whose description says why the dataset cannot be read (answered as a 400).
+    func labels(of dataset: DatasetRecord) async throws -> DatasetLabels
+
     /// Loads one replica (an independent copy of the network) of the trained model at `artifactPath`.
     /// - Throws: An error whose description says why the file cannot be served.
     func loadReplica(artifactPath: String) async throws -> ModelReplica
+}
+
+extension ModelWorkbench {
+    public func labels(of dataset: DatasetRecord) async throws -> DatasetLabels {
+        DatasetLabels(inputTask: try await task(of: dataset), kinds: [DatasetLabels.classes])
+    }
+}
+
+/// What a dataset is labelled with, as `GET /v1/datasets/{id}` shows it (`labels`, `tasks`).
+public struct DatasetLabels: Equatable, Sendable {
+    public static let classes = "classes", masks = "masks", boxes = "boxes"
+
+    /// The classification task of the dataset's inputs (image, text or tabular classification).
+    public var inputTask: TaskKind
+    /// `classes` (one class per sample; for scene files the dominant class that stratifies the
+    /// splits), `masks` (per-pixel class ids), `boxes` — in that order.
+    public var kinds: [String]
+
+    public init(inputTask: TaskKind, kinds: [String]) {
+        self.inputTask = inputTask
+        self.kinds = [Self.classes, Self.masks, Self.boxes].filter(kinds.contains)
+    }
+
+    /// The tasks a model can be trained for on this dataset: the inputs' classification task, plus
+    /// segmentation with masks and detection with boxes (image inputs only).
+    public var tasks: [TaskKind] {
+        var tasks = kinds.contains(Self.classes) ? [inputTask] : []
+        if inputTask == .imageClassification {
+            if kinds.contains(Self.masks) { tasks.append(.segmentation) }
+            if kinds.contains(Self.boxes) { tasks.append(.detection) }
+        }
+        return tasks
+    }
+
+    /// The label kind `task` trains on (`classes`, `masks` or `boxes`).
+    public static func kind(for task: TaskKind) -> String {
+        switch task {
+        case .segmentation: return masks
+        case .detection: return boxes
+        default: return classes
+        }
+    }
 }
 
 /// One loaded copy of a trained model. A replica serves one request at a time; a deployment
@@ -120,6 +167,14 @@ public struct InputSchema: Equatable, Sendable {
             "values_per_input": .number(Double(valuesPerInput)), "class_count": .number(Double(classCount)),
             "classes": .array((classNames ?? (0..<classCount).map(String.init)).map(JSONValue.string)),
         ]
+        switch task {
+        case .segmentation:
+            fields["output"] = .string("per input one run-length encoded mask of H×W class ids (0 = background, 1 + k = classes[k]): {height, width, counts, values, classes}")
+        case .detection:
+            fields["output"] = .string("per input the detected objects, best first: {label, class_id, score, box: [x1, y1, x2, y2]} in input pixels, x2/y2 exclusive")
+        default:
+            break
+        }
         if task == .textClassification {
             fields["max_tokens"] = .number(Double(valuesPerInput))
             fields["max_characters"] = .number(Double(Self.maximumTextCharacters))
@@ -188,9 +243,14 @@ public struct TrainingOutcome: Equatable, Sendable {
     public var testAccuracy: Double?
     /// The epochs restored from a checkpoint (`nil`: trained from scratch).
     public var resumedFromEpoch: Int?
+    /// Segmentation and detection: the task's metrics on the validation and test splits,
+    /// `validation_<metric>` and `test_<metric>` (`TaskKind.metrics`: miou, miou_no_background,
+    /// pixel_accuracy; map50, map).
+    public var taskMetrics: [String: Double]
     public init(epochs: [EpochMetrics], artifactPath: String, inputSchema: InputSchema? = nil, testAccuracy: Double? = nil,
-                resumedFromEpoch: Int? = nil) {
+                resumedFromEpoch: Int? = nil, taskMetrics: [String: Double] = [:]) {
         self.resumedFromEpoch = resumedFromEpoch
+        self.taskMetrics = taskMetrics
         self.epochs = epochs
         self.artifactPath = artifactPath
         self.inputSchema = inputSchema

@@ -37,7 +37,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case let .missingDataset(path, name): return "dataset file '\(path)': missing dataset '\(name)'"
         case let .hdf5(error): return error.description
         case let .unknownDataset(name):
-            return "unknown dataset '\(name)': expected 'digits', 'fashion-mnist', 'fortunes', a CSV file (.csv), an HDF5 file or a directory with IDX files"
+            return "unknown dataset '\(name)': expected 'digits', 'fashion-mnist', 'fortunes', 'fashion-scenes', a CSV file (.csv), an HDF5 file or a directory with IDX files"
         case let .invalidArgument(detail): return "dataset: \(detail)"
         case let .csv(path, line, column, message): return "\(path):\(line):\(column): \(message)"
         case let .notInstalled(dataset, path, hint): return "dataset '\(dataset)': '\(path)' not found; \(hint)"

@@ -261,7 +261,8 @@ func pixelCrossEntropyChannelMajor(logits: UnsafePointer<Float>, classes: Int, p
 ///
 /// Decoding: sigmoid heatmap; a position is a peak when it equals the maximum of its 3×3
 /// neighbourhood (max-pool NMS); the `topK` (100) highest peaks with score ≥ `scoreThreshold`
-/// (0.01) become boxes `(c ± size/2) · R`, clipped to the image.
+/// (0.01) become boxes `(c ± size/2) · R`, clipped to the image; a peak whose box is empty (zero
+/// predicted size, or nothing left after clipping) is dropped.
 public struct CenterNet: Hashable, Sendable, Codable {
     /// Size (2) and offset (2) channels after the K heatmaps.
     public static let regressionChannels = 4
@@ -391,16 +392,19 @@ public struct CenterNet: Hashable, Sendable, Codable {
         // Highest score first; ties by class, then position (deterministic).
         peaks.sort { ($0.score, -$0.c, -$0.y, -$0.x) > ($1.score, -$1.c, -$1.y, -$1.x) }
         let r = Float(stride)
-        return peaks.prefix(topK).map { p in
+        // A peak whose predicted size is zero (or clipped away) has no box: it is dropped before
+        // the top-K cut, so it takes no slot.
+        return peaks.lazy.compactMap { p -> ObjectBox? in
             let cell = p.y * w + p.x
             let bw = max(0, sample[k * plane + cell]), bh = max(0, sample[(k + 1) * plane + cell])
             let cx = Float(p.x) + sample[(k + 2) * plane + cell], cy = Float(p.y) + sample[(k + 3) * plane + cell]
             func clip(_ v: Float, _ limit: Int) -> Float { min(Float(limit), max(0, v)) }
-            return ObjectBox(image: image, classID: p.c,
-                             x1: clip((cx - bw / 2) * r, imageWidth), y1: clip((cy - bh / 2) * r, imageHeight),
-                             x2: clip((cx + bw / 2) * r, imageWidth), y2: clip((cy + bh / 2) * r, imageHeight),
-                             score: p.score)
-        }
+            let box = ObjectBox(image: image, classID: p.c,
+                                x1: clip((cx - bw / 2) * r, imageWidth), y1: clip((cy - bh / 2) * r, imageHeight),
+                                x2: clip((cx + bw / 2) * r, imageWidth), y2: clip((cy + bh / 2) * r, imageHeight),
+                                score: p.score)
+            return box.x2 > box.x1 && box.y2 > box.y1 ? box : nil
+        }.prefix(topK).map { $0 }
     }
 }
 

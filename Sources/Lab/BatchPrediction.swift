@@ -1,4 +1,5 @@
 import Datasets
+import Engine
 import Foundation
 import HDF5Kit
 import NASCore
@@ -15,6 +16,13 @@ import NASCore
 /// Output: `jsonl`, one line per input `{"index":i,"predictions":[{"class_index":c,"label":…,"score":p},…]}`
 /// (softmax probabilities, descending; text models add `"input_tokens"`), or `csv` with the header
 /// `index,rank,label,class_index,score` (rank 1 = best).
+///
+/// Dense models read the same image inputs (`/x` of an HDF5 file, e.g. a scene file) and apply the
+/// model's normalisation exactly as classification does (`ModelPredictor`):
+/// - segmentation: ``predictMasks(_:inputPath:batchSize:)`` and ``writeMasks(_:model:to:)`` — an
+///   HDF5 file with `/masks` (N×H×W class ids: 0 background, `1 + k` class `k`; uint8 when every id
+///   fits, else int32) and the dataset layout's root attribute `class_names` (or `class_count`);
+/// - detection: ``predictBoxes(_:inputPath:scoreThreshold:maxDetections:batchSize:)`` — one ``DetectionRow`` per input.
 public enum BatchPrediction {
     public enum Format: String, CaseIterable, Sendable {
         case jsonl, csv
@@ -134,6 +142,112 @@ public enum BatchPrediction {
             }
         }
         return rows
+    }
+
+    // MARK: - Dense models
+
+    /// The raw images of `inputPath` for an image model (see the type's documentation).
+    public static func readImages(_ inputPath: String, for model: TrainedModel) throws -> [[Float]] {
+        guard case .image = model.inputKind, case let .values(values) = try readInputs(inputPath, for: model) else {
+            throw LabError.invalid("a \(model.task) model takes images; this model takes \(model.inputKind.name) inputs")
+        }
+        return values
+    }
+
+    /// The predicted mask of every image of `inputPath` (segmentation models): `N × H × W` class ids,
+    /// sample-major, row-major within a mask.
+    public static func predictMasks(_ predictor: ModelPredictor, inputPath: String, batchSize: Int = 256) throws -> [Int32] {
+        guard predictor.model.task == .segmentation else {
+            throw LabError.invalid("this is a \(predictor.model.task) model, not a segmentation model")
+        }
+        let images = try readImages(inputPath, for: predictor.model)
+        var masks = [Int32]()
+        masks.reserveCapacity(images.count * predictor.model.inputShape.height * predictor.model.inputShape.width)
+        for start in stride(from: 0, to: images.count, by: batchSize) {
+            for mask in try predictor.predictMasks(Array(images[start..<min(images.count, start + batchSize)])) {
+                masks += mask
+            }
+        }
+        return masks
+    }
+
+    /// Writes `masks` (`N × H × W` for `model`'s H×W) to `path` as HDF5, atomically (a temporary file
+    /// next to it, renamed): `/masks` uint8 when every id is in 0…255, else int32; root attribute
+    /// `class_names` (the object classes, background excluded) or, without names, `class_count`;
+    /// `task` = `segmentation`.
+    public static func writeMasks(_ masks: [Int32], model: TrainedModel, to path: String) throws {
+        let h = model.inputShape.height, w = model.inputShape.width
+        guard h * w > 0, masks.count % (h * w) == 0 else {
+            throw LabError.invalid("\(masks.count) mask values are not whole \(h)×\(w) masks")
+        }
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp").path
+        do {
+            let file = try H5File.create(path: temporary, truncate: true)
+            let shape = [masks.count / (h * w), h, w]
+            if masks.allSatisfy({ $0 >= 0 && $0 <= 255 }) {
+                try file.write("masks", values: masks.map { UInt8($0) }, shape: shape)
+            } else {
+                try file.write("masks", values: masks, shape: shape)
+            }
+            if let names = model.classNames { try file.setAttribute("class_names", names) } else { try file.setAttribute("class_count", model.classCount) }
+            try file.setAttribute("task", TaskKind.segmentation.rawValue)
+            try file.flush()
+            try file.close()
+            guard rename(temporary, path) == 0 else { throw LabError.invalid("\(path): cannot move '\(temporary)' into place (errno \(errno))") }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+    }
+
+    /// One JSON line of a detection model's predictions: the boxes of input `index`, best score
+    /// first; `boxes[i]` is `[x1, y1, x2, y2]` in input pixels (`x2`/`y2` exclusive), `scores[i]` its
+    /// score (sigmoid of the centre heatmap peak), `labels[i]` its class name (the decimal class id
+    /// when the model has no class names, as classification labels) and `class_ids[i]` its 0-based class.
+    public struct DetectionRow: Codable, Sendable, Equatable {
+        public var index: Int
+        public var boxes: [[Float]]
+        public var scores: [Float]
+        public var labels: [String]
+        public var class_ids: [Int]
+    }
+
+    /// The CenterNet decoding defaults of evaluation (`CenterNet().scoreThreshold`, `.topK`).
+    public static let defaultScoreThreshold = CenterNet().scoreThreshold
+    public static let defaultMaxDetections = CenterNet().topK
+
+    /// The boxes found in every image of `inputPath` (detection models), decoded as evaluation does
+    /// (`CenterNet`) with at most `maxDetections` boxes of score ≥ `scoreThreshold` per input.
+    public static func predictBoxes(_ predictor: ModelPredictor, inputPath: String,
+                                    scoreThreshold: Float = defaultScoreThreshold, maxDetections: Int = defaultMaxDetections,
+                                    batchSize: Int = 256) throws -> [DetectionRow] {
+        var head = CenterNet()
+        head.scoreThreshold = scoreThreshold
+        head.topK = maxDetections
+        guard predictor.model.task == .detection else {
+            throw LabError.invalid("this is a \(predictor.model.task) model, not a detection model")
+        }
+        let images = try readImages(inputPath, for: predictor.model)
+        var rows = [DetectionRow]()
+        for start in stride(from: 0, to: images.count, by: batchSize) {
+            let found = try predictor.predictBoxes(Array(images[start..<min(images.count, start + batchSize)]), head: head)
+            for (i, boxes) in found.enumerated() {
+                rows.append(DetectionRow(index: start + i, boxes: boxes.map { [$0.x1, $0.y1, $0.x2, $0.y2] },
+                                         scores: boxes.map(\.score), labels: boxes.map { predictor.className($0.classID) },
+                                         class_ids: boxes.map(\.classID)))
+            }
+        }
+        return rows
+    }
+
+    /// Detection rows as JSON lines (sorted keys, one line per input, ending in a newline).
+    public static func render(_ rows: [DetectionRow]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try rows.map { String(decoding: try encoder.encode($0), as: UTF8.self) + "\n" }.joined()
     }
 
     private static func row(_ index: Int, _ p: [ModelPredictor.Prediction], tokens: Int?) -> Row {

@@ -182,8 +182,18 @@ public final class ModelPredictor {
     ///   - topK: how many classes per input, highest score first (more than the class count: all).
     ///   - temperature: softmax temperature (> 0; 1 is the plain softmax).
     public func predict(_ inputs: [[Float]], topK: Int = 1, temperature: Double = 1) throws -> [[Prediction]] {
-        let n = model.inputShape.elementCount
+        guard model.task.isClassification else {
+            throw LabError.invalid("this is a \(model.task) model: it predicts \(model.task == .segmentation ? "masks (predictMasks)" : "boxes (predictBoxes)"), not class scores")
+        }
         guard temperature > 0, temperature.isFinite else { throw LabError.invalid("temperature must be positive") }
+        return try scores(try prepared(inputs), count: inputs.count, topK: topK, temperature: temperature)
+    }
+
+    /// Checks raw inputs (`inputShape.elementCount` finite values each; token ids for text models)
+    /// and returns them sample-major, normalised as in training (images per channel, features per
+    /// feature; token ids untouched) — the one input path of every prediction.
+    private func prepared(_ inputs: [[Float]]) throws -> [Float] {
+        let n = model.inputShape.elementCount
         let what: String
         switch model.inputKind {
         case .image: what = "values (\(model.inputShape) image)"
@@ -205,7 +215,50 @@ public final class ModelPredictor {
             throw LabError.invalid("input \(bad / max(1, n)): value \(features[bad]) is not a finite number")
         }
         if model.inputKind.isStandardized { model.normalization?.apply(to: &features, sampleShape: model.inputShape) }
-        return try scores(features, count: inputs.count, topK: topK, temperature: temperature)
+        return features
+    }
+
+    /// The prepared inputs as engine data (labels are placeholders; no targets).
+    private func arrays(_ inputs: [[Float]]) throws -> LabeledArrays {
+        let features = try prepared(inputs)
+        return LabeledArrays(features: features, labels: [Int32](repeating: 0, count: inputs.count), sampleShape: model.inputShape,
+                             classCount: model.classCount)
+    }
+
+    /// The mask of every raw (unnormalised) image of a segmentation model: per input `H × W` class
+    /// ids in row-major order, 0 = background and `1 + k` = class `k` (`model.classNames[k]`) —
+    /// `Network.predictMasks` (arg-max per pixel) on the inputs normalised as in training.
+    public func predictMasks(_ inputs: [[Float]]) throws -> [[Int32]] {
+        guard model.task == .segmentation else {
+            throw LabError.invalid("this is a \(model.task) model, not a segmentation model: it does not predict masks")
+        }
+        guard !inputs.isEmpty else { return [] }
+        let data = try arrays(inputs)
+        let flat = try lock.withLock { try network.predictMasks(data) }
+        let plane = model.inputShape.height * model.inputShape.width
+        return (0..<inputs.count).map { Array(flat[($0 * plane)..<(($0 + 1) * plane)]) }
+    }
+
+    /// The boxes of every raw (unnormalised) image of a detection model, best score first per
+    /// input: `Network.predictBoxes` (CenterNet decoding with `head`'s score threshold and top-k)
+    /// on the inputs normalised as in training. Boxes are in input pixels, `x2`/`y2` exclusive,
+    /// `classID` 0-based (`model.classNames[classID]`), `image` the input's index.
+    public func predictBoxes(_ inputs: [[Float]], head: CenterNet = CenterNet()) throws -> [[ObjectBox]] {
+        guard model.task == .detection else {
+            throw LabError.invalid("this is a \(model.task) model, not a detection model: it does not predict boxes")
+        }
+        guard !inputs.isEmpty else { return [] }
+        let data = try arrays(inputs)
+        let flat = try lock.withLock { try network.predictBoxes(data, head: head, classCount: model.classCount) }
+        var out = [[ObjectBox]](repeating: [], count: inputs.count)
+        for box in flat where box.image >= 0 && box.image < inputs.count { out[box.image].append(box) }
+        return out
+    }
+
+    /// The name of object class `k` (`classNames[k]`, else `"k"`), as classification labels are named.
+    public func className(_ k: Int) -> String {
+        if let names = model.classNames, k >= 0, k < names.count { return names[k] }
+        return String(k)
     }
 
     /// Class scores for texts of a text model, tokenized with the model's tokenizer.

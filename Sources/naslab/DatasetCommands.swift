@@ -1,5 +1,6 @@
 import ArgumentParser
 import Datasets
+import HDF5Kit
 import Foundation
 import Lab
 import NASCore
@@ -88,11 +89,21 @@ struct DatasetsExportCommand: ParsableCommand {
             After writing, the file is read back and checked: rows per split equal the dataset's split \
             sizes, labels match, every text re-encodes with the dataset's tokenizer to exactly the token \
             ids NASLab trains on (features: the same values); any mismatch is an error.
+
+            Scene datasets (segmentation / detection: fashion-scenes or an HDF5 file with /masks or \
+            /boxes) are written as HDF5 instead (--output FILE.h5): one group per split, /train, \
+            /validation and /test, each in the scene layout of docs/datasets.md — x (float32 N×C×H×W, \
+            the standardised features NASLab trains on), masks (N×H×W class ids, 0 = background, \
+            1 + k = class k; uint8 when they fit, else int32), boxes (M×6 float32 rows image_index, \
+            class_id, x1, y1, x2, y2 with image indices within the split) — plus labels (int32 N, the \
+            dominant classes that stratify the splits); root attribute class_names (or class_count) and \
+            datasets /normalization_mean, /normalization_std (per channel). The file is read back and \
+            compared array by array.
             """)
 
     @Argument(help: "digits, fashion-mnist, fortunes, or a dataset file (.csv text/tabular, HDF5, IDX directory).")
     var name: String
-    @Option(name: [.short, .long], help: "The CSV file to write.") var output: String
+    @Option(name: [.short, .long], help: "The CSV file to write (scene datasets: an HDF5 file, FILE.h5).") var output: String
     @Option(help: "The experiment's seed (the dataset seed of a search).") var seed: UInt64 = 0
     @Option(help: "Fraction of the training part held out for validation (the experiment's validation_split).")
     var validationSplit = Dataset.defaultValidationSplit
@@ -105,6 +116,21 @@ struct DatasetsExportCommand: ParsableCommand {
         try reportingErrors {
             let start = Date()
             let export = try DatasetExport.make(name: name, validationSplit: validationSplit, seed: seed)
+            if export.isScenes {
+                let lower = output.lowercased()
+                guard lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") else {
+                    throw DatasetExport.Failure.usage("'\(name)' is a scene dataset (masks/boxes): export it to an HDF5 file, "
+                        + "--output FILE.h5 (a CSV cannot hold its masks and boxes)")
+                }
+                try export.writeScenes(to: output)
+                let counts = DatasetExport.splits.map { "\($0.count(export.dataset)) \($0.name)" }.joined(separator: ", ")
+                let kinds = [export.dataset.train.masks != nil ? "masks" : nil, export.dataset.train.boxes != nil ? "boxes" : nil]
+                    .compactMap { $0 }.joined(separator: " and ")
+                print(String(format: "wrote %@: %@ scenes (%@) with %@, %d classes; read back and verified in %.1f s",
+                             output, String(export.rowCount), counts, kinds, export.dataset.metadata.classCount,
+                             Date().timeIntervalSince(start)))
+                return
+            }
             try export.write(to: output)
             let counts = DatasetExport.splits.map { "\($0.count(export.dataset)) \($0.name)" }.joined(separator: ", ")
             print(String(format: "wrote %@: %@ rows (%@), %d classes; read back and verified in %.1f s",
@@ -118,8 +144,12 @@ struct DatasetsExportCommand: ParsableCommand {
 struct DatasetExport {
     enum Failure: Error, CustomStringConvertible {
         case check(String)
+        case usage(String)
         var description: String {
-            switch self { case let .check(detail): return "export self-check failed: \(detail)" }
+            switch self {
+            case let .check(detail): return "export self-check failed: \(detail)"
+            case let .usage(detail): return detail
+            }
         }
     }
 
@@ -295,5 +325,91 @@ struct DatasetExport {
             }
         }
         guard rows.isEmpty else { throw Failure.check("\(rows.count) rows read back beyond the three splits") }
+    }
+}
+
+// MARK: - Scene datasets
+
+extension DatasetExport {
+    /// Whether the dataset carries masks or boxes (a scene dataset, exported as HDF5).
+    var isScenes: Bool { dataset.train.masks != nil || dataset.train.boxes != nil }
+
+    /// Writes the three splits in the scene layout, one group each (see the command's discussion),
+    /// to a temporary file next to `path`, reads it back and compares every array, then moves it
+    /// into place; on any failure the temporary file is removed and `path` is left alone.
+    func writeScenes(to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        do {
+            let file = try H5File.create(path: temporary.path, truncate: true)
+            for split in DatasetExport.splits {
+                let part = split.part(dataset)
+                let group = try file.createGroup(split.name)
+                let s = part.sampleShape
+                try group.write("x", values: part.features, shape: [part.count, s.channels, s.height, s.width])
+                try group.write("labels", values: part.labels, shape: [part.count])
+                if let masks = part.masks {
+                    let shape = [part.count, s.height, s.width]
+                    if masks.allSatisfy({ $0 >= 0 && $0 <= 255 }) {
+                        try group.write("masks", values: masks.map { UInt8($0) }, shape: shape)
+                    } else {
+                        try group.write("masks", values: masks, shape: shape)
+                    }
+                }
+                if let boxes = part.boxes {
+                    try group.write("boxes", values: DatasetExport.boxRows(boxes), shape: [boxes.count, 6])
+                }
+            }
+            if let names = dataset.metadata.classNames {
+                try file.setAttribute("class_names", names)
+            } else {
+                try file.setAttribute("class_count", dataset.metadata.classCount)
+            }
+            try file.setAttribute("dataset", dataset.metadata.name)
+            if let n = dataset.normalization {
+                try file.write("normalization_mean", values: n.mean, shape: [n.mean.count])
+                try file.write("normalization_std", values: n.std, shape: [n.std.count])
+            }
+            try file.flush()
+            try file.close()
+            try verifyScenes(file: temporary.path)
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            try FileManager.default.moveItem(at: temporary, to: url)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        }
+    }
+
+    static func boxRows(_ boxes: [ObjectBox]) -> [Float] {
+        boxes.flatMap { [Float($0.image), Float($0.classID), $0.x1, $0.y1, $0.x2, $0.y2] }
+    }
+
+    /// Reads a file written by ``writeScenes(to:)`` back and compares it with the splits.
+    func verifyScenes(file path: String) throws {
+        let file = try H5File.open(path: path)
+        defer { try? file.close() }
+        for split in DatasetExport.splits {
+            let part = split.part(dataset)
+            let group = try file.openGroup(split.name)
+            guard try group.read("x", as: Float.self).values == part.features else {
+                throw Failure.check("/\(split.name)/x read back differs from the features NASLab trains on")
+            }
+            guard try group.read("labels", as: Int32.self).values == part.labels else {
+                throw Failure.check("/\(split.name)/labels read back differ from the split's labels")
+            }
+            if let masks = part.masks {
+                guard try group.read("masks", as: Int32.self).values == masks else {
+                    throw Failure.check("/\(split.name)/masks read back differ from the split's masks")
+                }
+            }
+            if let boxes = part.boxes {
+                guard try group.read("boxes", as: Float.self).values == DatasetExport.boxRows(boxes) else {
+                    throw Failure.check("/\(split.name)/boxes read back differ from the split's boxes")
+                }
+            }
+        }
     }
 }

@@ -11,11 +11,16 @@ final class DatasetRoutesTests: XCTestCase {
             for caller in [APIClient.Caller.acme, .globex] {
                 let list = try await api.send(.get, "/v1/datasets", as: caller)
                 XCTAssertEqual(list.status, .ok)
-                XCTAssertEqual(list.data.compactMap { $0["id"] as? String }, ["digits", "fashion-mnist", "fortunes"])
+                XCTAssertEqual(list.data.compactMap { $0["id"] as? String }, ["digits", "fashion-mnist", "fortunes", "fashion-scenes"])
             }
             let digits = try await api.send(.get, "/v1/datasets/digits")
             XCTAssertEqual(digits["source"] as? String, "builtin")
             XCTAssertEqual(digits["object"] as? String, "dataset")
+            XCTAssertEqual(digits["labels"] as? [String], ["classes"])
+            XCTAssertEqual(digits["tasks"] as? [String], ["image_classification"])
+            let scenes = try await api.send(.get, "/v1/datasets/fashion-scenes")
+            XCTAssertEqual(scenes["labels"] as? [String], ["classes", "masks", "boxes"], scenes.text)
+            XCTAssertEqual(scenes["tasks"] as? [String], ["image_classification", "segmentation", "detection"])
         }
     }
 
@@ -45,9 +50,12 @@ final class DatasetRoutesTests: XCTestCase {
             let fetched = try await api.send(.get, "/v1/datasets/\(id)")
             XCTAssertEqual(fetched["name"] as? String, "iris")
             let listed5 = try await api.send(.get, "/v1/datasets"); XCTAssertEqual(listed5.data.compactMap { $0["id"] as? String },
-                           ["digits", "fashion-mnist", "fortunes", id])
+                           ["digits", "fashion-mnist", "fortunes", "fashion-scenes", id])
+            // Registered without a workbench: the file is not loaded, so its labels are unknown.
+            XCTAssertTrue(fetched["labels"] is NSNull, fetched.text)
+            XCTAssertTrue(fetched["tasks"] is NSNull, fetched.text)
             assertError(try await api.send(.get, "/v1/datasets/\(id)", as: .globex), .notFound, type: "not_found_error")
-            let listed6 = try await api.send(.get, "/v1/datasets", as: .globex); XCTAssertEqual(listed6.data.count, 3)
+            let listed6 = try await api.send(.get, "/v1/datasets", as: .globex); XCTAssertEqual(listed6.data.count, 4)
 
             let h5 = try await api.send(.post, "/v1/datasets", json: #"{"path": "\#(hdf5.path)"}"#)
             XCTAssertEqual(h5["format"] as? String, "hdf5", h5.text)

@@ -57,8 +57,11 @@ final class SearchRoutesTests: XCTestCase {
                 }
             }
             let constraints = #""constraints": {"max_params": 1000}"#
-            try await expect(#"{"task_type": "detection", "dataset_id": "digits", \#(constraints)}"#, "task_type", "not supported yet")
-            try await expect(#"{"task_type": "segmentation", "dataset_id": "digits", \#(constraints)}"#, "task_type", "not supported yet")
+            // Dense tasks need a dataset with their labels (digits has classes only).
+            try await expect(#"{"task_type": "detection", "dataset_id": "digits", \#(constraints)}"#, "task_type",
+                             "needs a dataset with boxes")
+            try await expect(#"{"task_type": "segmentation", "dataset_id": "digits", \#(constraints)}"#, "task_type",
+                             "needs a dataset with masks")
             try await expect(#"{"task_type": "regression", "dataset_id": "digits", \#(constraints)}"#, "task_type", "must be one of")
             try await expect(#"{"dataset_id": "digits", \#(constraints)}"#, "task_type")
             try await expect(#"{"task_type": "classification", \#(constraints)}"#, "dataset_id")
