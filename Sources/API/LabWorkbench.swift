@@ -237,8 +237,8 @@ public final class LabWorkbench: ModelWorkbench {
     static func progress(evaluated: Int, best: CandidateRow?, task: TaskKind = .imageClassification) -> SearchProgress {
         var metrics: [String: Double] = [:]
         if let best {
-            metrics["validation_" + task.primaryMetric] = best.validationAccuracy
-            if best.testAccuracy.isFinite { metrics["test_" + task.primaryMetric] = best.testAccuracy }
+            metrics["validation_" + task.primaryMetric] = best.validationScore
+            if best.testScore.isFinite { metrics["test_" + task.primaryMetric] = best.testScore }
             metrics["params"] = best.params
             metrics["flops"] = best.flops
             if best.measuredLatencyMs.isFinite { metrics["latency_ms"] = best.measuredLatencyMs }

@@ -50,9 +50,9 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     public var reason: String?
     /// The validation value of the task's primary metric (`TaskKind.primaryMetric`: accuracy,
     /// mIoU or mAP@0.5), what searches rank by; recorded as `val_<metric>`.
-    public var validationAccuracy: Double
+    public var validationScore: Double
     /// The test value of the task's primary metric; recorded as `test_<metric>`.
-    public var testAccuracy: Double
+    public var testScore: Double
     /// The task's other metrics by record name (`val_miou_no_background`, `test_map`, …), kept in
     /// the record's `reported` table.
     public var reported: [String: Double]
@@ -64,15 +64,15 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     /// copies the best candidate's weights into the record).
     public var weightsFile: String?
 
-    public init(id: Int, status: Status, reason: String? = nil, validationAccuracy: Double = .nan,
-                testAccuracy: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String,
+    public init(id: Int, status: Status, reason: String? = nil, validationScore: Double = .nan,
+                testScore: Double = .nan, epochs: [EpochMetrics] = [], wallSeconds: Double = 0, worker: String,
                 weightsFile: String? = nil, reported: [String: Double] = [:]) {
         self.id = id
         self.reported = reported
         self.status = status
         self.reason = reason
-        self.validationAccuracy = validationAccuracy
-        self.testAccuracy = testAccuracy
+        self.validationScore = validationScore
+        self.testScore = testScore
         self.epochs = epochs
         self.wallSeconds = wallSeconds
         self.worker = worker

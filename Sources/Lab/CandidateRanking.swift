@@ -20,7 +20,7 @@ public struct CandidateRanking: Sendable {
 
     /// Whether `a` ranks before `b`.
     public func isBetter(_ a: CandidateRow, than b: CandidateRow) -> Bool {
-        if a.validationAccuracy != b.validationAccuracy { return a.validationAccuracy > b.validationAccuracy }
+        if a.validationScore != b.validationScore { return a.validationScore > b.validationScore }
         let lossA = validationLoss[a.id] ?? .infinity, lossB = validationLoss[b.id] ?? .infinity
         if lossA != lossB { return lossA < lossB }
         return a.id < b.id
@@ -28,19 +28,19 @@ public struct CandidateRanking: Sendable {
 
     /// Accepted candidates with a finite validation accuracy, best first.
     public func ranked(_ rows: [CandidateRow]) -> [CandidateRow] {
-        rows.filter { $0.status == .accepted && $0.validationAccuracy.isFinite }.sorted(by: isBetter)
+        rows.filter { $0.status == .accepted && $0.validationScore.isFinite }.sorted(by: isBetter)
     }
 
     /// The best of `rows` (see ``ranked(_:)``).
     public func best(_ rows: [CandidateRow]) -> CandidateRow? {
-        rows.filter { $0.status == .accepted && $0.validationAccuracy.isFinite }.min(by: isBetter)
+        rows.filter { $0.status == .accepted && $0.validationScore.isFinite }.min(by: isBetter)
     }
 
-    /// The candidates tied with the best on validation accuracy (best first); empty without a tie.
+    /// The candidates tied with the best on the validation score (best first); empty without a tie.
     public func tiesWithBest(_ rows: [CandidateRow]) -> [CandidateRow] {
         let all = ranked(rows)
         guard let first = all.first else { return [] }
-        let tied = all.filter { $0.validationAccuracy == first.validationAccuracy }
+        let tied = all.filter { $0.validationScore == first.validationScore }
         return tied.count > 1 ? tied : []
     }
 }

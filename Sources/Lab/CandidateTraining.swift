@@ -109,7 +109,7 @@ public enum CandidateTraining {
             for (name, value) in outcome.validationMetrics where name != primary { reported["val_" + name] = value }
             for (name, value) in outcome.testMetrics where name != primary { reported["test_" + name] = value }
             return CandidateResult(
-                id: spec.id, status: .completed, validationAccuracy: outcome.validationScore, testAccuracy: outcome.testScore,
+                id: spec.id, status: .completed, validationScore: outcome.validationScore, testScore: outcome.testScore,
                 epochs: result.epochs, wallSeconds: Date().timeIntervalSince(start), worker: worker, weightsFile: weightsFile,
                 reported: reported)
         } catch {

@@ -279,7 +279,7 @@ public final class ExperimentRunner {
                     s.row = try complete(s.row, with: result)
                 }
                 let outcome: EvaluationOutcome = s.row.status == .accepted
-                    ? .evaluated(objective: s.row.validationAccuracy)
+                    ? .evaluated(objective: s.row.validationScore)
                     : .failed(reason: s.row.reason)
                 searcher.tell(Observation(s.proposal, outcome))
                 evaluated += 1
@@ -395,7 +395,7 @@ public final class ExperimentRunner {
                     // The metric column is the search metric (recorded as val_accuracy); a table has no
                     // separate test split, so test_accuracy stays unknown. Every column is also kept
                     // under its own name in the record's `reported` table.
-                    var r = CandidateResult(id: s.proposal.id, status: .completed, validationAccuracy: value, worker: "table")
+                    var r = CandidateResult(id: s.proposal.id, status: .completed, validationScore: value, worker: "table")
                     var values = [(name: config.evaluator.metricColumn, value: value)]
                     for (column, report) in reportTables {
                         if let v = report.lookup(s.text) { values.append((column, v)) }
@@ -429,15 +429,15 @@ public final class ExperimentRunner {
         var row = screened
         row.status = result.status == .completed ? .accepted : .failed
         row.reason = result.reason ?? ""
-        row.validationAccuracy = result.validationAccuracy
-        row.testAccuracy = result.testAccuracy
+        row.validationScore = result.validationScore
+        row.testScore = result.testScore
         row.epochs = Int64(result.epochs.count)
         row.wallSeconds = result.wallSeconds
         row.worker = result.worker
         if row.status == .accepted, !result.reported.isEmpty {
             pendingReported[result.id, default: []] += result.reported.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
         }
-        if row.status == .accepted, !row.validationAccuracy.isFinite {
+        if row.status == .accepted, !row.validationScore.isFinite {
             row.status = .failed
             row.reason = "no validation \(TaskKind.metricLabel(space.space.task.primaryMetric))"
         }
@@ -482,7 +482,7 @@ public final class ExperimentRunner {
     public func paretoFronts() -> ParetoFronts {
         let accepted = rows.filter { $0.status == .accepted }
         func front(_ cost: (CandidateRow) -> Double) -> [Int64] {
-            paretoFront(accepted.map { ParetoPoint(id: $0.id, accuracy: $0.validationAccuracy, cost: cost($0)) }).map(\.id)
+            paretoFront(accepted.map { ParetoPoint(id: $0.id, accuracy: $0.validationScore, cost: cost($0)) }).map(\.id)
         }
         return ParetoFronts(
             accuracyVsLatency: front { $0.measuredLatencyMs.isFinite ? $0.measuredLatencyMs : $0.predictedLatencyMs },

@@ -42,7 +42,7 @@ public struct RecordAnalysis {
         guard !tied.isEmpty else { return nil }
         let losses = tied.map { r in "#\(r.id) " + (ranking.validationLoss[r.id].map { String(format: "%.4f", $0) } ?? "–") }
         return String(format: "tie: %d candidates share the best validation %@ %.4f; the lower final validation loss decides: ",
-                      tied.count, scoreLabel, tied[0].validationAccuracy) + losses.joined(separator: ", ")
+                      tied.count, scoreLabel, tied[0].validationScore) + losses.joined(separator: ", ")
     }
 
     /// The `k` best accepted candidates in ``CandidateRanking``'s order.
@@ -55,7 +55,7 @@ public struct RecordAnalysis {
         var n = 0
         for row in candidates.sorted(by: { $0.id < $1.id }) where row.status != .rejected {
             n += 1
-            if row.status == .accepted, row.validationAccuracy > best { best = row.validationAccuracy }
+            if row.status == .accepted, row.validationScore > best { best = row.validationScore }
             out.append((n, best.isFinite ? best : .nan))
         }
         return out
@@ -77,7 +77,7 @@ public struct RecordAnalysis {
         let short = metric == "accuracy" ? "acc" : TaskKind.metricLabel(metric)
         var lines = [line(["id", "status", "val " + short, "test " + short, "params", "MFLOPs", "lat ms", "architecture"])]
         for r in rows {
-            lines.append(line([String(r.id), r.status.rawValue, num(r.validationAccuracy, "%.4f"), num(r.testAccuracy, "%.4f"),
+            lines.append(line([String(r.id), r.status.rawValue, num(r.validationScore, "%.4f"), num(r.testScore, "%.4f"),
                                num(r.params, "%.0f"), num(r.flops / 1e6, "%.2f"),
                                num(r.measuredLatencyMs.isFinite ? r.measuredLatencyMs : r.predictedLatencyMs, "%.3f"),
                                cut(r.architecture)]))
@@ -133,7 +133,7 @@ public struct RecordAnalysis {
         var index = [Int64: Int]()
         var n = 0
         for r in candidates.sorted(by: { $0.id < $1.id }) where r.status != .rejected { n += 1; index[r.id] = n }
-        progress.series.append(.init(label: "candidates", points: evaluatedRows.map { (Double(index[$0.id]!), $0.validationAccuracy) },
+        progress.series.append(.init(label: "candidates", points: evaluatedRows.map { (Double(index[$0.id]!), $0.validationScore) },
                                      color: "#9aa7b8"))
         progress.series.append(.init(label: "best so far", points: bestSoFar.map { (Double($0.evaluated), $0.accuracy) },
                                      color: "#d62728", line: true))
@@ -145,9 +145,9 @@ public struct RecordAnalysis {
             ("pareto-params.svg", { (r: CandidateRow) in r.params }, "parameters", fronts.accuracyVsParams, true),
         ] {
             var plot = SVGPlot(title: "\(metadata.name): \(scoreLabel) vs \(label)", xLabel: label, yLabel: "validation \(scoreLabel)", logX: logX)
-            plot.series.append(.init(label: "accepted", points: accepted.map { (cost($0), $0.validationAccuracy) }, color: "#1f77b4"))
+            plot.series.append(.init(label: "accepted", points: accepted.map { (cost($0), $0.validationScore) }, color: "#1f77b4"))
             let f = front.compactMap { byID[$0] }.sorted { cost($0) < cost($1) }
-            plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationAccuracy) }, color: "#d62728",
+            plot.series.append(.init(label: "Pareto front", points: f.map { (cost($0), $0.validationScore) }, color: "#d62728",
                                      line: true, radius: 5, markers: true))
             try save(plot, name)
         }

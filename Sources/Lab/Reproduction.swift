@@ -97,8 +97,8 @@ public struct Reproduction {
         let recordedStatus = row.status == .accepted ? "completed" : "failed"
         let sameStatus = result.status.rawValue == recordedStatus
         func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
-        let sameMetrics = sameStatus && same(result.validationAccuracy, row.validationAccuracy)
-            && same(result.testAccuracy, row.testAccuracy)
+        let sameMetrics = sameStatus && same(result.validationScore, row.validationScore)
+            && same(result.testScore, row.testScore)
         let identical = sameMetrics && sameWeights
 
         // |Δ| per metric; NaN on one side only counts as infinitely different.
@@ -107,8 +107,8 @@ public struct Reproduction {
             if a.isNaN || b.isNaN { return .infinity }
             return abs(a - b)
         }
-        let accuracyDifferences = [("validation accuracy", difference(result.validationAccuracy, row.validationAccuracy)),
-                                   ("test accuracy", difference(result.testAccuracy, row.testAccuracy))]
+        let accuracyDifferences = [("validation accuracy", difference(result.validationScore, row.validationScore)),
+                                   ("test accuracy", difference(result.testScore, row.testScore))]
         var epochDifferences = [(String, Double)]()
         let recordedEpochs = (try? record.readEpochs(candidateID: id)) ?? []
         if !recordedEpochs.isEmpty {
@@ -135,9 +135,9 @@ public struct Reproduction {
                 + "\(crossThreadAccuracyTolerance) (rerun with --threads \(recordedThreads) to check bit for bit)\n"
         }
         report += String(format: "validation accuracy: recorded %.6f, reproduced %.6f (difference %.2e)\n",
-                         row.validationAccuracy, result.validationAccuracy, result.validationAccuracy - row.validationAccuracy)
+                         row.validationScore, result.validationScore, result.validationScore - row.validationScore)
         report += String(format: "test accuracy:       recorded %.6f, reproduced %.6f (difference %.2e)\n",
-                         row.testAccuracy, result.testAccuracy, result.testAccuracy - row.testAccuracy)
+                         row.testScore, result.testScore, result.testScore - row.testScore)
         if !sameStatus {
             report += "status: recorded \(recordedStatus), reproduced \(result.status.rawValue)\(result.reason.map { " (\($0))" } ?? "")\n"
         }

@@ -33,10 +33,10 @@ public final class SearchProgressBar: SearchObserver {
         let width = 24
         let filled = min(width, budget > 0 ? width * evaluated / budget : width)
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let bestText = best.map { String(format: "best %.4f (#%d)", $0.validationAccuracy, $0.id) } ?? "best –"
+        let bestText = best.map { String(format: "best %.4f (#%d)", $0.validationScore, $0.id) } ?? "best –"
         let this: String
         switch row.status {
-        case .accepted: this = String(format: "#%d val %.4f", row.id, row.validationAccuracy)
+        case .accepted: this = String(format: "#%d val %.4f", row.id, row.validationScore)
         case .failed: this = "#\(row.id) failed"
         case .rejected: this = "#\(row.id) rejected"
         }

@@ -28,7 +28,7 @@ public enum CandidateExport {
     static func fields(_ row: CandidateRow) -> [String?] {
         [String(row.id), row.architecture, row.hash, String(row.parentID), row.status.rawValue, row.reason,
          number(row.params), number(row.macs), number(row.flops), number(row.predictedLatencyMs),
-         number(row.measuredLatencyMs), number(row.validationAccuracy), number(row.testAccuracy),
+         number(row.measuredLatencyMs), number(row.validationScore), number(row.testScore),
          String(row.epochs), number(row.wallSeconds), row.worker]
     }
 
@@ -119,7 +119,7 @@ public enum CandidateExport {
         return CandidateRow(id: try int(0), architecture: text(1), hash: text(2), parentID: try int(3), status: status,
                             reason: text(5), params: try double(6), macs: try double(7), flops: try double(8),
                             predictedLatencyMs: try double(9), measuredLatencyMs: try double(10),
-                            validationAccuracy: try double(11), testAccuracy: try double(12), epochs: try int(13),
+                            validationScore: try double(11), testScore: try double(12), epochs: try int(13),
                             wallSeconds: try double(14), worker: text(15))
     }
 
@@ -211,7 +211,7 @@ public enum CandidateExport {
             return CandidateRow(id: r.id, architecture: r.architecture, hash: r.hash, parentID: r.parent_id, status: status,
                                 reason: r.reason, params: r.params ?? .nan, macs: r.macs ?? .nan, flops: r.flops ?? .nan,
                                 predictedLatencyMs: r.latency_ms_predicted ?? .nan, measuredLatencyMs: r.latency_ms_measured ?? .nan,
-                                validationAccuracy: r.validationScore ?? .nan, testAccuracy: r.testScore ?? .nan,
+                                validationScore: r.validationScore ?? .nan, testScore: r.testScore ?? .nan,
                                 epochs: r.epochs, wallSeconds: r.wall_seconds ?? .nan, worker: r.worker)
         }
     }

@@ -29,8 +29,11 @@ public struct CandidateRow: Codable, Sendable, Equatable {
     public var flops: Double
     public var predictedLatencyMs: Double
     public var measuredLatencyMs: Double
-    public var validationAccuracy: Double
-    public var testAccuracy: Double
+    /// The validation value of the record's score metric (``RecordLayout/scoreMetric``: accuracy,
+    /// mIoU or mAP@0.5), what searches rank by; column `val_<metric>`.
+    public var validationScore: Double
+    /// The test value of the score metric; column `test_<metric>`.
+    public var testScore: Double
     /// Epochs trained (0 if not trained).
     public var epochs: Int64
     /// Wall-clock seconds spent on the candidate (estimation, training, evaluation).
@@ -41,7 +44,7 @@ public struct CandidateRow: Codable, Sendable, Equatable {
     public init(id: Int64, architecture: String, hash: String, parentID: Int64 = -1, status: CandidateStatus,
                 reason: String = "", params: Double = .nan, macs: Double = .nan, flops: Double = .nan,
                 predictedLatencyMs: Double = .nan, measuredLatencyMs: Double = .nan,
-                validationAccuracy: Double = .nan, testAccuracy: Double = .nan, epochs: Int64 = 0,
+                validationScore: Double = .nan, testScore: Double = .nan, epochs: Int64 = 0,
                 wallSeconds: Double = .nan, worker: String = "") {
         self.id = id
         self.architecture = architecture
@@ -54,15 +57,15 @@ public struct CandidateRow: Codable, Sendable, Equatable {
         self.flops = flops
         self.predictedLatencyMs = predictedLatencyMs
         self.measuredLatencyMs = measuredLatencyMs
-        self.validationAccuracy = validationAccuracy
-        self.testAccuracy = testAccuracy
+        self.validationScore = validationScore
+        self.testScore = testScore
         self.epochs = epochs
         self.wallSeconds = wallSeconds
         self.worker = worker
     }
 
     var numbers: [Double] {
-        [params, macs, flops, predictedLatencyMs, measuredLatencyMs, validationAccuracy, testAccuracy, wallSeconds]
+        [params, macs, flops, predictedLatencyMs, measuredLatencyMs, validationScore, testScore, wallSeconds]
     }
 
     public static func == (a: CandidateRow, b: CandidateRow) -> Bool {

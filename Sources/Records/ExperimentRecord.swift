@@ -346,7 +346,7 @@ public final class ExperimentRecord: @unchecked Sendable {
                 .string(row.status.rawValue), .string(ExperimentRecord.truncated(row.reason, to: layout.reasonCapacity)),
                 .double(row.params), .double(row.macs), .double(row.flops),
                 .double(row.predictedLatencyMs), .double(row.measuredLatencyMs),
-                .double(row.validationAccuracy), .double(row.testAccuracy),
+                .double(row.validationScore), .double(row.testScore),
                 .int(row.epochs), .double(row.wallSeconds), .string(row.worker),
             ])
             try file.flush()
@@ -480,7 +480,7 @@ public final class ExperimentRecord: @unchecked Sendable {
                 return CandidateRow(id: int(0), architecture: string(1), hash: string(2), parentID: int(3), status: status,
                                     reason: string(5), params: double(6), macs: double(7), flops: double(8),
                                     predictedLatencyMs: double(9), measuredLatencyMs: double(10),
-                                    validationAccuracy: double(11), testAccuracy: double(12), epochs: int(13),
+                                    validationScore: double(11), testScore: double(12), epochs: int(13),
                                     wallSeconds: double(14), worker: string(15))
             }
         }

@@ -72,7 +72,7 @@ func printSummary(_ s: SearchSummary) {
     if let best = s.best {
         print("")
         print(String(format: "best: candidate %lld, validation %@ %.4f, test %@ %.4f, %.0f params",
-                     best.id, label, best.validationAccuracy, label, best.testAccuracy, best.params))
+                     best.id, label, best.validationScore, label, best.testScore, best.params))
         print("      \(best.architecture)")
     }
     print("record: \(s.recordPath)")

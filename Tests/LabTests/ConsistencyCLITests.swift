@@ -109,7 +109,7 @@ final class TabularReportColumnsTests: XCTestCase {
 /// One order of candidates: ties on validation accuracy go to the lower final validation loss.
 final class CandidateRankingTests: XCTestCase {
     func row(_ id: Int64, _ accuracy: Double) -> CandidateRow {
-        CandidateRow(id: id, architecture: "a\(id)", hash: "h\(id)", status: .accepted, validationAccuracy: accuracy)
+        CandidateRow(id: id, architecture: "a\(id)", hash: "h\(id)", status: .accepted, validationScore: accuracy)
     }
 
     func testTiesAreBrokenByFinalValidationLossThenId() {

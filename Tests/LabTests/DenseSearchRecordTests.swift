@@ -91,7 +91,7 @@ final class DenseSearchRecordTests: XCTestCase {
         XCTAssertEqual(rows.count, 2)
         // (JSONSerialization on Linux may miss the last digit of a double: compare within 1e-12.)
         let h5Values = (info["val"] as? [Double] ?? []).sorted()
-        let exported = rows.map(\.validationAccuracy).sorted()
+        let exported = rows.map(\.validationScore).sorted()
         XCTAssertEqual(exported.count, h5Values.count)
         for (a, b) in zip(exported, h5Values) { XCTAssertEqual(a, b, accuracy: 1e-12, "the val_miou values") }
 
@@ -105,8 +105,8 @@ final class DenseSearchRecordTests: XCTestCase {
     func testCandidateExportJSONRoundTripWithMiou() throws {
         let rows = [
             CandidateRow(id: 0, architecture: "decoder.upsample=nearest decoder.level1.skip=true", hash: "a1", status: .accepted,
-                         params: 12345, macs: 678_901, flops: 1_357_802, predictedLatencyMs: 0.25, validationAccuracy: 0.4375,
-                         testAccuracy: 0.40625, epochs: 1, wallSeconds: 2.5, worker: "local-0"),
+                         params: 12345, macs: 678_901, flops: 1_357_802, predictedLatencyMs: 0.25, validationScore: 0.4375,
+                         testScore: 0.40625, epochs: 1, wallSeconds: 2.5, worker: "local-0"),
             CandidateRow(id: 1, architecture: "decoder.upsample=bilinear decoder.level1.skip=false", hash: "b2", parentID: 0,
                          status: .failed, reason: "loss became nan", epochs: 0, worker: "local-0"),
         ]

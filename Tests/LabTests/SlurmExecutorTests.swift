@@ -40,8 +40,8 @@ final class SlurmExecutorTests: XCTestCase {
         for (task, result) in results.enumerated() {
             XCTAssertEqual(result.status, .completed, "candidate \(result.id): \(result.reason ?? "")")
             // Values the worker computed from the spec file it read.
-            XCTAssertEqual(result.validationAccuracy, Double(result.id) / 100, accuracy: 1e-12)
-            XCTAssertEqual(result.testAccuracy, Double(1_000 + result.id) / 10_000, accuracy: 1e-12)
+            XCTAssertEqual(result.validationScore, Double(result.id) / 100, accuracy: 1e-12)
+            XCTAssertEqual(result.testScore, Double(1_000 + result.id) / 10_000, accuracy: 1e-12)
             XCTAssertEqual(result.epochs.count, 1)
             XCTAssertEqual(result.worker, "slurm-\(jobID)_\(task)")
             // The result file on disk, read back by a second reader (JSONSerialization).
@@ -83,7 +83,7 @@ final class SlurmExecutorTests: XCTestCase {
         let pending = results[3].reason ?? ""
         XCTAssertTrue(pending.contains("\(jobID)_3") && pending.contains("CANCELLED while pending"), pending)
         for result in results[1...2] {
-            XCTAssertEqual(result.validationAccuracy, Double(result.id) / 100, accuracy: 1e-12)
+            XCTAssertEqual(result.validationScore, Double(result.id) / 100, accuracy: 1e-12)
         }
     }
 
@@ -163,14 +163,14 @@ final class SlurmExecutorTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: batch.logDirectory, withIntermediateDirectories: true)
         try "999999\tinitial\t40,41,42\n".write(toFile: batch.directory + "/submissions.tsv", atomically: true, encoding: .utf8)
         try "999999\n".write(toFile: batch.jobIDPath, atomically: true, encoding: .utf8)
-        let earlier = CandidateResult(id: 40, status: .completed, validationAccuracy: 0.777, testAccuracy: 0.5, worker: "slurm-999999_0")
+        let earlier = CandidateResult(id: 40, status: .completed, validationScore: 0.777, testScore: 0.5, worker: "slurm-999999_0")
         try SlurmResultFile.write(earlier, to: batch.resultPath(40))
 
         let results = try executor.evaluate(specs)
-        XCTAssertEqual(results[0].validationAccuracy, 0.777, "the earlier result is reused, not recomputed")
+        XCTAssertEqual(results[0].validationScore, 0.777, "the earlier result is reused, not recomputed")
         XCTAssertEqual(results[0].worker, "slurm-999999_0")
-        XCTAssertEqual(results[1].validationAccuracy, 0.41, accuracy: 1e-12)
-        XCTAssertEqual(results[2].validationAccuracy, 0.42, accuracy: 1e-12)
+        XCTAssertEqual(results[1].validationScore, 0.41, accuracy: 1e-12)
+        XCTAssertEqual(results[2].validationScore, 0.42, accuracy: 1e-12)
         let submissions = try batch.submissions()
         XCTAssertEqual(submissions.count, 2)
         XCTAssertEqual(submissions[1].kind, .resume)
@@ -236,9 +236,9 @@ final class SlurmExecutorTests: XCTestCase {
             XCTAssertEqual(remote.status, .completed, remote.reason ?? "")
             XCTAssertEqual(remote.worker, "slurm-\(jobID)_\(index)")
             XCTAssertEqual(remote.epochs.count, 1)
-            XCTAssertTrue((0...1).contains(remote.validationAccuracy), "\(remote.validationAccuracy)")
-            XCTAssertEqual(remote.validationAccuracy, reference.validationAccuracy, "candidate \(remote.id): same spec, same result")
-            XCTAssertEqual(remote.testAccuracy, reference.testAccuracy)
+            XCTAssertTrue((0...1).contains(remote.validationScore), "\(remote.validationScore)")
+            XCTAssertEqual(remote.validationScore, reference.validationScore, "candidate \(remote.id): same spec, same result")
+            XCTAssertEqual(remote.testScore, reference.testScore)
             XCTAssertEqual(remote.epochs.map(\.trainLoss), reference.epochs.map(\.trainLoss))
             if let weights = remote.weightsFile {
                 XCTAssertTrue(weights.hasPrefix(executor.batch(for: specs).directory), "weights in the shared directory: \(weights)")
@@ -269,9 +269,9 @@ final class SlurmExecutorTests: XCTestCase {
         let back = try SlurmResultFile.readResult(at: path)
         XCTAssertEqual(back.id, 9)
         XCTAssertEqual(back.reason, "diverged")
-        XCTAssertTrue(back.validationAccuracy.isNaN)
+        XCTAssertTrue(back.validationScore.isNaN)
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
-        XCTAssertEqual(object?["validationAccuracy"] as? String, "nan")
+        XCTAssertEqual(object?["validationScore"] as? String, "nan")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sharedDirectory.path), ["result-9.json"], "no temporary file left")
 
         try Data("{\"id\": 9, \"status\": \"comp".utf8).write(to: URL(fileURLWithPath: path))
@@ -378,7 +378,7 @@ final class SlurmExecutorTests: XCTestCase {
             time.sleep(0.2)
         result = {
             "id": identifier, "status": "completed",
-            "validationAccuracy": identifier / 100, "testAccuracy": spec["seed"] / 10000,
+            "validationScore": identifier / 100, "testScore": spec["seed"] / 10000, "reported": {},
             "epochs": [{"epoch": 0, "trainLoss": 0.5, "trainAccuracy": 0.8, "validationLoss": 0.6,
                         "validationAccuracy": identifier / 100, "learningRate": 0.05, "seconds": 0.2}],
             "wallSeconds": 0.2, "worker": os.environ.get("NASLAB_WORKER", "unknown"),

@@ -21,7 +21,7 @@ func sampleCandidate(_ id: Int64) -> CandidateRow {
     return CandidateRow(id: id, architecture: text, hash: stableHash(text), parentID: id == 0 ? -1 : id - 1, status: .accepted,
                         params: Double(1000 + id), macs: 5e6 + Double(id), flops: 1e7 + 2 * Double(id),
                         predictedLatencyMs: 0.125 * Double(id + 1), measuredLatencyMs: 0.1 + Double(id) / 3,
-                        validationAccuracy: 0.9 + Double(id) / 1000, testAccuracy: id == 2 ? .nan : 0.88,
+                        validationScore: 0.9 + Double(id) / 1000, testScore: id == 2 ? .nan : 0.88,
                         epochs: 3, wallSeconds: 1.5, worker: "local-\(id % 2)")
 }
 
@@ -51,7 +51,7 @@ final class RecordsTests: XCTestCase {
         XCTAssertEqual(record.metadata, metadata)
         XCTAssertEqual(record.metadata.environment.hdf5Version, HDF5Library.version)
         XCTAssertEqual(try record.readCandidates(), rows)
-        XCTAssertTrue(try record.readCandidates()[2].testAccuracy.isNaN)
+        XCTAssertTrue(try record.readCandidates()[2].testScore.isNaN)
         XCTAssertEqual(try record.readEpochs(), epochs)
         XCTAssertEqual(try record.readEpochs(candidateID: 1), Array(epochs[3..<6]))
         XCTAssertEqual(try record.paretoFronts(), ParetoFronts(accuracyVsLatency: [0, 5], accuracyVsParams: [0, 1, 5]))
