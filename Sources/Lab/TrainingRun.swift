@@ -86,39 +86,31 @@ public struct TrainingRun {
         public var initial_val_accuracy: Double?
         public var training: ExperimentConfig.TrainingSettings?
 
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(_ s: String) { stringValue = s }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
         public func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Key.self)
-            try c.encode(space, forKey: Key("space"))
-            try c.encode(architecture, forKey: Key("architecture"))
-            try c.encode(dataset, forKey: Key("dataset"))
-            try c.encodeIfPresent(task, forKey: Key("task"))
-            try c.encode(status, forKey: Key("status"))
-            try c.encodeIfPresent(reason, forKey: Key("reason"))
-            try c.encode(params, forKey: Key("params"))
-            try c.encode(macs, forKey: Key("macs"))
-            try c.encode(epochs, forKey: Key("epochs"))
-            try c.encode(train_loss, forKey: Key("train_loss"))
-            try c.encode(train_accuracy, forKey: Key("train_accuracy"))
-            try c.encode(val_loss, forKey: Key("val_loss"))
-            try c.encodeIfPresent(val_accuracy, forKey: Key("val_accuracy"))
-            try c.encodeIfPresent(test_accuracy, forKey: Key("test_accuracy"))
-            for (name, value) in taskMetrics { try c.encode(value, forKey: Key(name)) }
-            try c.encode(wall_seconds, forKey: Key("wall_seconds"))
-            try c.encode(samples_per_second, forKey: Key("samples_per_second"))
-            try c.encode(seed, forKey: Key("seed"))
-            try c.encode(threads, forKey: Key("threads"))
-            try c.encodeIfPresent(weights, forKey: Key("weights"))
-            try c.encodeIfPresent(initialized_from, forKey: Key("initialized_from"))
-            try c.encodeIfPresent(initial_val_accuracy, forKey: Key("initial_val_accuracy"))
-            try c.encodeIfPresent(training, forKey: Key("training"))
+            var c = encoder.container(keyedBy: AnyCodingKey.self)
+            try c.encode(space, forKey: AnyCodingKey("space"))
+            try c.encode(architecture, forKey: AnyCodingKey("architecture"))
+            try c.encode(dataset, forKey: AnyCodingKey("dataset"))
+            try c.encodeIfPresent(task, forKey: AnyCodingKey("task"))
+            try c.encode(status, forKey: AnyCodingKey("status"))
+            try c.encodeIfPresent(reason, forKey: AnyCodingKey("reason"))
+            try c.encode(params, forKey: AnyCodingKey("params"))
+            try c.encode(macs, forKey: AnyCodingKey("macs"))
+            try c.encode(epochs, forKey: AnyCodingKey("epochs"))
+            try c.encode(train_loss, forKey: AnyCodingKey("train_loss"))
+            try c.encode(train_accuracy, forKey: AnyCodingKey("train_accuracy"))
+            try c.encode(val_loss, forKey: AnyCodingKey("val_loss"))
+            try c.encodeIfPresent(val_accuracy, forKey: AnyCodingKey("val_accuracy"))
+            try c.encodeIfPresent(test_accuracy, forKey: AnyCodingKey("test_accuracy"))
+            for (name, value) in taskMetrics { try c.encode(value, forKey: AnyCodingKey(name)) }
+            try c.encode(wall_seconds, forKey: AnyCodingKey("wall_seconds"))
+            try c.encode(samples_per_second, forKey: AnyCodingKey("samples_per_second"))
+            try c.encode(seed, forKey: AnyCodingKey("seed"))
+            try c.encode(threads, forKey: AnyCodingKey("threads"))
+            try c.encodeIfPresent(weights, forKey: AnyCodingKey("weights"))
+            try c.encodeIfPresent(initialized_from, forKey: AnyCodingKey("initialized_from"))
+            try c.encodeIfPresent(initial_val_accuracy, forKey: AnyCodingKey("initial_val_accuracy"))
+            try c.encodeIfPresent(training, forKey: AnyCodingKey("training"))
         }
 
         /// One line for people: the task's test and validation metrics, loss, time.

@@ -1,4 +1,5 @@
 import Foundation
+import NASCore
 
 /// Candidate tables as CSV and JSON, and back.
 ///
@@ -162,17 +163,9 @@ public enum CandidateExport {
         let params: Double?, macs: Double?, flops: Double?, latency_ms_predicted: Double?, latency_ms_measured: Double?
         let validationScore: Double?, testScore: Double?, epochs: Int64, wall_seconds: Double?, worker: String
 
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(_ s: String) { stringValue = s }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
         init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Key.self)
-            func k(_ s: String) -> Key { Key(s) }
+            let c = try decoder.container(keyedBy: AnyCodingKey.self)
+            func k(_ s: String) -> AnyCodingKey { AnyCodingKey(s) }
             id = try c.decode(Int64.self, forKey: k("id"))
             architecture = try c.decode(String.self, forKey: k("architecture"))
             hash = try c.decode(String.self, forKey: k("hash"))
