@@ -72,7 +72,8 @@ public struct ONNXNetwork: Sendable {
 ///
 /// - Input `input`: `N×C×H×W` float (images; tabular models as `N×F×1×1`), standardised inside
 ///   the graph; or `N×K×L` int64 token ids (text).
-/// - Output `logits`: `N×classes` float, the network's output before softmax.
+/// - Output `logits`: `N×classes` float, the network's output before softmax; a spatial output
+///   (segmentation, detection) keeps its shape, `N×C×H×W`.
 /// - Layout: ONNX's NCHW (the engine's internal CNHW layout never leaves the engine); weights keep
 ///   the engine's (PyTorch's) layouts and names.
 ///
@@ -237,23 +238,30 @@ struct GraphEmitter {
             }
         }
 
-        // The output: `logits`, N×classes.
+        // The output: `logits`, N×classes — or, for a spatial output (segmentation's per-pixel
+        // logits, detection's CenterNet maps), the N×C×H×W tensor itself.
         let out = graph.output
         let last = values[out]
-        let classes = shapes[out].elementCount
-        if last.rank == 2, !last.isTokens, let i = nodes.indices.last, nodes[i].output == [last.name], last.name != Self.inputName {
+        let shape = shapes[out]
+        let spatial = last.rank == 4 && !last.isTokens && (shape.height > 1 || shape.width > 1)
+        if !spatial, last.rank == 2, !last.isTokens, let i = nodes.indices.last, nodes[i].output == [last.name], last.name != Self.inputName {
             nodes[i].output = [Self.outputName]
             nodes[i].name = Self.outputName
         } else {
-            // A spatial output (e.g. per-pixel logits, N×C×H×W) is flattened per sample. The name
-            // `logits` is reserved (so `op` would make it unique): set it on the Identity node itself.
-            let source = last.rank == 4 || last.isTokens ? try rank2(out) : last.name
+            // The name `logits` is reserved (so `op` would make it unique): set it on the Identity node itself.
+            let source = !spatial && (last.rank == 4 || last.isTokens) ? try rank2(out) : last.name
             op("Identity", [source], Self.outputName + "/identity")
             nodes[nodes.count - 1].output = [Self.outputName]
             nodes[nodes.count - 1].name = Self.outputName
         }
-        outputInfo = ONNXProto.valueInfo(Self.outputName, elementType: .float, dimensions: [.symbol(Self.batchSymbol), .size(classes)],
-                                         doc: "the network's output before softmax (logits), N×classes")
+        if spatial {
+            outputInfo = ONNXProto.valueInfo(Self.outputName, elementType: .float,
+                                             dimensions: [.symbol(Self.batchSymbol), .size(shape.channels), .size(shape.height), .size(shape.width)],
+                                             doc: "the network's output maps (per-pixel or per-cell logits and regressions), N×C×H×W")
+        } else {
+            outputInfo = ONNXProto.valueInfo(Self.outputName, elementType: .float, dimensions: [.symbol(Self.batchSymbol), .size(shape.elementCount)],
+                                             doc: "the network's output before softmax (logits), N×classes")
+        }
     }
 
     // MARK: Ops

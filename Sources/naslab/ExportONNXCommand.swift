@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Lab
 import ONNX
+import Spaces
 
 /// `naslab export-onnx MODEL_FILE -o model.onnx [--opset N]`, or `RECORD.h5 [--candidate ID]`.
 struct ExportONNXCommand: ParsableCommand {
@@ -11,7 +12,8 @@ struct ExportONNXCommand: ParsableCommand {
             The ONNX model takes the same raw inputs as `naslab predict` (the input standardisation is part \
             of the graph): input 'input', N×C×H×W float for image and tabular models (tabular: N×F×1×1), \
             N×K×L int64 token ids for text models (the tokenizer and its vocabulary are in metadata_props); \
-            output 'logits', N×classes, before softmax. For an experiment record, the candidate's weights \
+            output 'logits', N×classes, before softmax (segmentation: N×(classes+1)×H×W per-pixel logits; \
+            detection: N×(classes+4)×H/4×W/4 CenterNet maps). For an experiment record, the candidate's weights \
             are read from the record's weights directory (run.h5 → run.weights/candidate-ID.h5; a search \
             keeps its best candidate's). See docs/onnx.md.
             """)
@@ -40,7 +42,15 @@ struct ExportONNXCommand: ParsableCommand {
             case .image, .features:
                 input = "N×\(trained.inputShape.channels)×\(trained.inputShape.height)×\(trained.inputShape.width) float"
             }
-            print("wrote \(output) (\(data.count) bytes, opset \(opset)): \(trained.task), input 'input' \(input), output 'logits' N×\(trained.classCount)")
+            let outputShape: String
+            switch trained.task {
+            case .segmentation: outputShape = "N×\(trained.classCount + 1)×\(trained.inputShape.height)×\(trained.inputShape.width)"
+            case .detection:
+                let s = SearchSpace.detectionStride
+                outputShape = "N×\(trained.classCount + 4)×\(trained.inputShape.height / s)×\(trained.inputShape.width / s)"
+            case .imageClassification, .textClassification, .tabularClassification: outputShape = "N×\(trained.classCount)"
+            }
+            print("wrote \(output) (\(data.count) bytes, opset \(opset)): \(trained.task), input 'input' \(input), output 'logits' \(outputShape)")
         }
     }
 }

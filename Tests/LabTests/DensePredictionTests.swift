@@ -116,6 +116,41 @@ final class DensePredictionTests: XCTestCase {
         XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines), "(64, 32, 32) uint8 True T-shirt/top Ankle boot")
     }
 
+    /// `naslab export-onnx` keeps a segmentation model's per-pixel logits N×(K+1)×H×W; onnxruntime
+    /// (a second implementation) gives the engine's masks by arg-max over the channels.
+    func testSegmentationONNXExportGivesTheEnginesMasks() throws {
+        let f = try Self.fixture()
+        let model = try TrainedModel.load(from: f.segmentation)
+        let onnx = f.directory.appendingPathComponent("seg.onnx").path
+        let export = try CLI.run(["export-onnx", f.segmentation, "-o", onnx])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("output 'logits' N×11×32×32"), export.stdout)
+        let expected = try model.makeNetwork().predictMasks(try Self.engineInputs(f.scenes, model: model))
+        let expectedPath = f.directory.appendingPathComponent("expected-masks.bin").path
+        try expected.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: expectedPath))
+        let out = try runPython("""
+            import sys
+            try:
+                import numpy as np, onnxruntime as ort, h5py
+            except ImportError:
+                print("SKIP"); sys.exit(0)
+            with h5py.File(sys.argv[2], "r") as f: x = f["x"][...].astype(np.float32)
+            s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+            y = s.run(None, {"input": x})[0]
+            masks = y.argmax(axis=1).astype(np.int32)
+            expected = np.fromfile(sys.argv[3], dtype=np.int32).reshape(masks.shape)
+            print(list(y.shape), float((masks == expected).mean()))
+            """, [onnx, f.scenes, expectedPath])
+        if out.hasPrefix("SKIP") {
+            if ProcessInfo.processInfo.environment["NASLAB_REQUIRE_ONNX"] == "1" { XCTFail("onnxruntime is required (NASLAB_REQUIRE_ONNX=1)") }
+            throw XCTSkip("onnxruntime not installed (pip install onnxruntime)")
+        }
+        let parts = out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 4).map(String.init)
+        XCTAssertEqual(parts.prefix(4).joined(separator: " "), "[64, 11, 32, 32]", out)
+        // Float rounding may flip a pixel whose two best logits tie to ~1e-6; anything more is a bug.
+        XCTAssertGreaterThanOrEqual(Double(parts.last ?? "") ?? 0, 0.9999, out)
+    }
+
     func testDetectionPredictLinesAgreeWithTheEngine() throws {
         let f = try Self.fixture()
         let model = try TrainedModel.load(from: f.detection)

@@ -8,7 +8,7 @@ import XCTest
 /// The decoder ops in ONNX: `upsample` → `Resize` (nearest: asymmetric + floor; bilinear: linear +
 /// half_pixel) and `convTranspose2d` → `ConvTranspose` (with output_padding), checked by onnx's
 /// checker and onnxruntime against the engine on a small segmentation decoder whose per-pixel
-/// logits are the model's output (`N × C·H·W`).
+/// logits are the model's output, kept `N×C×H×W` (a spatial output is not flattened).
 final class ONNXDecoderOpsTests: XCTestCase {
     /// conv (s2) → relu → convTranspose2d (k3 s2 p1 op1, bias) → bilinear ×3, concatenated with the
     /// input upsampled (nearest ×3) and a k2 s2 transposed convolution upsampled (bilinear ×2) → conv.
@@ -51,7 +51,7 @@ final class ONNXDecoderOpsTests: XCTestCase {
             XCTAssertEqual(types.filter { $0 == "Resize" }.count, 3, "opset \(opset)")
             XCTAssertEqual(types.filter { $0 == "ConvTranspose" }.count, 2, "opset \(opset)")
             cases.append(ONNXCase(name: "decoder ops, opset \(opset)", onnx: data, floatInput: images, tokenInput: nil,
-                                  inputShape: [n, s.channels, s.height, s.width], expected: y.values, expectedShape: [n, y.elementCount / n]))
+                                  inputShape: [n, s.channels, s.height, s.width], expected: y.values, expectedShape: [n, 2, 24, 24]))
         }
         let results = try runONNXRuntime(cases)
         assertMatches(results, cases)
