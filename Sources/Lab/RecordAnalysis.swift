@@ -70,11 +70,13 @@ public struct RecordAnalysis {
             let fill = String(repeating: " ", count: max(0, w - s.count))
             return left ? s + fill : fill + s
         }
-        func line(_ c: [String]) -> String {
-            [pad(c[0], 5), pad(c[1], 9, left: true), pad(c[2], 8), pad(c[3], 8), pad(c[4], 9), pad(c[5], 8), pad(c[6], 8), c[7]]
-                .joined(separator: "  ")
-        }
         let short = metric == "accuracy" ? "acc" : TaskKind.metricLabel(metric)
+        // The score columns are as wide as their headers (`val mAP@0.5`), at least 8.
+        let scoreWidth = max(8, "test ".count + short.count)
+        func line(_ c: [String]) -> String {
+            [pad(c[0], 5), pad(c[1], 9, left: true), pad(c[2], scoreWidth), pad(c[3], scoreWidth), pad(c[4], 9), pad(c[5], 8),
+             pad(c[6], 8), c[7]].joined(separator: "  ")
+        }
         var lines = [line(["id", "status", "val " + short, "test " + short, "params", "MFLOPs", "lat ms", "architecture"])]
         for r in rows {
             lines.append(line([String(r.id), r.status.rawValue, num(r.validationScore, "%.4f"), num(r.testScore, "%.4f"),
