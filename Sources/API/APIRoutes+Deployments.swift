@@ -163,7 +163,7 @@ extension APIRoutes {
                             if let scoreThreshold { head.scoreThreshold = Float(scoreThreshold) }
                             if let maxDetections { head.topK = maxDetections }
                             return (.boxes(try predictor.predictBoxes(values, head: head)), tokens)
-                        default:
+                        case .imageClassification, .textClassification, .tabularClassification:
                             return (.classes(try predictor.predict(values, topK: topK ?? 1, temperature: temperature ?? 1)), tokens)
                         }
                     case .texts(let texts):

@@ -104,7 +104,7 @@ public struct DatasetLabels: Equatable, Sendable {
         switch task {
         case .segmentation: return masks
         case .detection: return boxes
-        default: return classes
+        case .imageClassification, .textClassification, .tabularClassification: return classes
         }
     }
 }
@@ -172,7 +172,7 @@ public struct InputSchema: Equatable, Sendable {
             fields["output"] = .string("per input one run-length encoded mask of H×W class ids (0 = background, 1 + k = classes[k]): {height, width, counts, values, classes}")
         case .detection:
             fields["output"] = .string("per input the detected objects, best first: {label, class_id, score, box: [x1, y1, x2, y2]} in input pixels, x2/y2 exclusive")
-        default:
+        case .imageClassification, .textClassification, .tabularClassification:
             break
         }
         if task == .textClassification {

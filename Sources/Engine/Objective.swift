@@ -122,9 +122,10 @@ public struct BatchStatistics: Hashable, Sendable {
 
 extension Network {
     /// Loss (and, when `gradient`, ∂loss/∂output into the output's gradient buffer) of the last
-    /// forward pass on samples `indices` of `data`.
-    func objectiveLoss(_ objective: Objective, data: LabeledArrays, indices: ArraySlice<Int>, labelSmoothing: Float,
-                       gradient: Bool) -> BatchStatistics {
+    /// forward pass on samples `indices` of `data`. `boxes` is `data.boxesBySample`, grouped once
+    /// by the caller rather than for every batch (needed for detection only).
+    func objectiveLoss(_ objective: Objective, data: LabeledArrays, boxes: [[ObjectBox]]?, indices: ArraySlice<Int>,
+                       labelSmoothing: Float, gradient: Bool) -> BatchStatistics {
         let out = activations[graph.output].pointer
         let grad = gradient ? gradients[graph.output].pointer : nil
         let shape = outputShape
@@ -150,7 +151,7 @@ extension Network {
                                               gradient: grad)
             }
         case let .detection(head):
-            let bySample = data.boxesBySample!
+            let bySample = boxes!
             let targets = head.targets(boxes: indices.map { bySample[$0] }, classCount: data.classCount,
                                        outputHeight: shape.height, outputWidth: shape.width,
                                        stride: inputShape.height / shape.height)
@@ -161,10 +162,11 @@ extension Network {
 
     /// One training step on samples `indices` of `data`: forward (training mode), the objective's
     /// loss, backward. The optimizer is not called.
-    func trainStep(_ objective: Objective, data: LabeledArrays, indices: ArraySlice<Int>, labelSmoothing: Float) -> BatchStatistics {
+    func trainStep(_ objective: Objective, data: LabeledArrays, boxes: [[ObjectBox]]?, indices: ArraySlice<Int>,
+                   labelSmoothing: Float) -> BatchStatistics {
         loadInput(data, indices: indices)
         runForward(training: true)
-        let s = objectiveLoss(objective, data: data, indices: indices, labelSmoothing: labelSmoothing, gradient: true)
+        let s = objectiveLoss(objective, data: data, boxes: boxes, indices: indices, labelSmoothing: labelSmoothing, gradient: true)
         runBackward(inputGradient: false)
         return s
     }
@@ -184,7 +186,7 @@ extension Network {
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
             throw EngineError.invalidConfiguration("sample index \(bad) is out of range 0..<\(data.count)")
         }
-        return trainStep(objective, data: data, indices: indices[...], labelSmoothing: labelSmoothing)
+        return trainStep(objective, data: data, boxes: data.boxesBySample, indices: indices[...], labelSmoothing: labelSmoothing)
     }
 
     /// Runs the network in evaluation mode over `data` in batches and hands each batch's output

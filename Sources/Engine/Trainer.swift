@@ -204,6 +204,7 @@ public final class Trainer {
         let optimizer = c.makeOptimizer()
         let start = Date()
         let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
+        let trainBoxes = train.boxesBySample
         var indices = Array(0..<train.count)
         var metrics = [EpochMetrics]()
         var status = TrainingStatus.completed
@@ -226,7 +227,7 @@ public final class Trainer {
                 let batch = indices[(b * c.batchSize)..<min(train.count, (b + 1) * c.batchSize)]
                 lr = c.schedule.learningRate(base: c.learningRate, step: step, stepsPerEpoch: stepsPerEpoch,
                                              epochs: c.epochs, warmupEpochs: c.warmupEpochs)
-                let stats = network.trainStep(objective, data: train, indices: batch, labelSmoothing: Float(c.labelSmoothing))
+                let stats = network.trainStep(objective, data: train, boxes: trainBoxes, indices: batch, labelSmoothing: Float(c.labelSmoothing))
                 let loss = stats.loss
                 guard loss.isFinite else {
                     status = .failed(reason: "loss became \(loss) at epoch \(epoch), batch \(b) (learning rate \(lr))")
@@ -285,11 +286,13 @@ public func evaluate(_ network: Network, on data: LabeledArrays, objective: Obje
     var lossSum = 0.0, correct = 0, counted = 0
     var start = 0
     let all = Array(0..<data.count)
+    let boxes = data.boxesBySample
     while start < data.count {
         let end = min(data.count, start + batchSize)
         network.loadInput(data, indices: all[start..<end])
         network.runForward(training: false)
-        let stats = network.objectiveLoss(objective, data: data, indices: all[start..<end], labelSmoothing: 0, gradient: false)
+        let stats = network.objectiveLoss(objective, data: data, boxes: boxes, indices: all[start..<end], labelSmoothing: 0,
+                                          gradient: false)
         lossSum += Double(stats.loss) * Double(end - start)
         correct += stats.correct
         counted += stats.counted

@@ -206,11 +206,15 @@ public enum ModelTraining {
                 + "but space '\(reference.name)' is a \(space.task) space: use a \(TaskKind(inputKind: meta.inputKind).spacePrefix)… space")
         }
 
+        let missing: String?
         switch space.task {
-        case .segmentation where data.train.masks == nil, .detection where data.train.boxes == nil:
-            throw LabError.invalid("dataset '\(job.dataset)' has no \(space.task == .segmentation ? "masks" : "boxes"): "
-                + "\(space.task) needs /\(space.task == .segmentation ? "masks" : "boxes") in its HDF5 file (docs/datasets.md), e.g. fashion-scenes")
-        default: break
+        case .segmentation: missing = data.train.masks == nil ? "masks" : nil
+        case .detection: missing = data.train.boxes == nil ? "boxes" : nil
+        case .imageClassification, .textClassification, .tabularClassification: missing = nil
+        }
+        if let missing {
+            throw LabError.invalid("dataset '\(job.dataset)' has no \(missing): \(space.task) needs /\(missing) in its HDF5 file "
+                + "(docs/datasets.md), e.g. fashion-scenes")
         }
         let graph = try space.network(for: architecture, inputShape: meta.sampleShape, inputKind: meta.inputKind,
                                       classCount: meta.classCount)

@@ -42,7 +42,7 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
     public func accepts(_ kind: InputKind) -> Bool {
         switch self {
         case .segmentation, .detection: return kind == .image
-        default: return TaskKind(inputKind: kind) == self
+        case .imageClassification, .textClassification, .tabularClassification: return TaskKind(inputKind: kind) == self
         }
     }
 
@@ -70,7 +70,7 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
         switch self {
         case .segmentation: return "per-pixel softmax cross-entropy (ignore index -100)"
         case .detection: return "CenterNet focal loss on the heatmap + L1 on size (weight 0.1) and offset"
-        default: return "softmax cross-entropy"
+        case .imageClassification, .textClassification, .tabularClassification: return "softmax cross-entropy"
         }
     }
 
@@ -112,7 +112,7 @@ public enum TaskKind: String, Hashable, Codable, Sendable, CaseIterable, CustomS
         switch self {
         case .segmentation: return "mask: one class id per pixel (0 background, 1 + class)"
         case .detection: return "boxes: (x1, y1, x2, y2) in pixels, x2/y2 exclusive, with a class each"
-        default: return "class index (integer in 0..<classes; class names kept with the model)"
+        case .imageClassification, .textClassification, .tabularClassification: return "class index (integer in 0..<classes; class names kept with the model)"
         }
     }
     /// The prefix of this task's shipped spaces (`small`, `text-small`, `tabular-small`).

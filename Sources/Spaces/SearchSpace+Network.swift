@@ -143,7 +143,9 @@ extension SearchSpace {
         switch task {
         case .segmentation:
             return builder.add("head/classifier", .conv2d(Conv2dAttributes(outChannels: classCount + 1, kernel: 1, bias: true)), x)
-        default:
+        case .imageClassification, .textClassification, .tabularClassification:
+            throw SpaceError.undecodable(message: "space '\(name)' is a \(task) space: a decoder is for segmentation and detection")
+        case .detection:
             x = builder.convBNAct("head/conv", x, width: decoder.headWidth.value(in: a), kernel: 3, stride: 1, activation: activation,
                                   batchNorm: false, bias: true)
             return builder.add("head/classifier", .conv2d(Conv2dAttributes(outChannels: classCount + CenterNet.regressionChannels,
