@@ -72,7 +72,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "naslab", dependencies: [
-            "Lab", "API", "ONNX", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Lab", "API", "ONNX", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -100,7 +100,8 @@ func makeRouter(store: APIStore, settings: ServerSettings, address: ServerAddres
     var jobLogger = logger
     jobLogger[metadataKey: "component"] = "jobs"
     let routes = APIRoutes(store: store, settings: settings,
-                           runner: JobRunner(store: store, workbench: settings.workbench, logger: jobLogger),
+                           runner: JobRunner(store: store, workbench: settings.workbench,
+                                             maxConcurrentJobs: settings.maxConcurrentJobs, logger: jobLogger),
                            deployments: DeploymentManager(store: store, workbench: settings.workbench), address: address)
 
     router.get("/v1/datasets") { request, context in try await routes.listDatasets(request, context) }

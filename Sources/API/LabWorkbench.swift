@@ -23,12 +23,13 @@ import Spaces
 /// engine's epoch loop: a cancelled training job is marked `cancelled` at once and its run is
 /// abandoned — the thread finishes the current fit and its result is discarded.
 public final class LabWorkbench: ModelWorkbench {
-    /// Compute threads for training and searching (the engine's process-wide setting).
+    /// Compute threads of each training job and search (its own ``ComputeContext``): a server
+    /// running J jobs at once on T threads gives each T / J.
     public let threads: Int
     /// The labels of each dataset read so far (dataset files are immutable once registered).
     private let labelCache = LabelCache()
 
-    /// - Parameter threads: Compute threads (default: all active processors).
+    /// - Parameter threads: Compute threads of each job (default: all active processors).
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.threads = max(1, threads)
     }

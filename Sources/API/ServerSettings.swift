@@ -28,6 +28,10 @@ public struct ServerSettings: Sendable {
     /// The base URL clients use to reach this server (`http://host:port`) for deployments'
     /// `endpoint_url`; default `http://<host>:<bound port>`.
     public var publicBaseURL: String?
+    /// Training jobs and searches that run at the same time, each in its own compute context of
+    /// the workbench's threads (`naslab serve` splits `--threads` among them); the others wait as
+    /// `pending`, first come first served. Default 1.
+    public var maxConcurrentJobs: Int = 1
     /// Jobs (training jobs and searches) that may wait as `pending` on the whole server; one more is
     /// a 429 with `Retry-After`. Default 64.
     public var maxQueuedJobs: Int = 64

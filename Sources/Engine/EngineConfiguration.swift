@@ -2,33 +2,8 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Process-wide compute settings of the engine.
-///
-/// ```swift
-/// EngineConfiguration.setThreadCount(2)
-/// ```
-public enum EngineConfiguration {
-    nonisolated(unsafe) private static var storedThreadCount: Int = {
-        openblas_set_num_threads(1)
-        return ProcessInfo.processInfo.activeProcessorCount
-    }()
-
-    /// The number of threads used by OpenBLAS and by the engine's own parallel loops.
-    public static var threadCount: Int { storedThreadCount }
-
-    /// Sets the thread count of the engine's own parallel loops. Convolutions split the batch into
-    /// one image range per thread, each thread running im2col + single-threaded `cblas_sgemm` on
-    /// cache-sized chunks; so OpenBLAS itself is set to 1 thread (`openblas_set_num_threads(1)`,
-    /// process-wide), which avoids its spin-waiting and keeps results independent of its scheduling.
-    ///
-    /// - Parameter count: number of threads, at least 1. Results are bit-identical between runs
-    ///   with the same thread count.
-    public static func setThreadCount(_ count: Int) {
-        let n = max(1, count)
-        storedThreadCount = n
-        openblas_set_num_threads(1)
-    }
-}
+/// Facts about the engine's BLAS library (the thread count of a job is a ``ComputeContext``).
+public enum EngineConfiguration {}
 
 extension EngineConfiguration {
     /// The kernel family OpenBLAS selected (`openblas_get_corename`), e.g. `Cooperlake`, `Haswell`.
@@ -71,12 +46,12 @@ extension EngineConfiguration {
     }
 }
 
-/// Runs `body(chunkIndex, range)` over `0..<count` split into at most `threadCount` contiguous
-/// chunks, in parallel when worthwhile. The split depends only on `count` and the thread count,
-/// so results are deterministic.
+/// Runs `body(range)` over `0..<count` split into at most `ComputeContext.current.threads`
+/// contiguous chunks, in parallel when worthwhile. The split depends only on `count` and the
+/// thread count, so results are deterministic.
 @inline(__always)
 func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, work: Int, _ body: (Range<Int>) -> Void) {
-    let threads = EngineConfiguration.threadCount
+    let threads = ComputeContext.current.threads
     if threads <= 1 || count < 2 || work < 32_768 {
         body(0..<count)
         return
@@ -107,7 +82,7 @@ func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Flo
 /// (restored to 1 afterwards, the engine's setting).
 ///
 /// - Parameters: m, n, k: GEMM dimensions (C is m×n).
-public func measureGEMM(m: Int, n: Int, k: Int, threads: Int = EngineConfiguration.threadCount, repetitions: Int = 5) -> Double {
+public func measureGEMM(m: Int, n: Int, k: Int, threads: Int = ComputeContext.current.threads, repetitions: Int = 5) -> Double {
     openblas_set_num_threads(Int32(max(1, threads)))
     defer { openblas_set_num_threads(1) }
     var rng = SeededGenerator(seed: 1)

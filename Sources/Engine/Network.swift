@@ -66,7 +66,7 @@ public final class Network {
         }
         self.graph = graph
         self.shapes = shapes
-        _ = EngineConfiguration.threadCount  // applies the OpenBLAS thread setting once
+        _ = ComputeContext.current  // applies the OpenBLAS thread setting once
         var layers = [Layer?]()
         var build = LayerContext(name: "", inputShapes: [], outputShape: shapes[0], initializer: initializer, rng: rng)
         for (index, node) in graph.nodes.enumerated() {

@@ -9,7 +9,7 @@ public enum OptimizerKind: String, Hashable, Codable, Sendable {
 
 /// Settings of one training run. Defaults: 10 epochs, batch 128, lr 0.05, SGD with momentum 0.9,
 /// Nesterov, weight decay 5e-4, cosine schedule to 0, no warm-up, no label smoothing, seed 0,
-/// threads unchanged (nil).
+/// threads of the current ``ComputeContext`` (nil).
 public struct TrainingConfiguration: Hashable, Codable, Sendable {
     public var epochs: Int
     public var batchSize: Int
@@ -26,7 +26,7 @@ public struct TrainingConfiguration: Hashable, Codable, Sendable {
     public var labelSmoothing: Double
     /// Seed used by `Trainer.fit(_:train:validation:test:)` when no generator is passed.
     public var seed: UInt64
-    /// If set, `EngineConfiguration.setThreadCount` is called before training.
+    /// If set, training runs in a ``ComputeContext`` of this many threads; else in the current one.
     public var threads: Int?
     /// Batch size for validation/test evaluation.
     public var evaluationBatchSize: Int
@@ -195,12 +195,22 @@ public final class Trainer {
                     test: LabeledArrays? = nil, rng: inout SeededGenerator, resume: TrainerState? = nil,
                     checkpoint: ((TrainerState) throws -> Void)? = nil,
                     shouldStop: (() -> Bool)? = nil) throws -> TrainingResult {
+        let context = configuration.threads.map { ComputeContext(threads: $0) } ?? ComputeContext.current
+        return try context.run {
+            try fitInContext(network, train: train, validation: validation, test: test, rng: &rng, resume: resume,
+                             checkpoint: checkpoint, shouldStop: shouldStop)
+        }
+    }
+
+    private func fitInContext(_ network: Network, train: LabeledArrays, validation: LabeledArrays?,
+                              test: LabeledArrays?, rng: inout SeededGenerator, resume: TrainerState?,
+                              checkpoint: ((TrainerState) throws -> Void)?,
+                              shouldStop: (() -> Bool)?) throws -> TrainingResult {
         let c = configuration
         try c.validate()
         for data in [train, validation, test].compactMap({ $0 }) { try objective.check(data, for: network) }
         guard train.count > 0 else { throw EngineError.invalidConfiguration("empty training set") }
         if let resume { try validate(resume: resume, network: network, trainCount: train.count) }
-        if let threads = c.threads { EngineConfiguration.setThreadCount(threads) }
         let optimizer = c.makeOptimizer()
         let start = Date()
         let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize

@@ -45,7 +45,7 @@ public struct LatencyMeasurement: Hashable, Codable, Sendable {
     ///
     /// - Parameters:
     ///   - batchSize: samples per forward pass (default 1, the deployment case).
-    ///   - threads: compute threads during the measurement (default: unchanged); restored afterwards.
+    ///   - threads: compute threads during the measurement (default: the current ``ComputeContext``'s).
     ///   - warmup: untimed runs first (default 3).
     ///   - repeats: timed runs (default 15).
     ///   - clock: wall-clock time (default) or the thread's CPU time (see `Clock`).
@@ -59,9 +59,14 @@ public struct LatencyMeasurement: Hashable, Codable, Sendable {
         var values = [Float](repeating: 0, count: batchSize * shape.elementCount)
         for i in values.indices { values[i] = rng.nextUnitFloat() * 2 - 1 }
         let input = Tensor(shape: [batchSize, shape.channels, shape.height, shape.width], values: values)
-        let previous = EngineConfiguration.threadCount
-        if let threads { EngineConfiguration.setThreadCount(threads) }
-        defer { if threads != nil { EngineConfiguration.setThreadCount(previous) } }
+        let context = threads.map { ComputeContext(threads: $0) } ?? ComputeContext.current
+        return try context.run {
+            try timeForward(network, input: input, warmup: warmup, repeats: repeats, batchSize: batchSize, clock: clock)
+        }
+    }
+
+    private static func timeForward(_ network: Network, input: Tensor, warmup: Int, repeats: Int, batchSize: Int,
+                                    clock: Clock) throws -> LatencyMeasurement {
         for _ in 0..<warmup { _ = try network.forward(input, training: false) }
         var samples = [Double]()
         samples.reserveCapacity(repeats)
@@ -74,6 +79,6 @@ public struct LatencyMeasurement: Hashable, Codable, Sendable {
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
             : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         return LatencyMeasurement(medianMilliseconds: median, minimumMilliseconds: sorted[0], samples: samples,
-                                  batchSize: batchSize, threads: EngineConfiguration.threadCount, clock: clock)
+                                  batchSize: batchSize, threads: ComputeContext.current.threads, clock: clock)
     }
 }

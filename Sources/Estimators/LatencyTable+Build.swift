@@ -115,15 +115,13 @@ extension LatencyTable {
                                              boundaryOutput: shapes[graph.output]))
             }
         }
-        let previous = EngineConfiguration.threadCount
-        EngineConfiguration.setThreadCount(machine.threadCount)
-        defer { EngineConfiguration.setThreadCount(previous) }
+        let context = ComputeContext(threads: machine.threadCount)
         let rounds = max(1, settings.rounds)
         var perRound = [[LatencyEntry]](repeating: [], count: items.count)
         var done = 0
         for _ in 0..<rounds {
             for (index, item) in items.enumerated() {
-                let entry = try LatencyTable.measure(item, batchSize: machine.batchSize, settings: settings)
+                let entry = try context.run { try LatencyTable.measure(item, batchSize: machine.batchSize, settings: settings) }
                 perRound[index].append(entry)
                 done += 1
                 progress(.measured(key: item.key, done: done, total: items.count * rounds, milliseconds: entry.medianMilliseconds))

@@ -8,7 +8,7 @@ public struct LatencyMachine: Hashable, Codable, Sendable {
     public var cpuModel: String
     /// Logical processors available to the process.
     public var coreCount: Int
-    /// Compute threads during the measurements (`EngineConfiguration.setThreadCount`).
+    /// Compute threads during the measurements (a ``ComputeContext``).
     public var threadCount: Int
     /// Samples per forward pass.
     public var batchSize: Int

@@ -89,6 +89,7 @@ public enum CandidateTraining {
             job.datasetSeed = spec.datasetSeed
             job.training = spec.training
             job.seed = spec.seed
+            job.threads = spec.threads  // the candidate's own ComputeContext, wherever it runs
             let outcome = try ModelTraining.train(job, datasets: datasets, observers: observers)
             let result = outcome.result
             if let reason = outcome.failureReason {

@@ -233,7 +233,6 @@ public final class ExperimentRunner {
         let start = Date()
         var evaluationSeconds = 0.0
         let deadline = config.budget.wallMinutes.map { start.addingTimeInterval($0 * 60) }
-        EngineConfiguration.setThreadCount(max(1, config.threads / max(1, config.workers)))
         var evaluated = rows.filter { $0.status != .rejected && recorded[Int($0.id)] == nil }.count
         let budget = config.budget.candidates
         for o in observers { o.searchStarted(budget: budget, alreadyEvaluated: evaluated) }

@@ -4,9 +4,9 @@ import Foundation
 
 /// Evaluates candidates in this process, `workers` at a time.
 ///
-/// The engine's thread count is process-wide: the runner gives each worker `threads / workers`
-/// compute threads. Results do not depend on which worker ran a candidate: every candidate's
-/// training is seeded by its id.
+/// Each candidate trains in its own ``ComputeContext`` of `spec.threads` threads (the runner gives
+/// each of the `workers` a `threads / workers` share). Results do not depend on which worker ran a
+/// candidate or what runs beside it: every candidate's training is seeded by its id.
 public final class LocalExecutor: CandidateExecutor {
     public let workers: Int
     public let datasets: DatasetCache

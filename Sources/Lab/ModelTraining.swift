@@ -63,7 +63,7 @@ public struct TrainingJob: Sendable {
     public var training: ExperimentConfig.TrainingSettings?
     /// Seed of initialisation and shuffling.
     public var seed: UInt64 = 0
-    /// Compute threads (`nil`: leave the process setting).
+    /// Compute threads (`nil`: the current ``ComputeContext``'s).
     public var threads: Int?
     /// Fine-tuning: start from this trained model's weights (every tensor whose name and shape
     /// match; a classifier of another class count stays freshly initialised). Without a space, the
@@ -152,6 +152,12 @@ public enum ModelTraining {
     ///   epoch's checkpoint was written).
     public static func train(_ job: TrainingJob, datasets: DatasetCache,
                              observers: [TrainingObserver] = []) throws -> TrainingOutcome {
+        let context = job.threads.map { ComputeContext(threads: $0) } ?? ComputeContext.current
+        return try context.run { try trainInContext(job, datasets: datasets, observers: observers) }
+    }
+
+    private static func trainInContext(_ job: TrainingJob, datasets: DatasetCache,
+                                       observers: [TrainingObserver]) throws -> TrainingOutcome {
         let initial = job.initialModel
         // Space and architecture.
         let reference: SpaceReference
@@ -189,7 +195,6 @@ public enum ModelTraining {
             try? FileManager.default.removeItem(atPath: TrainingCheckpoint.temporaryPath(for: path))
             resume = try TrainingCheckpoint.load(atPath: path, fingerprint: fingerprint)
         }
-        if let threads = job.threads { EngineConfiguration.setThreadCount(threads) }
 
         // Data.
         let data: Dataset

@@ -2,10 +2,9 @@ import Engine
 import Foundation
 import Records
 
-/// Process-wide compute settings, for tools that do not import the engine.
+/// The engine's process-level set-up, for tools that do not import the engine (thread counts are a
+/// job's ``ComputeContext``, not a process setting).
 public enum EngineSettings {
-    public static func setThreads(_ count: Int) { EngineConfiguration.setThreadCount(count) }
-    public static var threads: Int { EngineConfiguration.threadCount }
     /// Re-executes the program with OpenBLAS's optimised kernels when it fell back to generic ones
     /// (see `EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded`); `NASLAB_GENERIC_BLAS=1` opts out.
     public static func relaunchWithOptimizedBLASIfNeeded() {
@@ -72,7 +71,6 @@ public struct Reproduction {
             ? config.executor.cpusPerTask : max(1, record.metadata.environment.threadCount / max(1, config.workers))
         let threadCount = max(1, threads ?? recordedThreads)
         let sameThreads = threadCount == recordedThreads
-        EngineConfiguration.setThreadCount(threadCount)
         let spec = CandidateSpec(
             id: Int(id), architecture: row.architecture, spaceYAML: record.metadata.searchSpaceYAML, spaceName: config.space,
             dataset: config.dataset, validationSplit: config.validationSplit, datasetSeed: config.seed,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 import Lab
 import NASCore
@@ -84,30 +85,31 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         let trained = try reportingErrors { try TrainedModel.load(from: model) }
         try checkFlags(for: trained.task)
-        try reportingErrors {
-            EngineSettings.setThreads(threads)
-            let predictor = try ModelPredictor(model: trained)
-            let text: String
-            switch trained.task {
-            case .segmentation:
-                let masks = try BatchPrediction.predictMasks(predictor, inputPath: input)
-                try BatchPrediction.writeMasks(masks, model: trained, to: output!)
-                let plane = trained.inputShape.height * trained.inputShape.width
-                FileHandle.standardError.write(Data("wrote \(output!): /masks \(masks.count / max(1, plane))×\(trained.inputShape.height)×\(trained.inputShape.width)\n".utf8))
-                return
-            case .detection:
-                text = try BatchPrediction.render(try BatchPrediction.predictBoxes(
-                    predictor, inputPath: input, scoreThreshold: scoreThreshold ?? BatchPrediction.defaultScoreThreshold,
-                    maxDetections: maxDetections ?? BatchPrediction.defaultMaxDetections))
-            default:
-                let rows = try BatchPrediction.predict(predictor, inputPath: input, topK: topK ?? 1)
-                text = try BatchPrediction.render(rows, format: BatchPrediction.Format(rawValue: format ?? "jsonl")!)
-            }
-            if let output {
-                try text.write(toFile: output, atomically: true, encoding: .utf8)
-            } else {
-                FileHandle.standardOutput.write(Data(text.utf8))
-            }
+        try reportingErrors { try ComputeContext(threads: threads).run { try predict(trained) } }
+    }
+
+    private func predict(_ trained: TrainedModel) throws {
+        let predictor = try ModelPredictor(model: trained)
+        let text: String
+        switch trained.task {
+        case .segmentation:
+            let masks = try BatchPrediction.predictMasks(predictor, inputPath: input)
+            try BatchPrediction.writeMasks(masks, model: trained, to: output!)
+            let plane = trained.inputShape.height * trained.inputShape.width
+            FileHandle.standardError.write(Data("wrote \(output!): /masks \(masks.count / max(1, plane))×\(trained.inputShape.height)×\(trained.inputShape.width)\n".utf8))
+            return
+        case .detection:
+            text = try BatchPrediction.render(try BatchPrediction.predictBoxes(
+                predictor, inputPath: input, scoreThreshold: scoreThreshold ?? BatchPrediction.defaultScoreThreshold,
+                maxDetections: maxDetections ?? BatchPrediction.defaultMaxDetections))
+        default:
+            let rows = try BatchPrediction.predict(predictor, inputPath: input, topK: topK ?? 1)
+            text = try BatchPrediction.render(rows, format: BatchPrediction.Format(rawValue: format ?? "jsonl")!)
+        }
+        if let output {
+            try text.write(toFile: output, atomically: true, encoding: .utf8)
+        } else {
+            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 }

@@ -11,13 +11,16 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "Override the config's seed.") var seed: UInt64?
     @Option(help: "Override the number of candidates to evaluate.") var budget: Int?
     @Option(help: "Override the record path.") var output: String?
-    @Option(help: "Override the number of parallel workers.") var workers: Int?
+    @Option(help: "Override the number of parallel workers (candidates trained at once, each on threads / workers threads).")
+    var workers: Int?
+    @Option(help: "Override the config's compute threads (split among the workers).") var threads: Int?
     @Flag(help: "Replace an existing record instead of refusing.") var overwrite = false
     @Flag(help: "No progress display.") var quiet = false
 
     func validate() throws {
         try requirePositive(budget, "--budget")
         try requirePositive(workers, "--workers")
+        try requirePositive(threads, "--threads")
     }
 
     func run() throws {
@@ -27,6 +30,7 @@ struct SearchCommand: ParsableCommand {
             if let budget { c.budget.candidates = budget }
             if let output { c.output = output }
             if let workers { c.workers = workers }
+            if let threads { c.threads = threads }
             if c.output == nil { c.output = c.outputPath }
             let runner = try ExperimentRunner.start(config: c, configYAML: c.yamlText, overwrite: overwrite)
             runner.observers.append(SearchProgressBar(quiet: quiet))
@@ -161,7 +165,6 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             let s = try CandidateSpec.load(path: spec)
             try CandidateResult.checkWritable(output)
-            EngineSettings.setThreads(s.threads)
             let name = worker ?? ProcessInfo.processInfo.environment["SLURM_ARRAY_JOB_ID"].map {
                 "slurm-\($0)_\(ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"] ?? "0")"
             } ?? "local"

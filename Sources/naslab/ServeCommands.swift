@@ -1,6 +1,7 @@
 import API
 import ArgumentParser
 import Dispatch
+import Engine
 import Foundation
 import Lab
 import Logging
@@ -19,7 +20,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind (0: any free port; the chosen one is printed).") var port = 8080
     @OptionGroup var data: DataDirectoryOption
-    @Option(help: "Compute threads for training and searches.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Compute threads for training and searches, split among the jobs that run at once.")
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Training jobs and searches that run at the same time, each on --threads / N threads (default: 2, or 1 with --threads 1).")
+    var maxConcurrentJobs: Int?
     @Option(help: "Base URL clients use to reach this server (for deployments' endpoint_url); default http://HOST:PORT.")
     var publicURL: String?
     @Option(help: "Jobs (training, searches) that may wait as pending on the server; one more is a 429.")
@@ -38,6 +42,9 @@ struct ServeCommand: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let maxConcurrentJobs, !(1...threads).contains(maxConcurrentJobs) {
+            throw ValidationError("--max-concurrent-jobs must be between 1 and --threads (\(threads)), got \(maxConcurrentJobs)")
+        }
         for (name, value) in [("--max-queued-jobs", maxQueuedJobs), ("--max-queued-jobs-per-org", maxQueuedJobsPerOrg),
                               ("--max-predictions-per-deployment", maxPredictionsPerDeployment)] where value < 1 {
             throw ValidationError("\(name) must be at least 1, got \(value)")
@@ -49,8 +56,11 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         if logFormat == "json" { LoggingSystem.bootstrap(JSONLineLogHandler.init) }
+        let concurrentJobs = maxConcurrentJobs ?? min(2, threads)
+        let perJob = ComputeContext(threads: threads).split(among: concurrentJobs)
         var settings = ServerSettings(host: host, port: port, dataDirectory: data.url,
-                                      workbench: LabWorkbench(threads: threads), publicBaseURL: publicURL)
+                                      workbench: LabWorkbench(threads: perJob.threads), publicBaseURL: publicURL)
+        settings.maxConcurrentJobs = concurrentJobs
         settings.maxQueuedJobs = maxQueuedJobs
         settings.maxQueuedJobsPerOrganization = maxQueuedJobsPerOrg
         settings.maxPredictionsPerDeployment = maxPredictionsPerDeployment

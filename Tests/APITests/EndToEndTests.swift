@@ -218,4 +218,47 @@ final class EndToEndTests: XCTestCase {
                                            json: ["inputs": ["images": [image]], "parameters": ["top_k": 2]])
         XCTAssertEqual((again["predictions"] as? [[String: Any]])?.compactMap { $0["score"] as? Double }, scores, again.text)
     }
+
+    /// `--threads 2 --max-concurrent-jobs 2`: two searches run at once, each in its own compute
+    /// context of one thread, and each gives the result it gives alone (same seed ⇒ same candidates).
+    func testServerRunsJobsConcurrentlyEachInItsOwnComputeContext() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("naslab-e2e-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try Self.startServer(dataDirectory: directory, arguments: ["--threads", "2", "--max-concurrent-jobs", "2"])
+        defer {
+            server.process.terminate()
+            server.process.waitUntilExit()
+        }
+        var ids = [String]()
+        for _ in 0..<2 {
+            let search = try await Self.request(server, "POST", "/v1/nas/searches", json: [
+                "task_type": "image_classification", "dataset_id": "digits", "search_space": "small",
+                "constraints": ["max_params": 30000], "budget": ["candidates": 3, "epochs_per_candidate": 1], "seed": 4,
+            ])
+            XCTAssertEqual(search.status, 200, search.text)
+            XCTAssertEqual(search["status"] as? String, "running", "two slots: the second search starts at once too")
+            ids.append(try XCTUnwrap(search["id"] as? String))
+        }
+        // A third job waits for a slot.
+        let third = try await Self.request(server, "POST", "/v1/nas/searches", json: [
+            "task_type": "image_classification", "dataset_id": "digits", "search_space": "small",
+            "constraints": ["max_params": 30000], "budget": ["candidates": 1, "epochs_per_candidate": 1], "seed": 5,
+        ])
+        XCTAssertEqual(third["status"] as? String, "pending", third.text)
+        var done = [Reply]()
+        for id in ids {
+            done.append(try await Self.poll(server, "/v1/nas/searches/\(id)", until: ["completed", "failed"], seconds: 180))
+        }
+        for reply in done {
+            XCTAssertEqual(reply["status"] as? String, "completed", reply.text)
+            XCTAssertEqual(reply["architectures_evaluated"] as? Int, 3)
+        }
+        XCTAssertEqual(done[0]["best_architecture"] as? String, done[1]["best_architecture"] as? String)
+        XCTAssertNotNil(done[0]["best_validation_accuracy"] as? Double, done[0].text)
+        XCTAssertEqual(done[0]["best_validation_accuracy"] as? Double, done[1]["best_validation_accuracy"] as? Double,
+                       "same seed and thread count, run side by side ⇒ same result")
+        let last = try await Self.poll(server, "/v1/nas/searches/\(try XCTUnwrap(third["id"] as? String))",
+                                       until: ["completed", "failed"], seconds: 120)
+        XCTAssertEqual(last["status"] as? String, "completed", last.text)
+    }
 }

@@ -6,9 +6,6 @@ import XCTest
 /// Training checkpoints: `fit(…, checkpoint:shouldStop:)` hands out `TrainerState`s, and
 /// `fit(…, resume:)` continues from one bit-identically.
 final class CheckpointTests: XCTestCase {
-    private var savedThreads = 0
-    override func setUp() { savedThreads = EngineConfiguration.threadCount }
-    override func tearDown() { EngineConfiguration.setThreadCount(savedThreads) }
 
     /// The reference digits CNN (width 8, two batch norms) with dropout before the classifier.
     static let graph: NetworkGraph = {

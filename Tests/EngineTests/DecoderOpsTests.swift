@@ -8,7 +8,8 @@ import XCTest
 /// PyTorch 2.13 (`Fixtures/decoder_ops.json`, written by `make_fixtures.py decoder`), threading,
 /// shapes, costs and attributes.
 final class DecoderOpsTests: XCTestCase {
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     private func single(_ op: any GraphOp, _ shape: FeatureShape, prefix: [any GraphOp] = []) -> NetworkGraph {
         var g = NetworkGraph(inputShape: shape)
@@ -88,16 +89,16 @@ final class DecoderOpsTests: XCTestCase {
         g.add("up", .upsample(scale: 2, mode: .bilinear), x)
         var results = [(Tensor, Tensor, [[Float]])]()
         for threads in [1, 2] {
-            EngineConfiguration.setThreadCount(threads)
-            var rng = SeededGenerator(seed: 5)
-            let network = try Network(graph: g, rng: &rng)
-            let input = Tensor(shape: [4, 16, 16, 16], values: randomNormal(4 * 16 * 256, &rng))
-            let y = try network.forward(input, training: true)
-            let probe = Tensor(shape: y.shape, values: randomNormal(y.elementCount, &rng))
-            let dx = try XCTUnwrap(network.backward(outputGradient: probe, computeInputGradient: true))
-            results.append((y, dx, network.parameters.map(\.gradient)))
+            try ComputeContext(threads: threads).run {
+                var rng = SeededGenerator(seed: 5)
+                let network = try Network(graph: g, rng: &rng)
+                let input = Tensor(shape: [4, 16, 16, 16], values: randomNormal(4 * 16 * 256, &rng))
+                let y = try network.forward(input, training: true)
+                let probe = Tensor(shape: y.shape, values: randomNormal(y.elementCount, &rng))
+                let dx = try XCTUnwrap(network.backward(outputGradient: probe, computeInputGradient: true))
+                results.append((y, dx, network.parameters.map(\.gradient)))
+            }
         }
-        EngineConfiguration.setThreadCount(2)
         assertClose(results[1].0.values, results[0].0.values, rtol: 1e-5, atol: 1e-6, "output")
         assertClose(results[1].1.values, results[0].1.values, rtol: 1e-5, atol: 1e-5, "input gradient")
         for (a, b) in zip(results[1].2, results[0].2) { assertClose(a, b, rtol: 1e-4, atol: 1e-4, "parameter gradient") }

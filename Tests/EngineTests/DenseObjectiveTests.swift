@@ -11,7 +11,8 @@ import XCTest
 /// `evaluate` vs `predictMasks`. Losses and gradients go through the public
 /// `Network.loss(_:on:indices:)` and `outputGradient(ofNode:)`.
 final class DenseObjectiveTests: XCTestCase {
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     // MARK: - Fixture
 

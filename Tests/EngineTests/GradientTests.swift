@@ -4,7 +4,8 @@ import XCTest
 
 /// Every op's gradient against central finite differences (through the public `Network` API).
 final class GradientTests: XCTestCase {
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     private func single(_ op: any GraphOp, _ shape: FeatureShape, prefix: [any GraphOp] = []) -> NetworkGraph {
         var g = NetworkGraph(inputShape: shape)
@@ -243,23 +244,22 @@ final class ThreadingTests: XCTestCase {
     func testTwoThreadsMatchOneThread() throws {
         var results = [(Tensor, Tensor, [[Float]])]()
         for threads in [1, 2] {
-            EngineConfiguration.setThreadCount(threads)
-            var rng = SeededGenerator(seed: 3)
-            let network = try Network(graph: graph(), rng: &rng)
-            let x = Tensor(shape: [7, 6, 18, 18], values: randomNormal(7 * 6 * 18 * 18, &rng))
-            let y = try network.forward(x, training: true)
-            let probe = Tensor(shape: y.shape, values: randomNormal(y.elementCount, &rng))
-            let dx = try XCTUnwrap(network.backward(outputGradient: probe, computeInputGradient: true))
-            results.append((y, dx, network.parameters.map(\.gradient)))
+            try ComputeContext(threads: threads).run {
+                var rng = SeededGenerator(seed: 3)
+                let network = try Network(graph: graph(), rng: &rng)
+                let x = Tensor(shape: [7, 6, 18, 18], values: randomNormal(7 * 6 * 18 * 18, &rng))
+                let y = try network.forward(x, training: true)
+                let probe = Tensor(shape: y.shape, values: randomNormal(y.elementCount, &rng))
+                let dx = try XCTUnwrap(network.backward(outputGradient: probe, computeInputGradient: true))
+                results.append((y, dx, network.parameters.map(\.gradient)))
+            }
         }
-        EngineConfiguration.setThreadCount(2)
         assertClose(results[1].0.values, results[0].0.values, rtol: 1e-5, atol: 1e-6, "output")
         assertClose(results[1].1.values, results[0].1.values, rtol: 1e-5, atol: 1e-6, "input gradient")
         for (a, b) in zip(results[1].2, results[0].2) { assertClose(a, b, rtol: 1e-4, atol: 1e-5, "parameter gradient") }
     }
 
     func testThreadedGradientsAgainstFiniteDifferences() throws {
-        EngineConfiguration.setThreadCount(2)
         try checkGradients(graph(), batch: 5, seed: 9, samplesPerTensor: 10)
     }
 }

@@ -80,7 +80,8 @@ final class PyTorchFixtureTests: XCTestCase {
         }
     }
 
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     func testForwardLossAndGradients() throws {
         let f = try loadFixture()

@@ -7,7 +7,8 @@ import Engine
 /// agreement with PyTorch 2.13 (fixture written by `make_text_fixtures.py`), finite-difference
 /// gradients, padding masks, shape errors, costs, attribute round trips and a training run.
 final class TextOpsTests: XCTestCase {
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     // MARK: - PyTorch fixture
 
@@ -188,14 +189,14 @@ final class TextOpsTests: XCTestCase {
         let ids = tokenBatch(batch: batch, length: 48, vocabulary: 50, &data)
         let labels = (0..<batch).map { _ in Int32(data.nextInt(below: 3)) }
         func run(_ threads: Int) throws -> (Float, [[Float]]) {
-            EngineConfiguration.setThreadCount(threads)
-            var rng = SeededGenerator(seed: 9)
-            let network = try Network(graph: g, rng: &rng)
-            let (loss, _) = try network.lossAndGradients(input: Tensor(shape: [batch, 1, 1, 48], values: ids), labels: labels)
-            return (loss, network.parameters.map(\.gradient))
+            try ComputeContext(threads: threads).run {
+                var rng = SeededGenerator(seed: 9)
+                let network = try Network(graph: g, rng: &rng)
+                let (loss, _) = try network.lossAndGradients(input: Tensor(shape: [batch, 1, 1, 48], values: ids), labels: labels)
+                return (loss, network.parameters.map(\.gradient))
+            }
         }
         let a = try run(2), b = try run(2), c = try run(1)
-        EngineConfiguration.setThreadCount(2)
         XCTAssertEqual(a.0.bitPattern, b.0.bitPattern)
         XCTAssertEqual(a.1, b.1)
         XCTAssertEqual(a.0, c.0, accuracy: 1e-5)

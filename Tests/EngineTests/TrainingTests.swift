@@ -29,7 +29,8 @@ func digitsSplit(seed: UInt64 = 2024) throws -> (train: LabeledArrays, test: Lab
 }
 
 final class TrainingTests: XCTestCase {
-    override func setUp() { EngineConfiguration.setThreadCount(2) }
+    /// Every test runs with 2 compute threads (its own ``ComputeContext``).
+    override func invokeTest() { ComputeContext(threads: 2).run { super.invokeTest() } }
 
     func testDigitsConvergence() throws {
         let (train, test) = try digitsSplit()
@@ -143,7 +144,9 @@ final class TrainingTests: XCTestCase {
             return g
         }()
         func run(threads: Int) throws -> (TrainingResult, [(name: String, shape: [Int], values: [Float])]) {
-            EngineConfiguration.setThreadCount(threads)
+            try ComputeContext(threads: threads).run { try runInContext() }
+        }
+        func runInContext() throws -> (TrainingResult, [(name: String, shape: [Int], values: [Float])]) {
             var rng = SeededGenerator(seed: 11)
             let network = try Network(graph: graph, classCount: 10, rng: &rng)
             let c = TrainingConfiguration(epochs: 3, batchSize: 50, learningRate: 0.05, optimizer: .adamW, weightDecay: 0.01, seed: 5)

@@ -89,6 +89,27 @@ final class SearchCLITests: XCTestCase {
         XCTAssertGreaterThanOrEqual(info["best"] as? Int ?? -1, 0)
     }
 
+    /// `--workers 2` trains two candidates at once, each in its own compute context of
+    /// threads / workers; the record is the same for the same (seed, workers, threads).
+    func testParallelWorkersAreDeterministicPerSeedWorkersAndThreads() throws {
+        let dir = try CLI.scratch("workers")
+        let config = try writeConfig(dir, name: "w", budget: 4, seed: 8)
+        var records = [[[String: Any]]]()
+        for name in ["w1", "w2"] {
+            let path = dir.appendingPathComponent("\(name).h5").path
+            let run = try CLI.run(["search", config, "--quiet", "--workers", "2", "--threads", "2", "--output", path])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(run.stdout.contains("budget of 4 candidates reached"), run.stdout)
+            records.append(try exportJSON(path))
+        }
+        let keys = ["id", "architecture", "status", "params", "val_accuracy", "test_accuracy", "parent_id"]
+        XCTAssertEqual(records[0].count, records[1].count)
+        XCTAssertGreaterThanOrEqual(records[0].filter { ($0["status"] as? String) == "accepted" }.count, 4)
+        for (r1, r2) in zip(records[0], records[1]) {
+            for k in keys { XCTAssertEqual("\(r1[k] ?? "nil")", "\(r2[k] ?? "nil")", k) }
+        }
+    }
+
     func testKilledSearchResumesWithoutLosingOrRerunningCandidates() throws {
         let dir = try CLI.scratch("resume")
         let config = try writeConfig(dir, name: "k", budget: 7, seed: 5)

@@ -230,7 +230,6 @@ final class SlurmExecutorTests: XCTestCase {
         let jobID = try String(contentsOfFile: executor.batch(for: specs).jobIDPath, encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
 
-        EngineSettings.setThreads(1)
         let local = try LocalExecutor(workers: 1, weightsDirectory: nil).evaluate(specs)
         for (index, (remote, reference)) in zip(results, local).enumerated() {
             XCTAssertEqual(remote.status, .completed, remote.reason ?? "")

@@ -8,8 +8,9 @@ import XCTest
 /// Every sampled architecture of every shipped space builds in the engine and runs forward and
 /// backward (finite loss, finite gradients, the decoded parameter count equals the engine's).
 final class EngineBuildTests: XCTestCase {
+    override func invokeTest() { ComputeContext(threads: 1).run { super.invokeTest() } }
+
     func testSampledArchitecturesTrainOneStepInTheEngine() throws {
-        EngineConfiguration.setThreadCount(1)
         var rng = SeededGenerator(seed: 2026)
         let cases: [(String, Int, [(FeatureShape, Int)])] = [
             ("small", 12, inputShapes),

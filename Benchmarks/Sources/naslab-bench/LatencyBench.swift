@@ -82,7 +82,6 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
                      tableSamples, table.entries.count, Date().timeIntervalSince(started), loadAverage()))
     }
 
-    EngineConfiguration.setThreadCount(threads)
     /// Median latency under each clock of `clocks` (first: the primary one) and the raw prediction.
     /// Every network is measured in `rounds` passes over all networks; its latency is the median
     /// of its passes' medians (a transient slowdown of the shared machine hits one pass only).
@@ -193,7 +192,6 @@ func loadAverage() -> String {
 /// Per-node comparison of in-context timings (profiled full passes) with isolated table entries.
 func diagnoseLatency(_ spaces: [[NetworkGraph]], table original: LatencyTable, threads: Int, verbose: Bool) throws {
     var table = original
-    EngineConfiguration.setThreadCount(threads)
     for graphs in spaces {
         for graph in graphs {
             try table.measureMissingEntries(for: [graph])

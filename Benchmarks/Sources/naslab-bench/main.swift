@@ -43,7 +43,6 @@ func engineBenchmark(_ arguments: [String]) throws {
     let steps = intOption("steps", arguments, default: 40)
     let warmup = intOption("warmup", arguments, default: 5)
     let size = intOption("size", arguments, default: 28)
-    EngineConfiguration.setThreadCount(threads)
     var rng = SeededGenerator(seed: 1)
     let network = try Network(graph: referenceGraph(size: size), classCount: 10, rng: &rng)
     let x = Tensor(shape: [batch, 1, size, size], values: (0..<(batch * size * size)).map { _ in Float(rng.nextNormal()) })
@@ -149,13 +148,15 @@ func fashionBenchmark(_ arguments: [String]) throws {
 
 EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded()
 let arguments = Array(CommandLine.arguments.dropFirst())
+// Every benchmark runs in the ComputeContext of its --threads (latency: default 1; others: 2).
+let context = ComputeContext(threads: intOption("threads", arguments, default: arguments.first == "latency" ? 1 : 2))
 do {
     switch arguments.first {
-    case "engine": try engineBenchmark(arguments)
-    case "fashion": try fashionBenchmark(arguments)
-    case "nb201": try nb201Benchmark(arguments)
-    case "throughput": try throughputBenchmark(arguments)
-    case "latency": try runLatencyBenchmark(Array(arguments.dropFirst()))
+    case "engine": try context.run { try engineBenchmark(arguments) }
+    case "fashion": try context.run { try fashionBenchmark(arguments) }
+    case "nb201": try context.run { try nb201Benchmark(arguments) }
+    case "throughput": try context.run { try throughputBenchmark(arguments) }
+    case "latency": try context.run { try runLatencyBenchmark(Array(arguments.dropFirst())) }
     default:
         print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]")
         exit(arguments.isEmpty ? 0 : 2)

@@ -113,7 +113,7 @@ final class Conv1dLayer: Layer {
 
     private func threadCount(batch: Int) -> Int {
         let work = columnRows * a.outChannels * outLength * batch
-        return work < 1 << 18 ? 1 : min(EngineConfiguration.threadCount, batch)
+        return work < 1 << 18 ? 1 : min(ComputeContext.current.threads, batch)
     }
 
     /// Splits the batch into one contiguous sample range per thread (deterministic for a given thread count).

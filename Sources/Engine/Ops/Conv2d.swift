@@ -141,7 +141,7 @@ final class Conv2dLayer: Layer {
         let perImage = max(1, (pointwise ? 0 : columnRows) * outPlane)
         let chunk = max(1, ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: perImage))
         let work = columnRows * outPerGroup * a.groups * outPlane * batch
-        let threads = work < 1 << 18 ? 1 : min(EngineConfiguration.threadCount, batch)
+        let threads = work < 1 << 18 ? 1 : min(ComputeContext.current.threads, batch)
         if threads == 1 {
             body(0, 0..<batch, chunk)
         } else {
@@ -253,7 +253,7 @@ final class Conv2dLayer: Layer {
         let np = batch * outPlane
         let geo = geometry(batch: batch)
         let maxChunk = ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: max(1, columnRows * outPlane))
-        context.reserve(threads: min(EngineConfiguration.threadCount, batch), workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: 0)
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: 0)
         let w = weight.pointer
         let b = bias?.pointer
         _ = forEachThread(batch: batch) { t, images, chunk in
@@ -307,7 +307,7 @@ final class Conv2dLayer: Layer {
         let geo = geometry(batch: batch)
         let maxChunk = ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: max(1, columnRows * outPlane))
         let weightCount = weight.count
-        context.reserve(threads: min(EngineConfiguration.threadCount, batch),
+        context.reserve(threads: min(ComputeContext.current.threads, batch),
                         workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: weightCount)
         let w = weight.pointer
         let dx = inputGradients[0]?.pointer

@@ -137,7 +137,7 @@ final class ConvTranspose2dLayer: Layer {
     private func forEachThread(batch: Int, _ body: (Int, Range<Int>, Int) -> Void) -> Int {
         let chunk = chunkImages
         let work = columnRows * inShape.elementCount * batch
-        let threads = work < 1 << 18 ? 1 : min(EngineConfiguration.threadCount, batch)
+        let threads = work < 1 << 18 ? 1 : min(ComputeContext.current.threads, batch)
         if threads == 1 {
             body(0, 0..<batch, chunk)
         } else {
@@ -154,7 +154,7 @@ final class ConvTranspose2dLayer: Layer {
         let ldx = batch * inPlane, ldy = batch * outPlane
         let inChannels = inShape.channels, outChannels = a.outChannels, rows = columnRows
         let geo = geometry(batch: batch)
-        context.reserve(threads: min(EngineConfiguration.threadCount, batch), workspace: rows * chunkImages * inPlane, partial: 0)
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: rows * chunkImages * inPlane, partial: 0)
         let w = weight.pointer
         let b = bias?.pointer
         _ = forEachThread(batch: batch) { t, images, chunk in
@@ -182,7 +182,7 @@ final class ConvTranspose2dLayer: Layer {
         let inChannels = inShape.channels, rows = columnRows
         let geo = geometry(batch: batch)
         let weightCount = weight.count
-        context.reserve(threads: min(EngineConfiguration.threadCount, batch), workspace: rows * chunkImages * inPlane, partial: weightCount)
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: rows * chunkImages * inPlane, partial: weightCount)
         let w = weight.pointer
         let dx = inputGradients[0]?.pointer
         let accumulateInput = accumulate[0]
