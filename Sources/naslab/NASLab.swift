@@ -11,7 +11,7 @@ struct NASLabCommand: ParsableCommand {
         subcommands: [
             SearchCommand.self, ResumeCommand.self, ReproduceCommand.self, AnalyzeCommand.self, ExportCommand.self,
             TrainCommand.self, PredictCommand.self, ExportONNXCommand.self, SpacesCommand.self, DatasetsCommand.self, EstimateCommand.self, LatencyCommand.self,
-            EvaluateCommand.self, ValidateCommand.self, DrawCommand.self,
+            EvaluateCommand.self, ValidateCommand.self, DrawCommand.self, ProxiesCommand.self,
             ServeCommand.self, KeysCommand.self,
         ])
 
