@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "EstimatorsTests", dependencies: ["Estimators", "Spaces", "NASCore", "Engine"]),
         .testTarget(name: "SearchTests", dependencies: ["Search", "NASCore"]),
         .testTarget(name: "RecordsTests", dependencies: ["Records", "HDF5Kit", "NASCore", "TestSupport"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport", "Records", "Engine", "Spaces", "NASCore"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "naslab", "Datasets", "TestSupport", "Records", "Engine", "Spaces", "NASCore", "Search"]),
         .testTarget(name: "ONNXTests", dependencies: [
             "ONNX", "Lab", "naslab", "Engine", "NASCore", "Spaces", "Datasets", "Records", "TestSupport",
         ]),

@@ -30,6 +30,10 @@ public struct TrainingConfiguration: Hashable, Codable, Sendable {
     public var threads: Int?
     /// Batch size for validation/test evaluation.
     public var evaluationBatchSize: Int
+    /// The length of the learning-rate schedule in epochs (`nil`: `epochs`). Set it above `epochs`
+    /// to stop early on a longer schedule and continue later (with `resume`) exactly where a run
+    /// of `scheduleEpochs` epochs would be: multi-fidelity rungs train this way.
+    public var scheduleEpochs: Int?
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 0.05,
                 optimizer: OptimizerKind = .sgd, momentum: Double = 0.9, nesterov: Bool = true,
@@ -57,6 +61,9 @@ public struct TrainingConfiguration: Hashable, Codable, Sendable {
         guard learningRate > 0, learningRate.isFinite else { throw EngineError.invalidConfiguration("learning rate must be positive, got \(learningRate)") }
         guard labelSmoothing >= 0, labelSmoothing < 1 else { throw EngineError.invalidConfiguration("label smoothing must be in [0, 1)") }
         guard weightDecay >= 0, momentum >= 0, warmupEpochs >= 0 else { throw EngineError.invalidConfiguration("weight decay, momentum and warm-up must be ≥ 0") }
+        if let scheduleEpochs, scheduleEpochs < epochs {
+            throw EngineError.invalidConfiguration("the schedule's \(scheduleEpochs) epochs must cover the \(epochs) trained")
+        }
     }
 
     /// A fresh optimizer of the configured kind.
@@ -236,7 +243,7 @@ public final class Trainer {
             for b in 0..<stepsPerEpoch {
                 let batch = indices[(b * c.batchSize)..<min(train.count, (b + 1) * c.batchSize)]
                 lr = c.schedule.learningRate(base: c.learningRate, step: step, stepsPerEpoch: stepsPerEpoch,
-                                             epochs: c.epochs, warmupEpochs: c.warmupEpochs)
+                                             epochs: c.scheduleEpochs ?? c.epochs, warmupEpochs: c.warmupEpochs)
                 let stats = network.trainStep(objective, data: train, boxes: trainBoxes, indices: batch, labelSmoothing: Float(c.labelSmoothing))
                 let loss = stats.loss
                 guard loss.isFinite else {

@@ -179,6 +179,32 @@ public final class HDF5Table: @unchecked Sendable {
         }
     }
 
+    /// Overwrites row `index` (values in column order). Not flushed.
+    public func write(_ row: [HDF5Value], at index: Int) throws {
+        try HDF5Library.locked {
+            guard dataset >= 0, file.isOpen else { throw HDF5Error.fileClosed(path: file.path) }
+            guard file.isWritable else {
+                throw HDF5Error.invalidArgument(path: file.path, object: objectPath, detail: "file is open read-only")
+            }
+            guard index >= 0, index < rowCount else {
+                throw HDF5Error.invalidArgument(path: file.path, object: objectPath, detail: "row \(index) of \(rowCount)")
+            }
+            var buffer = [UInt8](repeating: 0, count: rowSize)
+            try buffer.withUnsafeMutableBytes { try pack(row, into: $0, at: 0) }
+            let fileSpace = H5Dget_space(dataset)
+            defer { H5Sclose(fileSpace) }
+            var start = [hsize_t(index)]
+            var count = [hsize_t(1)]
+            H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil)
+            let memorySpace = H5Screate_simple(1, &count, nil)
+            defer { H5Sclose(memorySpace) }
+            let status = buffer.withUnsafeBytes {
+                H5Dwrite(dataset, memoryType, memorySpace, fileSpace, defaultProperties, $0.baseAddress)
+            }
+            if status < 0 { throw failure("overwrite a row of") }
+        }
+    }
+
     /// Shrinks (or grows, with zero-filled rows) the table to `rowCount` rows.
     public func resize(rowCount newCount: Int) throws {
         try HDF5Library.locked {

@@ -21,6 +21,11 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     public var seed: UInt64
     /// Compute threads for this candidate.
     public var threads: Int
+    /// Multi-fidelity: train only to this epoch of `training.epochs`' schedule (`nil`: all epochs).
+    public var trainEpochs: Int?
+    /// Multi-fidelity: a training checkpoint to continue from (when it exists) and to write after
+    /// every epoch, so a promoted candidate continues where its last rung stopped.
+    public var checkpointPath: String?
 
     public init(id: Int, architecture: String, spaceYAML: String, spaceName: String, dataset: String,
                 validationSplit: Double, datasetSeed: UInt64, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {
@@ -58,6 +63,8 @@ public struct CandidateResult: Codable, Equatable, Sendable {
     public var reported: [String: Double]
     public var epochs: [EpochMetrics]
     public var wallSeconds: Double
+    /// The epochs restored from `CandidateSpec.checkpointPath` before training (`nil`: none).
+    public var resumedFromEpoch: Int?
     /// Who evaluated it: `local-0`, `slurm-<jobid>_<task>`, …
     public var worker: String
     /// An HDF5 weights file the worker wrote for the trained network, if any (the coordinator

@@ -90,6 +90,12 @@ public enum CandidateTraining {
             job.training = spec.training
             job.seed = spec.seed
             job.threads = spec.threads  // the candidate's own ComputeContext, wherever it runs
+            job.trainEpochs = spec.trainEpochs
+            job.checkpointPath = spec.checkpointPath
+            if let path = spec.checkpointPath {
+                let directory = (path as NSString).deletingLastPathComponent
+                if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            }
             let outcome = try ModelTraining.train(job, datasets: datasets, observers: observers)
             let result = outcome.result
             if let reason = outcome.failureReason {
@@ -109,10 +115,12 @@ public enum CandidateTraining {
             let primary = outcome.model.task.primaryMetric
             for (name, value) in outcome.validationMetrics where name != primary { reported["val_" + name] = value }
             for (name, value) in outcome.testMetrics where name != primary { reported["test_" + name] = value }
-            return CandidateResult(
+            var completed = CandidateResult(
                 id: spec.id, status: .completed, validationScore: outcome.validationScore, testScore: outcome.testScore,
                 epochs: result.epochs, wallSeconds: Date().timeIntervalSince(start), worker: worker, weightsFile: weightsFile,
                 reported: reported)
+            completed.resumedFromEpoch = outcome.resumedFromEpoch
+            return completed
         } catch {
             return failed("\(error)")
         }

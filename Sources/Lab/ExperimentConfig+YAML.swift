@@ -30,6 +30,14 @@ extension ExperimentConfig {
             "  sample_size: \(searcher.sampleSize)",
             "  deduplicate: \(searcher.deduplicate)",
             "  max_consecutive_rejections: \(searcher.maxConsecutiveRejections)",
+            "  initial_samples: \(searcher.initialSamples)",
+            "  proxies: [\(searcher.proxies.joined(separator: ", "))]",
+            "  warm_start: \(searcher.warmStart)",
+        ]
+        if let q = searcher.prescreenQuantile { lines.append("  prescreen_quantile: \(q)") }
+        lines += [
+            "  proxy_batch_size: \(searcher.proxyBatchSize)",
+            "  proxy_seed: \(searcher.proxySeed)",
             "budget:",
             "  candidates: \(budget.candidates)",
         ]
@@ -66,6 +74,10 @@ extension ExperimentConfig {
         lines.append("  key_column: \(q(evaluator.keyColumn))")
         lines.append("  metric_column: \(q(evaluator.metricColumn))")
         lines.append("  report_columns: [\(evaluator.reportColumns.map(q).joined(separator: ", "))]")
+        if let m = scheduler {
+            lines += ["scheduler:", "  kind: \(m.kind)", "  min_epochs: \(m.minEpochs)", "  max_epochs: \(m.maxEpochs)", "  eta: \(m.eta)"]
+            if let b = m.brackets { lines.append("  brackets: \(b)") }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

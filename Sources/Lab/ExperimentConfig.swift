@@ -1,6 +1,7 @@
 import Estimators
 import Foundation
 import NASCore
+import Search
 
 /// An experiment: what to search, on which data, with which searcher, budget, training
 /// hyperparameters and constraints. Read from `Experiments/*.yaml`; documented in
@@ -23,6 +24,9 @@ public struct ExperimentConfig: Equatable, Sendable {
     public var constraints = Constraints()
     public var evaluator = EvaluatorSettings()
     public var executor = ExecutorSettings()
+    /// Multi-fidelity scheduling (successive halving, Hyperband, ASHA); `nil`: every candidate
+    /// trains `training.epochs`. See docs/experiments.md, "Multi-fidelity".
+    public var scheduler: SchedulerSettings?
     /// Candidates trained at the same time on this machine.
     public var workers: Int = 1
     /// Total compute threads (OpenBLAS and the engine's loops); shared among workers.
@@ -39,6 +43,19 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var deduplicate: Bool = true
         /// Consecutive constraint rejections after which the search stops as "no feasible architecture found".
         public var maxConsecutiveRejections: Int = 1_000
+        /// Local search: random (or warm-start) architectures evaluated before each local search run.
+        public var initialSamples: Int = 10
+        /// Zero-cost proxies guiding the search (`ZeroCostProxy` names; several are rank-combined);
+        /// empty: no guidance. See ``ZeroCostGuide``.
+        public var proxies: [String] = []
+        /// Random architectures scored by the proxies before the search; searchers start from the best.
+        public var warmStart: Int = 0
+        /// Proposals scoring below this quantile of the warm-start scores are skipped untrained.
+        public var prescreenQuantile: Double?
+        /// Mini-batch of the data-dependent proxies.
+        public var proxyBatchSize: Int = 64
+        /// Seeds the proxies' weights and mini-batch.
+        public var proxySeed: UInt64 = 0
     }
 
     public struct Budget: Equatable, Sendable {
@@ -101,6 +118,28 @@ public struct ExperimentConfig: Equatable, Sendable {
         public var maxRetries: Int = 0
         /// Slurm: the worker command (default: this `naslab` executable followed by `evaluate`).
         public var workerCommand: [String]?
+    }
+
+    /// How long each candidate trains: rungs of `minEpochs · eta^r` epochs up to `maxEpochs`.
+    public struct SchedulerSettings: Equatable, Sendable {
+        /// `successive-halving`, `hyperband` or `asha`.
+        public var kind: String = "successive-halving"
+        public var minEpochs: Int = 1
+        /// The top rung and the learning-rate schedule's length; default `training.epochs`.
+        public var maxEpochs: Int = 10
+        public var eta: Int = 3
+        /// Hyperband only: brackets per cycle (`nil`: all, `⌊log_eta(max/min)⌋ + 1`).
+        public var brackets: Int?
+
+        public init() {}
+
+        /// The scheduler's parameters.
+        public func schedule() throws -> FidelitySchedule {
+            guard let kind = FidelitySchedule.Kind(rawValue: kind) else {
+                throw LabError.invalid("unknown scheduler kind '\(kind)'")
+            }
+            return try FidelitySchedule(kind: kind, minEpochs: minEpochs, maxEpochs: maxEpochs, eta: eta, brackets: brackets)
+        }
     }
 
     public init(name: String) { self.name = name }
@@ -174,6 +213,26 @@ extension ExperimentConfig {
             c.searcher.deduplicate = get { try s.bool("deduplicate") } ?? c.searcher.deduplicate
             c.searcher.maxConsecutiveRejections = get { try s.int("max_consecutive_rejections", range: 1...Int.max) }
                 ?? c.searcher.maxConsecutiveRejections
+            c.searcher.initialSamples = get { try s.int("initial_samples", range: 1...1_000_000) } ?? c.searcher.initialSamples
+            if let names = get({ try s.stringList("proxies") }) {
+                let known = ZeroCostProxy.allCases.map(\.rawValue)
+                if let bad = names.first(where: { !known.contains($0) }), let n = s.valueNode("proxies") {
+                    errors.append(s.error(at: n, "unknown proxy '\(bad)' in 'proxies': expected some of \(known.joined(separator: ", "))"))
+                } else {
+                    c.searcher.proxies = names
+                }
+            }
+            c.searcher.warmStart = get { try s.int("warm_start", range: 0...10_000_000) } ?? c.searcher.warmStart
+            c.searcher.prescreenQuantile = get { try s.double("prescreen_quantile", range: 0...0.999) }
+            c.searcher.proxyBatchSize = get { try s.int("proxy_batch_size", range: 2...100_000) } ?? c.searcher.proxyBatchSize
+            if let seed = get({ try s.int("proxy_seed", range: 0...Int.max) }) { c.searcher.proxySeed = UInt64(seed) }
+            if c.searcher.proxies.isEmpty, c.searcher.warmStart > 0 || c.searcher.prescreenQuantile != nil,
+               let n = s.valueNode("warm_start") ?? s.valueNode("prescreen_quantile") {
+                errors.append(s.error(at: n, "'warm_start' and 'prescreen_quantile' need 'proxies' (e.g. proxies: [synflow])"))
+            }
+            if !c.searcher.proxies.isEmpty, c.searcher.warmStart < 10, let n = s.valueNode("warm_start") ?? s.valueNode("proxies") {
+                errors.append(s.error(at: n, "zero-cost guidance needs 'warm_start' of at least 10 architectures (the reference its scores are ranked against)"))
+            }
             // Only compare values that were read without error (a bad one would be compared as its default).
             let populationOK = population != nil || s.valueNode("population_size") == nil
             if sample != nil, populationOK, c.searcher.sampleSize > c.searcher.populationSize, let n = s.valueNode("sample_size") {
@@ -245,6 +304,44 @@ extension ExperimentConfig {
                 errors.append(e.error(at: e.node, "a tabular evaluator needs 'table' (path to the CSV)"))
             }
             errors += e.unknownKeyErrors(section: "evaluator")
+        }
+        if var m = get({ try r.mapping("scheduler") }) {
+            errors += m.problems
+            var settings = SchedulerSettings()
+            settings.maxEpochs = c.training.epochs
+            settings.kind = get { try m.choice("kind", FidelitySchedule.Kind.allCases.map(\.rawValue)) } ?? settings.kind
+            let minimum = get { try m.int("min_epochs", range: 1...100_000) }
+            let maximum = get { try m.int("max_epochs", range: 1...100_000) }
+            let eta = get { try m.int("eta", range: 2...1_000) }
+            let brackets = get { try m.int("brackets", range: 1...1_000) }
+            settings.minEpochs = minimum ?? settings.minEpochs
+            settings.maxEpochs = maximum ?? settings.maxEpochs
+            settings.eta = eta ?? settings.eta
+            settings.brackets = brackets
+            // Cross-checks only between values read without error.
+            let read: [String: Int?] = ["min_epochs": minimum, "max_epochs": maximum, "eta": eta, "brackets": brackets]
+            let readable = read.allSatisfy { key, value in value != nil || m.valueNode(key) == nil }
+            if readable {
+                if settings.maxEpochs < settings.minEpochs * settings.eta {
+                    errors.append(m.error(at: m.valueNode("max_epochs") ?? m.valueNode("min_epochs") ?? m.node,
+                        "'max_epochs' (\(settings.maxEpochs)) must be at least 'min_epochs' × 'eta' (\(settings.minEpochs * settings.eta)) "
+                        + "so that there are two rungs" + (maximum == nil ? " (it defaults to training.epochs)" : "")))
+                } else if let b = brackets, let node = m.valueNode("brackets") {
+                    if settings.kind != "hyperband" {
+                        errors.append(m.error(at: node, "'brackets' is a hyperband setting (kind is \(settings.kind))"))
+                    } else if let schedule = try? FidelitySchedule(kind: .hyperband, minEpochs: settings.minEpochs,
+                                                                   maxEpochs: settings.maxEpochs, eta: settings.eta),
+                              b > schedule.topRung + 1 {
+                        errors.append(m.error(at: node, "'brackets' must be in 1...\(schedule.topRung + 1) for rungs of "
+                            + "\(schedule.rungEpochs.map(String.init).joined(separator: ", ")) epochs, got \(b)"))
+                    }
+                }
+            }
+            if c.evaluator.kind == "tabular" {
+                errors.append(m.error(at: m.node, "a scheduler needs the training evaluator (a tabular benchmark has no epochs to schedule)"))
+            }
+            errors += m.unknownKeyErrors(section: "scheduler")
+            c.scheduler = settings
         }
         errors += r.unknownKeyErrors()
         return (c, errors)

@@ -63,23 +63,30 @@ public final class ExperimentRunner {
     /// Also time every feasible candidate's forward pass (batch 1) for the record and the Pareto front.
     public var measureLatency = true
 
-    private var searcher: AnySearcher
-    private let executor: CandidateExecutor?
+    var searcher: AnySearcher
+    let executor: CandidateExecutor?
     private let table: TabularBenchmark?
     private var reportTables: [(String, TabularBenchmark)] = []
     /// Values a tabular benchmark reports for candidates not yet recorded (the metric column and
     /// every `report_columns` entry under its own name), written just before their row.
-    private var pendingReported: [Int: [(name: String, value: Double)]] = [:]
+    var pendingReported: [Int: [(name: String, value: Double)]] = [:]
     private var inputShape: FeatureShape
     private var inputKind: InputKind
     private var classCount: Int
     /// Rows already in the record (resume): replayed instead of re-run.
     private var recorded: [Int: CandidateRow] = [:]
-    private var rows: [CandidateRow] = []
+    var rows: [CandidateRow] = []
     /// Final validation losses of the rows, for ``CandidateRanking``'s tie-break.
-    private var ranking = CandidateRanking()
-    private let weightsDirectory: String
+    var ranking = CandidateRanking()
+    let weightsDirectory: String
+    /// Multi-fidelity: the scheduler, the proposals it trains and what the searcher was told
+    /// (`nil` without a `scheduler:` section); stored in the record after every batch.
+    var fidelity: FidelityState?
     private var lastStateSave = Date.distantPast
+    /// Zero-cost guidance (warm start, pre-screening) when the config names `proxies`.
+    private var zeroCost: ZeroCostGuide?
+    /// The training split the data-dependent proxies draw their mini-batch from.
+    private var proxyData: LabeledArrays?
     private var latencyTable: LatencyTable?
     private var latencyTableChanged = false
 
@@ -107,8 +114,10 @@ public final class ExperimentRunner {
         layout.scoreMetric = space.space.task.primaryMetric
         let record = try ExperimentRecord.create(path: path, metadata: metadata, layout: layout, overwrite: overwrite, liveLog: true)
         do {
-            return try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
-                                        searcher: searcher, executor: executor)
+            let runner = try ExperimentRunner(config: config, configYAML: configYAML, space: space, record: record,
+                                              searcher: searcher, executor: executor)
+            try runner.startZeroCostGuidance()
+            return runner
         } catch {
             // A search that cannot start (missing dataset, table, …) leaves no empty record behind
             // that would refuse the fixed config ("already exists") and fail to resume.
@@ -142,11 +151,18 @@ public final class ExperimentRunner {
         }
         let runner = try ExperimentRunner(config: config, configYAML: record.metadata.configYAML, space: space,
                                           record: record, searcher: searcher, executor: executor)
+        try runner.resumeZeroCostGuidance()
         let existing = try record.readCandidates()
         runner.rows = existing
         runner.ranking = CandidateRanking(epochs: try record.readEpochs())
         let covered = searcher.ledger.nextProposalID
         for row in existing where Int(row.id) >= covered { runner.recorded[Int(row.id)] = row }
+        if runner.fidelity != nil, let json = try record.schedulerState() {
+            // Multi-fidelity: the searcher and the scheduler resume from the same moment.
+            let stored = try CandidateJSON.decoder().decode(StoredFidelityState.self, from: Data(json.utf8))
+            runner.searcher = try AnySearcher(space: space.space, state: stored.searcher)
+            runner.fidelity = stored.fidelity
+        }
         return runner
     }
 
@@ -158,6 +174,7 @@ public final class ExperimentRunner {
         self.record = record
         self.searcher = searcher
         self.weightsDirectory = ExperimentRunner.weightsDirectory(forRecord: config.outputPath)
+        if let scheduler = config.scheduler { fidelity = FidelityState(scheduler: FidelityScheduler(try scheduler.schedule())) }
         if config.evaluator.kind == "tabular" {
             guard let path = config.evaluator.table else { throw LabError.invalid("a tabular evaluator needs a table") }
             let url = URL(fileURLWithPath: path)
@@ -185,8 +202,51 @@ public final class ExperimentRunner {
             inputShape = data.metadata.sampleShape
             inputKind = data.metadata.inputKind
             classCount = data.metadata.classCount
+            proxyData = data.train
             self.executor = made
         }
+    }
+
+    // MARK: Zero-cost guidance
+
+    private func makeZeroCostGuide() throws -> ZeroCostGuide? {
+        let s = config.searcher
+        guard !s.proxies.isEmpty else { return nil }
+        let proxies = try s.proxies.map { name in
+            guard let proxy = ZeroCostProxy(rawValue: name) else { throw LabError.invalid("unknown proxy '\(name)'") }
+            return proxy
+        }
+        let settings = ZeroCostGuide.Settings(proxies: proxies, warmStart: s.warmStart, prescreenQuantile: s.prescreenQuantile,
+                                              batchSize: s.proxyBatchSize, seed: s.proxySeed)
+        return try ZeroCostGuide(settings: settings, space: space.space, spaceYAML: space.yaml, inputShape: inputShape,
+                                 inputKind: inputKind, classCount: classCount, batchData: proxyData,
+                                 datasetName: config.evaluator.kind == "tabular" ? nil : config.dataset)
+    }
+
+    /// A new search: scores the warm start, records it (`zero_cost` table) and hands the ranking
+    /// to the searcher, whose state (with the ranking) is saved at once.
+    private func startZeroCostGuidance() throws {
+        guard let guide = try makeZeroCostGuide() else { return }
+        zeroCost = guide
+        let ranked = try guide.warmStart(seed: config.seed)
+        try record.setZeroCostWarmStart(proxies: guide.settings.proxies.map(\.rawValue), rows: ranked.enumerated().map { rank, e in
+            ZeroCostRow(architecture: e.text, hash: space.space.hash(of: e.architecture), values: e.values,
+                        combined: e.combined, rank: Int64(rank))
+        })
+        // Those below the pre-screening threshold would only be rejected: the searcher never sees them.
+        searcher.setWarmStart(ranked.filter(guide.passes).map(\.architecture))
+        try saveSearcherState(force: true)
+    }
+
+    /// A resumed search: the reference scores come back from the record (the searcher's state
+    /// already holds what is left of the ranking).
+    private func resumeZeroCostGuidance() throws {
+        guard let guide = try makeZeroCostGuide() else { return }
+        guard let stored = try record.zeroCostWarmStart() else {
+            throw LabError.invalid("\(config.outputPath): the config asks for zero-cost guidance but the record holds no zero_cost warm start")
+        }
+        guide.restore(warmStartValues: stored.rows.map(\.values))
+        zeroCost = guide
     }
 
     /// The input a tabular benchmark's spaces are costed and decoded at (NAS-Bench-201: CIFAR-10,
@@ -222,7 +282,7 @@ public final class ExperimentRunner {
 
     // MARK: Running
 
-    private struct Screened {
+    struct Screened {
         var proposal: Proposal
         var text: String
         var row: CandidateRow
@@ -235,6 +295,7 @@ public final class ExperimentRunner {
         let deadline = config.budget.wallMinutes.map { start.addingTimeInterval($0 * 60) }
         var evaluated = rows.filter { $0.status != .rejected && recorded[Int($0.id)] == nil }.count
         let budget = config.budget.candidates
+        if fidelity != nil { return try runWithScheduler(start: start, deadline: deadline) }
         for o in observers { o.searchStarted(budget: budget, alreadyEvaluated: evaluated) }
         var stopReason = "budget of \(budget) candidates reached"
 
@@ -291,6 +352,12 @@ public final class ExperimentRunner {
             }
         }
         try saveSearcherState(force: true)
+        return try finish(start: start, evaluationSeconds: evaluationSeconds, stopReason: stopReason)
+    }
+
+    /// Writes the Pareto fronts and the latency table, closes the record and reports the summary.
+    func finish(start: Date, evaluationSeconds: Double, stopReason: String) throws -> SearchSummary {
+        zeroCost?.saveCache()
         try record.setParetoFronts(paretoFronts())
         if latencyTableChanged, let latencyTable {
             let path = config.constraints.latencyTable
@@ -316,7 +383,7 @@ public final class ExperimentRunner {
     public var best: CandidateRow? { ranking.best(rows) }
 
     /// Estimates the proposal's costs and checks the constraints; rejected rows carry the reason.
-    private func screen(_ proposal: Proposal) throws -> Screened {
+    func screen(_ proposal: Proposal) throws -> Screened {
         let text = space.space.text(of: proposal.architecture)
         var row = CandidateRow(id: Int64(proposal.id), architecture: text, hash: space.space.hash(of: proposal.architecture),
                                parentID: Int64(proposal.parentID ?? -1), status: .accepted)
@@ -335,6 +402,15 @@ public final class ExperimentRunner {
         }
         let c = config.constraints
         var reasons = [String]()
+        if let zeroCost {
+            let evaluation = try zeroCost.evaluate(proposal.architecture)
+            pendingReported[proposal.id] = zip(zeroCost.settings.proxies, evaluation.values).map { ("zero_cost_" + $0.rawValue, $1) }
+                + [("zero_cost_combined", evaluation.combined)]
+            if !zeroCost.passes(evaluation) {
+                reasons.append(String(format: "zero-cost pre-screen: score %.4f < %.4f (quantile %g of the warm start)",
+                                      evaluation.combined, zeroCost.threshold ?? .nan, config.searcher.prescreenQuantile ?? 0))
+            }
+        }
         if let maxParams = c.maxParams, row.params > Double(maxParams) {
             reasons.append("params \(Int(row.params)) > max_params \(maxParams)")
         }
@@ -399,7 +475,7 @@ public final class ExperimentRunner {
                     for (column, report) in reportTables {
                         if let v = report.lookup(s.text) { values.append((column, v)) }
                     }
-                    pendingReported[s.proposal.id] = values
+                    pendingReported[s.proposal.id, default: []] += values
                     r.wallSeconds = Date().timeIntervalSince(t0)
                     results[s.proposal.id] = r
                 } else {
@@ -458,7 +534,7 @@ public final class ExperimentRunner {
         return row
     }
 
-    private func commit(_ row: CandidateRow) throws {
+    func commit(_ row: CandidateRow) throws {
         if let values = pendingReported.removeValue(forKey: Int(row.id)) {
             try record.appendReported(candidateID: row.id, values)
         }
@@ -469,7 +545,7 @@ public final class ExperimentRunner {
     /// Stores the searcher's state in the record: after every batch that took a while (training),
     /// otherwise at most once a second (table lookups), and at the end. Candidates recorded after
     /// the stored state are replayed on resume, so a less frequent save loses nothing.
-    private func saveSearcherState(force: Bool) throws {
+    func saveSearcherState(force: Bool) throws {
         let now = Date()
         guard force || now.timeIntervalSince(lastStateSave) >= 1 else { return }
         lastStateSave = now
@@ -494,7 +570,7 @@ extension ExperimentConfig {
     public var searchAlgorithm: SearchAlgorithm {
         switch searcher.kind {
         case "random": return .random(deduplicate: searcher.deduplicate)
-        case "local_search": return .localSearch()
+        case "local_search": return .localSearch(initialSampleCount: searcher.initialSamples)
         default: return .regularizedEvolution(populationSize: searcher.populationSize, sampleSize: searcher.sampleSize,
                                               deduplicate: searcher.deduplicate)
         }

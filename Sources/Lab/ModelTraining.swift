@@ -80,6 +80,11 @@ public struct TrainingJob: Sendable {
     /// architecture, dataset, split, seeds, training settings or initial model differ) or an
     /// unreadable file is an error, not a fresh start. The caller deletes the file when done with it.
     public var checkpointPath: String?
+    /// Multi-fidelity: train only to this epoch of `training.epochs`' learning-rate schedule
+    /// (`nil`: all of it). With `checkpointPath`, a later job with a higher `trainEpochs` continues
+    /// from the checkpoint exactly as an uninterrupted `training.epochs` run would (same schedule,
+    /// optimizer state and data order). Not part of the checkpoint's fingerprint.
+    public var trainEpochs: Int?
     /// Asked after every epoch (after its checkpoint is written); `true` stops training with the
     /// engine's `TrainingInterrupted` error (ignored after the last epoch).
     public var stopRequested: (@Sendable () -> Bool)?
@@ -236,8 +241,18 @@ public enum ModelTraining {
         if (job.evaluateBeforeTraining || initial != nil), data.validation.count > 0 {
             initialAccuracy = try TaskEvaluation.metrics(network, task: space.task, on: data.validation)[space.task.primaryMetric]
         }
-        let trainer = Trainer(configuration: training.engineConfiguration(seed: job.seed, threads: job.threads),
-                              objective: objective, observers: observers)
+        var configuration = training.engineConfiguration(seed: job.seed, threads: job.threads)
+        if let stop = job.trainEpochs {
+            guard (1...training.epochs).contains(stop) else {
+                throw LabError.invalid("cannot train to epoch \(stop) of a \(training.epochs)-epoch schedule")
+            }
+            if let resume, resume.epochsCompleted > stop {
+                throw LabError.invalid("\(job.checkpointPath ?? ""): the training checkpoint is at epoch \(resume.epochsCompleted), past epoch \(stop)")
+            }
+            configuration.scheduleEpochs = training.epochs
+            configuration.epochs = stop
+        }
+        let trainer = Trainer(configuration: configuration, objective: objective, observers: observers)
         var checkpoint: ((TrainerState) throws -> Void)?
         if let path = job.checkpointPath {
             if let resume {

@@ -17,6 +17,8 @@ public struct RecordAnalysis {
     public let ranking: CandidateRanking
     /// The metric of the record's score columns (`accuracy`, `miou`, `map50`).
     public let scoreMetric: String
+    /// Finished rungs of a multi-fidelity search (empty otherwise).
+    public let rungs: [RungRow]
     /// `scoreMetric` for people (`accuracy`, `mIoU`, `mAP@0.5`).
     public var scoreLabel: String { TaskKind.metricLabel(scoreMetric) }
 
@@ -31,6 +33,54 @@ public struct RecordAnalysis {
         reported = try record.readReported()
         scoreMetric = record.layout.scoreMetric
         ranking = CandidateRanking(epochs: try record.readEpochs())
+        rungs = try record.readRungs()
+    }
+
+    /// One line per rung of a multi-fidelity search: its epochs, how many candidates finished it,
+    /// how many of those were promoted to the next rung, and the best validation score there.
+    public struct RungSummary: Equatable, Sendable {
+        public var rung: Int
+        /// The epochs candidates of this rung trained to (several values: Hyperband brackets cut short, …).
+        public var epochs: [Int]
+        public var candidates: Int
+        public var failed: Int
+        public var promoted: Int
+        public var best: (id: Int64, score: Double)?
+
+        public static func == (a: RungSummary, b: RungSummary) -> Bool {
+            a.rung == b.rung && a.epochs == b.epochs && a.candidates == b.candidates && a.failed == b.failed
+                && a.promoted == b.promoted && a.best?.id == b.best?.id && a.best?.score == b.best?.score
+        }
+    }
+
+    /// Per rung: candidates, promotions, best score (empty without rungs).
+    public var rungSummaries: [RungSummary] {
+        let byRung = Dictionary(grouping: rungs, by: \.rung)
+        return byRung.keys.sorted().map { rung in
+            let rows = byRung[rung]!
+            let next = Set((byRung[rung + 1] ?? []).map(\.candidateID))
+            let best = rows.filter { $0.status == .accepted && $0.validationScore.isFinite }
+                .max { $0.validationScore != $1.validationScore ? $0.validationScore < $1.validationScore : $0.candidateID > $1.candidateID }
+            return RungSummary(rung: Int(rung), epochs: Array(Set(rows.map { Int($0.epochs) })).sorted(), candidates: rows.count,
+                               failed: rows.filter { $0.status == .failed }.count,
+                               promoted: rows.filter { next.contains($0.candidateID) }.count,
+                               best: best.map { ($0.candidateID, $0.validationScore) })
+        }
+    }
+
+    /// The rung table of `naslab analyze` (`nil` without rungs).
+    public var rungReport: String? {
+        let summaries = rungSummaries
+        guard !summaries.isEmpty else { return nil }
+        var out = "rungs (multi-fidelity; promoted candidates continue from their checkpoint):\n"
+        out += " rung  epochs  candidates  failed  promoted  best val \(scoreLabel)\n"
+        for r in summaries {
+            let best = r.best.map { String(format: "%.4f (#%lld)", $0.score, $0.id) } ?? "–"
+            let epochs = r.epochs.map(String.init).joined(separator: ",")
+            out += String(format: "%5d  ", r.rung) + String(repeating: " ", count: max(0, 6 - epochs.count)) + epochs
+                + String(format: "  %10d  %6d  %8d  ", r.candidates, r.failed, r.promoted) + best + "\n"
+        }
+        return out
     }
 
     public var accepted: [CandidateRow] { candidates.filter { $0.status == .accepted } }
@@ -95,6 +145,7 @@ public struct RecordAnalysis {
         out += "top \(min(k, accepted.count)) by validation \(scoreLabel):\n" + RecordAnalysis.table(top(k), metric: scoreMetric) + "\n"
         if let tie = tieNote { out += tie + "\n" }
         out += "\n"
+        if let rungReport { out += rungReport + "\n" }
         if !reported.names.isEmpty {
             out += "reported values of the top \(min(k, accepted.count)) (recorded under their own names):\n"
             out += (["   id"] + reported.names).joined(separator: "  ") + "\n"

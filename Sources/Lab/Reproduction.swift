@@ -71,11 +71,16 @@ public struct Reproduction {
             ? config.executor.cpusPerTask : max(1, record.metadata.environment.threadCount / max(1, config.workers))
         let threadCount = max(1, threads ?? recordedThreads)
         let sameThreads = threadCount == recordedThreads
-        let spec = CandidateSpec(
+        var training = config.training
+        if let scheduler = config.scheduler { training.epochs = scheduler.maxEpochs }
+        var spec = CandidateSpec(
             id: Int(id), architecture: row.architecture, spaceYAML: record.metadata.searchSpaceYAML, spaceName: config.space,
             dataset: config.dataset, validationSplit: config.validationSplit, datasetSeed: config.seed,
-            training: config.training, seed: CandidateTraining.candidateSeed(experimentSeed: config.seed, candidateID: Int(id)),
+            training: training, seed: CandidateTraining.candidateSeed(experimentSeed: config.seed, candidateID: Int(id)),
             threads: threadCount)
+        // Multi-fidelity: retrain from scratch, in one go, to the epochs the candidate reached
+        // through its rungs, on the same max_epochs schedule (continued rungs must match it exactly).
+        if config.scheduler != nil, row.epochs > 0 { spec.trainEpochs = Int(row.epochs) }
         let directory = NSTemporaryDirectory() + "naslab-reproduce-\(ProcessInfo.processInfo.processIdentifier)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let result = CandidateTraining.evaluate(spec, datasets: DatasetCache(), weightsDirectory: directory, worker: "reproduce")

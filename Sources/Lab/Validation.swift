@@ -466,7 +466,10 @@ private struct Validator {
         let size = Validation.formatCount(space.size.description)
         var budget = "budget \(config.budget.candidates) candidates"
         if let w = config.budget.wallMinutes { budget += " or \(Validation.formatNumber(w)) min" }
-        let training = config.evaluator.kind == "tabular" ? "table lookups" : "\(config.training.epochs) epochs each"
+        var training = config.evaluator.kind == "tabular" ? "table lookups" : "\(config.training.epochs) epochs each"
+        if let schedule = try? config.scheduler?.schedule() {
+            training = "\(schedule.kind.rawValue) over rungs of \(schedule.rungEpochs.map(String.init).joined(separator: "/")) epochs, eta \(schedule.eta)"
+        }
         summary = "\(file): valid experiment '\(config.name)': space \(config.space) (\(space.task), \(size) architectures), "
             + "\(dataDescription), \(budget) (\(training)), \(config.searcher.kind) searcher" + feasibility
     }

@@ -56,13 +56,15 @@ public final class ExperimentRecord: @unchecked Sendable {
     /// The JSON Lines live log written next to the record (see ``liveLogPath(forRecord:)``), if enabled.
     public let liveLogPath: String?
 
-    private let file: H5File
-    private let candidates: HDF5Table
+    let file: H5File
+    let candidates: HDF5Table
     private var epochs: HDF5Table
     /// `reported`: extra values of candidates by name (a tabular benchmark's report columns);
     /// `nil` in a read-only record written before the table existed.
     private var reported: HDF5Table?
-    private let lock = NSRecursiveLock()
+    /// `rungs`: one row per finished multi-fidelity rung (see `RungRow`); created on first use.
+    var rungs: HDF5Table?
+    let lock = NSRecursiveLock()
 
     /// The candidate table's columns for a record scored by `metric`.
     static func candidateColumnNames(metric: String) -> [String] {
@@ -231,6 +233,13 @@ public final class ExperimentRecord: @unchecked Sendable {
             let record = ExperimentRecord(file: file, metadata: metadata, layout: layout, candidates: candidates, epochs: epochs,
                                           reported: reported,
                                           liveLogPath: liveLog && mode == .readWrite ? liveLogPath(forRecord: path) : nil)
+            if file.exists("rungs") {
+                let rungs = try file.openTable("rungs")
+                guard rungs.columns.map(\.name) == rungColumnNames(metric: metric) else {
+                    throw RecordError.corrupt(path: path, detail: "unexpected rungs columns \(rungs.columns.map(\.name))")
+                }
+                record.rungs = rungs
+            }
             if mode == .readWrite {
                 try record.repair()
                 try record.rewriteLiveLog(rows: try record.readCandidates())
@@ -241,7 +250,7 @@ public final class ExperimentRecord: @unchecked Sendable {
 
     /// Drops trailing incomplete rows and completes interrupted replacements.
     private func repair() throws {
-        for name in ["pareto", "best", "searcher_state", "epochs"] {
+        for name in ["pareto", "best", "searcher_state", "scheduler_state", "epochs"] {
             let staged = name + "_new"
             guard file.exists(staged) else { continue }
             if file.exists(name) { try file.remove(staged) } else { try file.move(staged, to: name) }
@@ -260,8 +269,14 @@ public final class ExperimentRecord: @unchecked Sendable {
         }
         // Epochs of a candidate whose row was never written come from an interrupted evaluation;
         // a resumed search evaluates that id again, so drop them (rewritten via a staged copy).
+        // Multi-fidelity candidates keep the epochs of their recorded rungs (and no later ones:
+        // those come from an interrupted rung, which is trained again).
         let finished = Set(candidateRows.prefix(keep).map { $0[0] })
-        let kept = epochRows.filter { finished.contains($0[0]) }
+        let rungLimits = try repairRungs()
+        let kept = epochRows.filter { row in
+            if let limit = rungLimits[row[0]], case let .int(epoch) = row[1] { return epoch <= limit }
+            return finished.contains(row[0])
+        }
         if kept.count < epochRows.count {
             try replace("epochs") { name in
                 let table = try file.createTable(name, columns: ExperimentRecord.epochColumns, chunkRows: 256, compressionLevel: 4)
@@ -285,7 +300,7 @@ public final class ExperimentRecord: @unchecked Sendable {
     }
 
     /// Replaces the live log with `rows` (write to a temporary file, then rename).
-    private func rewriteLiveLog(rows: [CandidateRow]) throws {
+    func rewriteLiveLog(rows: [CandidateRow]) throws {
         guard let liveLogPath else { return }
         let text = rows.map { CandidateExport.jsonObject($0, metric: layout.scoreMetric) + "\n" }.joined()
         do {
@@ -313,17 +328,18 @@ public final class ExperimentRecord: @unchecked Sendable {
     /// Closes the file (further calls throw). Releasing the record also closes it.
     public func close() throws {
         lock.lock(); defer { lock.unlock() }
+        rungs?.close()
         candidates.close()
         epochs.close()
         reported?.close()
         try wrappingHDF5 { try file.close() }
     }
 
-    private func requireWritable() throws {
+    func requireWritable() throws {
         guard isWritable else { throw RecordError.readOnly(path: path) }
     }
 
-    private func locked<T>(_ body: () throws -> T) throws -> T {
+    func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock(); defer { lock.unlock() }
         return try wrappingHDF5(body)
     }
@@ -336,22 +352,27 @@ public final class ExperimentRecord: @unchecked Sendable {
     public func appendCandidate(_ row: CandidateRow) throws {
         try locked {
             try requireWritable()
-            for (name, text, capacity) in [("architecture", row.architecture, layout.architectureCapacity),
-                                           ("hash", row.hash, layout.hashCapacity),
-                                           ("worker", row.worker, layout.workerCapacity)] where text.utf8.count > capacity {
-                throw RecordError.invalidValue(path: path, detail: "candidate \(row.id): \(name) has \(text.utf8.count) bytes, the column holds \(capacity) (create the record with a larger RecordLayout)")
-            }
-            try candidates.append([
-                .int(row.id), .string(row.architecture), .string(row.hash), .int(row.parentID),
-                .string(row.status.rawValue), .string(ExperimentRecord.truncated(row.reason, to: layout.reasonCapacity)),
-                .double(row.params), .double(row.macs), .double(row.flops),
-                .double(row.predictedLatencyMs), .double(row.measuredLatencyMs),
-                .double(row.validationScore), .double(row.testScore),
-                .int(row.epochs), .double(row.wallSeconds), .string(row.worker),
-            ])
+            try candidates.append(try cells(of: row))
             try file.flush()
             try appendLiveLog(row)
         }
+    }
+
+    /// `row` in column order, checked against the column sizes.
+    func cells(of row: CandidateRow) throws -> [HDF5Value] {
+        for (name, text, capacity) in [("architecture", row.architecture, layout.architectureCapacity),
+                                       ("hash", row.hash, layout.hashCapacity),
+                                       ("worker", row.worker, layout.workerCapacity)] where text.utf8.count > capacity {
+            throw RecordError.invalidValue(path: path, detail: "candidate \(row.id): \(name) has \(text.utf8.count) bytes, the column holds \(capacity) (create the record with a larger RecordLayout)")
+        }
+        return [
+            .int(row.id), .string(row.architecture), .string(row.hash), .int(row.parentID),
+            .string(row.status.rawValue), .string(ExperimentRecord.truncated(row.reason, to: layout.reasonCapacity)),
+            .double(row.params), .double(row.macs), .double(row.flops),
+            .double(row.predictedLatencyMs), .double(row.measuredLatencyMs),
+            .double(row.validationScore), .double(row.testScore),
+            .int(row.epochs), .double(row.wallSeconds), .string(row.worker),
+        ]
     }
 
     /// Appends values reported for a candidate under their own names (e.g. a tabular benchmark's
@@ -417,7 +438,7 @@ public final class ExperimentRecord: @unchecked Sendable {
 
     /// Writes a new version of `name` under `name_new`, then swaps it in and flushes, so that a
     /// crash leaves either the old or the new version (``open(path:)`` completes the swap).
-    private func replace(_ name: String, write: (String) throws -> Void) throws {
+    func replace(_ name: String, write: (String) throws -> Void) throws {
         let staged = name + "_new"
         if file.exists(staged) { try file.remove(staged) }
         try write(staged)
@@ -501,7 +522,7 @@ public final class ExperimentRecord: @unchecked Sendable {
     }
 
     /// Resolves `name`, falling back to a staged `name_new` left by an interrupted replacement.
-    private func current(_ name: String) -> String? {
+    func current(_ name: String) -> String? {
         file.exists(name) ? name : (file.exists(name + "_new") ? name + "_new" : nil)
     }
 

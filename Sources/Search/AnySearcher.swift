@@ -118,6 +118,14 @@ public struct AnySearcher: Searcher {
         random?.state.ledger ?? evolution?.state.ledger ?? local!.state.ledger
     }
 
+    /// Makes the searcher's random draws start from `ranked` (best first): a zero-cost warm start
+    /// (see ``SearchLedger/setWarmStart(_:)``).
+    public mutating func setWarmStart(_ ranked: [Architecture]) {
+        if random != nil { random!.setWarmStart(ranked) }
+        if evolution != nil { evolution!.setWarmStart(ranked) }
+        if local != nil { local!.setWarmStart(ranked) }
+    }
+
     public mutating func ask() -> Proposal? {
         if random != nil { return random!.ask() }
         if evolution != nil { return evolution!.ask() }

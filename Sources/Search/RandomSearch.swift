@@ -47,6 +47,9 @@ public struct RandomSearch: Searcher {
     /// The best evaluated architecture so far.
     public var best: EvaluatedArchitecture? { state.ledger.best }
 
+    /// Random draws take these architectures first, best first (a zero-cost warm start).
+    public mutating func setWarmStart(_ ranked: [Architecture]) { state.ledger.setWarmStart(ranked) }
+
     public mutating func ask() -> Proposal? {
         guard state.ledger.stopReason == nil else { return nil }
         guard let architecture = state.ledger.sample(from: space, unseen: state.deduplicate) else {

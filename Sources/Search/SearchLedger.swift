@@ -40,6 +40,9 @@ public struct SearchLedger: Codable, Equatable, Sendable {
     public var maximumConsecutiveFailures: Int
     /// Random draws tried before concluding that no unseen architecture is left.
     public var maximumSamplingAttempts: Int
+    /// Architectures `sample(from:unseen:)` returns before random ones, first first (a zero-cost
+    /// proxy's ranking: warm start). `nil` in states saved before warm starts existed.
+    public private(set) var warmStart: [Architecture]?
     /// The best evaluated architecture (earliest wins ties).
     public private(set) var best: EvaluatedArchitecture?
     public private(set) var stopReason: SearchStopReason?
@@ -113,9 +116,21 @@ public struct SearchLedger: Codable, Equatable, Sendable {
         if stopReason == nil { stopReason = reason }
     }
 
-    /// A random architecture of `space`; if `unseen`, one not proposed before, or `nil` when
-    /// none is found within `maximumSamplingAttempts` draws (or the space is provably used up).
+    /// Makes `sample(from:unseen:)` return these architectures (canonical, best first) before
+    /// drawing random ones: every searcher's random draws (random search's proposals, the initial
+    /// population of evolution, local search's initial samples and restarts) then start from them.
+    public mutating func setWarmStart(_ ranked: [Architecture]) {
+        warmStart = ranked
+    }
+
+    /// The next warm-start architecture (skipping proposed ones when `unseen`), else a random
+    /// architecture of `space`; if `unseen`, one not proposed before, or `nil` when none is found
+    /// within `maximumSamplingAttempts` draws (or the space is provably used up).
     public mutating func sample(from space: any ArchitectureSpace, unseen: Bool) -> Architecture? {
+        while let next = warmStart?.first {
+            warmStart!.removeFirst()
+            if !unseen || !seen.contains(next) { return next }
+        }
         guard unseen else { return space.sample(using: &generator) }
         if let size = SearchLedger.upperBoundOfSize(space), seen.count >= size { return nil }
         for _ in 0..<maximumSamplingAttempts {
@@ -140,6 +155,7 @@ public struct SearchLedger: Codable, Equatable, Sendable {
     /// Throws unless every architecture in this ledger fits `space`.
     func validate(against space: any ArchitectureSpace) throws {
         for architecture in seen { try SearchLedger.validate(architecture, against: space) }
+        for architecture in warmStart ?? [] { try SearchLedger.validate(architecture, against: space) }
     }
 
     static func validate(_ architecture: Architecture, against space: any ArchitectureSpace) throws {

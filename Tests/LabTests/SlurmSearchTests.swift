@@ -76,6 +76,25 @@ final class SlurmSearchTests: XCTestCase {
         }
     }
 
+    /// Multi-fidelity over Slurm: each batch of rung jobs is a job array; promoted candidates
+    /// continue from checkpoints in the shared directory; the record equals a local run's.
+    func testMultiFidelitySlurmSearchMatchesLocalSearch() throws {
+        try requireCluster()
+        let dir = try CLI.scratch("slurm-fidelity")
+        let scheduler = "scheduler: {kind: successive-halving, min_epochs: 1, max_epochs: 3, eta: 3}\n"
+        var records = [String]()
+        for (name, slurm) in [("local", false), ("cluster", true)] {
+            let path = try config(dir, name: name, slurm: slurm, budget: 6)
+            try (try String(contentsOfFile: path, encoding: .utf8) + scheduler).write(toFile: path, atomically: true, encoding: .utf8)
+            let run = try CLI.run(["search", path, "--quiet"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            records.append(dir.appendingPathComponent("\(name).h5").path)
+        }
+        let localRows = try rows(records[0]), clusterRows = try rows(records[1])
+        XCTAssertEqual(summary(localRows), summary(clusterRows))
+        XCTAssertEqual(localRows.compactMap { $0["epochs"] as? Int }.filter { $0 == 3 }.count, 2, "one promotion per bracket of 3")
+    }
+
     func testKilledSlurmCoordinatorResumesWithoutLoss() throws {
         try requireCluster()
         let dir = try CLI.scratch("slurm-resume")

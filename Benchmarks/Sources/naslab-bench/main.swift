@@ -157,8 +157,9 @@ do {
     case "nb201": try context.run { try nb201Benchmark(arguments) }
     case "throughput": try context.run { try throughputBenchmark(arguments) }
     case "latency": try context.run { try runLatencyBenchmark(Array(arguments.dropFirst())) }
+    case "nb201-proxies": try context.run { try nb201ProxiesBenchmark(arguments) }
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench nb201-proxies [--table CSV] [--output CSV] [--proxies synflow,params,flops]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
