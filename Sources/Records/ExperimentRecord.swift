@@ -253,7 +253,7 @@ public final class ExperimentRecord: @unchecked Sendable {
         for name in ["pareto", "best", "searcher_state", "scheduler_state", "epochs"] {
             let staged = name + "_new"
             guard file.exists(staged) else { continue }
-            if file.exists(name) { try file.remove(staged) } else { try file.move(staged, to: name) }
+            if file.exists(name) { try discard(staged) } else { try file.move(staged, to: name) }
         }
         let candidateRows = try candidates.readAll()
         let statusIndex = ExperimentRecord.candidateColumnNames(metric: layout.scoreMetric).firstIndex(of: "status")!
@@ -440,12 +440,26 @@ public final class ExperimentRecord: @unchecked Sendable {
     /// crash leaves either the old or the new version (``open(path:)`` completes the swap).
     func replace(_ name: String, write: (String) throws -> Void) throws {
         let staged = name + "_new"
-        if file.exists(staged) { try file.remove(staged) }
+        if file.exists(staged) { try discard(staged) }
         try write(staged)
         try file.flush()
-        if file.exists(name) { try file.remove(name) }
+        if file.exists(name) { try discard(name) }
         try file.move(staged, to: name)
         try file.flush()
+    }
+
+    /// Deletes `name`; if HDF5 cannot free its space — a kill in the middle of a write can leave
+    /// the file's free-space bookkeeping inconsistent ("can't insert free space") — renames it to
+    /// `orphaned_<name>_<n>` instead (renaming frees nothing), so the record stays usable and only
+    /// the orphan's bytes are lost.
+    private func discard(_ name: String) throws {
+        do {
+            try file.remove(name)
+        } catch {
+            var n = 0
+            while file.exists("orphaned_\(name)_\(n)") { n += 1 }
+            try file.move(name, to: "orphaned_\(name)_\(n)")
+        }
     }
 
     /// Replaces both Pareto fronts (candidate ids) and flushes.
