@@ -85,7 +85,7 @@ func nb201Benchmark(_ arguments: [String]) throws {
         let table = try TabularBenchmark(contentsOf: URL(fileURLWithPath: tablePath), metricColumn: column)
         print("\n\(datasetName) (space max \(String(format: "%.3f", table.keys.compactMap { table.lookup($0) }.max() ?? .nan)))")
         print("  " + "searcher".padding(toLength: 72, withPad: " ", startingAt: 0)
-              + checkpoints.map { String(format: "%17@", "\($0) queries") }.joined())
+              + checkpoints.map { "\($0) queries".leftPadded(to: 17) }.joined())
         for searcher in searchers {
             let t0 = now()
             let curve = try nb201Curve(searcher, space: space, seeds: 0..<seeds, budget: budget) { table.lookup(space.text(of: $0)) }
@@ -133,4 +133,9 @@ func throughputBenchmark(_ arguments: [String]) throws {
     print(String(format: "naslab ask/tell only (random search, table lookup): %.0f evaluations/s", askTellRate))
     print(String(format: "naslab full search (ask, params/FLOPs, lookup, HDF5 record flushed per candidate, tell): %.0f evaluations/s", fullRate))
     print("naslab evaluations/s: \(String(format: "%.1f", fullRate))")
+}
+
+extension String {
+    /// The string right-aligned in `width` columns.
+    func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
 }
