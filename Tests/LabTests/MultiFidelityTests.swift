@@ -166,15 +166,7 @@ final class MultiFidelityTests: XCTestCase {
         let child = try CLI.start(["search", config])
         // One progress line per candidate the scheduler is done with: 4/9 comes when the second
         // bracket's bottom rung is decided, before its promoted candidate has trained.
-        var seen = ""
-        let deadline = Date().addingTimeInterval(180)
-        while !seen.contains(" 4/9 "), Date() < deadline {
-            let chunk = child.stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        kill(child.process.processIdentifier, SIGKILL)
-        child.process.waitUntilExit()
+        child.killWhenStderrContains(" 4/9 ", seconds: 180)
         XCTAssertEqual(child.process.terminationReason, .uncaughtSignal)
         let before = try readTables(record)
         XCTAssertGreaterThanOrEqual(before.rungs.count, 6, "finished rungs survive kill -9")

@@ -120,15 +120,7 @@ final class SearchCLITests: XCTestCase {
 
         let child = try CLI.start(["search", config])
         // Progress lines arrive on stderr, one per finished candidate; kill after the third.
-        var seen = ""
-        let deadline = Date().addingTimeInterval(120)
-        while !seen.contains(" 3/7 "), Date() < deadline {
-            let chunk = child.stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        kill(child.process.processIdentifier, SIGKILL)
-        child.process.waitUntilExit()
+        child.killWhenStderrContains(" 3/7 ", seconds: 120)
         XCTAssertEqual(child.process.terminationReason, .uncaughtSignal)
         let before = try exportJSON(record)
         XCTAssertGreaterThanOrEqual(before.count, 3, "finished candidates survive kill -9")

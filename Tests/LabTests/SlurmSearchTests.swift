@@ -101,15 +101,7 @@ final class SlurmSearchTests: XCTestCase {
         let path = try config(dir, name: "coordinator", slurm: true, budget: 6)
         let record = dir.appendingPathComponent("coordinator.h5").path
         let child = try CLI.start(["search", path])
-        var seen = ""
-        let deadline = Date().addingTimeInterval(180)
-        while !seen.contains(" 2/6 "), Date() < deadline {
-            let chunk = child.stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        kill(child.process.processIdentifier, SIGKILL)
-        child.process.waitUntilExit()
+        child.killWhenStderrContains(" 2/6 ", seconds: 180)
         let before = try rows(record)
         XCTAssertGreaterThanOrEqual(before.count, 2)
         let resumed = try CLI.run(["resume", record, "--quiet"])

@@ -36,6 +36,22 @@ public enum CLI {
         public var process: Process
         public var stdout: Pipe
         public var stderr: Pipe
+
+        /// Reads standard error until it contains `marker` (or it closes, or `seconds` pass),
+        /// then kills the process with SIGKILL and waits; returns what was read.
+        @discardableResult
+        public func killWhenStderrContains(_ marker: String, seconds: Double) -> String {
+            var seen = ""
+            let deadline = Date().addingTimeInterval(seconds)
+            while !seen.contains(marker), Date() < deadline {
+                let chunk = stderr.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return seen
+        }
     }
 
     public static func start(_ arguments: [String]) throws -> Running {
