@@ -470,8 +470,13 @@ private struct Validator {
         if let schedule = try? config.scheduler?.schedule() {
             training = "\(schedule.kind.rawValue) over rungs of \(schedule.rungEpochs.map(String.init).joined(separator: "/")) epochs, eta \(schedule.eta)"
         }
+        var searcher = "\(config.searcher.kind) searcher"
+        if !config.searcher.proxies.isEmpty {
+            searcher += " guided by \(config.searcher.proxies.joined(separator: "+")) (warm start \(config.searcher.warmStart)"
+                + (config.searcher.prescreenQuantile.map { ", pre-screen below quantile \(Validation.formatNumber($0))" } ?? "") + ")"
+        }
         summary = "\(file): valid experiment '\(config.name)': space \(config.space) (\(space.task), \(size) architectures), "
-            + "\(dataDescription), \(budget) (\(training)), \(config.searcher.kind) searcher" + feasibility
+            + "\(dataDescription), \(budget) (\(training)), \(searcher)" + feasibility
     }
 
     /// Checks a tabular evaluator's table: the file, its columns, and that the space's architectures are its keys.
