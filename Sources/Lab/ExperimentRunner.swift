@@ -233,8 +233,7 @@ public final class ExperimentRunner {
             ZeroCostRow(architecture: e.text, hash: space.space.hash(of: e.architecture), values: e.values,
                         combined: e.combined, rank: Int64(rank))
         })
-        // Those below the pre-screening threshold would only be rejected: the searcher never sees them.
-        searcher.setWarmStart(ranked.filter(guide.passes).map(\.architecture))
+        searcher.setWarmStart(guide.searcherStart(ranked))
         try saveSearcherState(force: true)
     }
 

@@ -158,6 +158,17 @@ public final class ZeroCostGuide {
         return evaluation.combined >= threshold
     }
 
+    /// Whether `architecture` passes pre-screening (`false` when its proxies cannot be computed).
+    public func admits(_ architecture: Architecture) -> Bool {
+        (try? passes(evaluate(architecture))) ?? false
+    }
+
+    /// What a searcher's warm start gets from a ranked warm start: the architectures that pass
+    /// pre-screening, best first (the others would only be rejected).
+    public func searcherStart(_ ranked: [Evaluation]) -> [Architecture] {
+        ranked.filter(passes).map(\.architecture)
+    }
+
     /// Writes newly computed values to the per-user cache.
     public func saveCache() { cache.save() }
 

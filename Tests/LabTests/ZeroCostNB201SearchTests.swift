@@ -55,8 +55,8 @@ final class ZeroCostNB201SearchTests: XCTestCase {
             let ranked = try guide.warmStart(seed: seed)
             XCTAssertEqual(ranked.count, 150)
             XCTAssertTrue(zip(ranked, ranked.dropFirst()).allSatisfy { $0.combined >= $1.combined }, "best first")
-            a.setWarmStart(ranked.filter(guide.passes).map(\.architecture))
-            let ta = runTabularSearch(searcher: &a, budget: 25, isFeasible: { (try? guide.passes(guide.evaluate($0))) ?? false }) {
+            a.setWarmStart(guide.searcherStart(ranked))
+            let ta = runTabularSearch(searcher: &a, budget: 25, isFeasible: guide.admits) {
                 table.lookup(space.text(of: $0))
             }
             XCTAssertEqual(ta.evaluationCount, 25, "pre-screened proposals are not queries")

@@ -40,8 +40,8 @@ func nb201Curve(_ searcher: NB201Searcher, space: SearchSpace, seeds: Range<UInt
         var s = try AnySearcher(searcher.algorithm, space: space, seed: seed)
         var feasible: (Architecture) -> Bool = { _ in true }
         if let guide {
-            s.setWarmStart(try guide.warmStart(seed: seed).filter(guide.passes).map(\.architecture))
-            feasible = { (try? guide.passes(guide.evaluate($0))) ?? false }
+            s.setWarmStart(guide.searcherStart(try guide.warmStart(seed: seed)))
+            feasible = guide.admits
         }
         let trace = runTabularSearch(searcher: &s, budget: budget, isFeasible: feasible, lookup: lookup)
         for checkpoint in nb201Checkpoints where checkpoint <= budget {
