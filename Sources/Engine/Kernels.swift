@@ -19,13 +19,14 @@ struct ConvolutionGeometry {
 /// the columns of a GEMM operand (single-threaded; callers split work by images).
 ///
 /// `source` is `[channels, batch, height, width]`; `destination` becomes
-/// `[channels·k·k, count·outHeight·outWidth]` (row = (c·k + ki)·k + kj).
+/// `[channels·k·k, count·outHeight·outWidth]` (row = (c·k + ki)·k + kj); `rows` limits the work to
+/// some of those rows (threads splitting one image).
 func im2col(_ source: UnsafePointer<Float>, _ g: ConvolutionGeometry, first: Int, count: Int,
-            _ destination: UnsafeMutablePointer<Float>) {
+            _ destination: UnsafeMutablePointer<Float>, rows selected: Range<Int>? = nil) {
     let kernel = g.kernel, stride = g.stride, outWidth = g.outWidth, outHeight = g.outHeight
     let rows = g.channels * kernel * kernel
     let columns = count * outHeight * outWidth
-    for row in 0..<rows {
+    for row in selected ?? 0..<rows {
         let c = row / (kernel * kernel)
         let ki = (row / kernel) % kernel
         let kj = row % kernel

@@ -31,7 +31,9 @@ extension Network {
         return values[values.count / 2]
     }
 
-    /// Runs one evaluation-mode forward pass, timing every node separately.
+    /// Runs one evaluation-mode forward pass, timing every node separately. A fused chain
+    /// (``InferenceFusion``) runs as one kernel, timed at its convolution (its batch norm and
+    /// activation get 0).
     ///
     /// - Parameter input: `[batch, C, H, W]` in NCHW order.
     /// - Returns: the per-node times and the boundary time of this one pass (clock reads included).
@@ -41,11 +43,11 @@ extension Network {
         input.values.withUnsafeBufferPointer { loadInput($0.baseAddress!, batch: n) }
         let afterLoad = Network.now()
         var nodeTimes = [Double](repeating: 0, count: layers.count)
-        for (i, layer) in layers.enumerated() {
-            guard let layer else { continue }
+        let fused = fusesInference && !fusion.chains.isEmpty
+        lastForwardFused = fused
+        for i in layers.indices where layers[i] != nil {
             let t0 = Network.now()
-            layer.forward(inputBuffers[i], activations[i], batch: batchSize, training: false, context: context)
-            nodeTimes[i] = Double(Network.now() - t0)
+            if runNode(i, training: false, fused: fused) { nodeTimes[i] = Double(Network.now() - t0) }
         }
         let beforeOutput = Network.now()
         _ = tensor(fromChannelMajor: activations[graph.output], shape: outputShape)

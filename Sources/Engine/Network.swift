@@ -34,6 +34,13 @@ public final class Network {
     let gradients: [FloatBuffer]
     let inputBuffers: [[FloatBuffer]]
     let context: ExecutionContext
+    /// The conv → batch norm → activation chains run as one kernel in inference.
+    public let fusion: InferenceFusion
+    /// Whether inference (`training: false`) runs `fusion`'s chains as single kernels (default
+    /// true). Off, every node runs on its own, as in training; results agree to float rounding.
+    public var fusesInference = true
+    /// Whether the last forward pass ran fused chains (their inner nodes' buffers are then stale).
+    var lastForwardFused = false
     private(set) var batchSize = 0
     private var plans: [Bool: BackwardPlan] = [:]
 
@@ -83,6 +90,7 @@ public final class Network {
         gradients = shapes.map { _ in FloatBuffer(count: 0) }
         inputBuffers = graph.nodes.map { node in node.inputs.map { activations[$0] } }
         context = ExecutionContext(generator: rng.derived(stream: 0xD80F))
+        fusion = InferenceFusion(graph: graph)
     }
 
     /// Number of trainable scalars.
@@ -188,13 +196,42 @@ public final class Network {
         profile[name] = entry
     }
 
-    func runForward(training: Bool) {
-        for (i, layer) in layers.enumerated() {
-            guard let layer else { continue }
-            timed(i, backward: false) {
-                layer.forward(inputBuffers[i], activations[i], batch: batchSize, training: training, context: context)
-            }
+    func runForward(training: Bool, allowFusion: Bool = true) {
+        let fused = !training && allowFusion && fusesInference && !fusion.chains.isEmpty
+        lastForwardFused = fused
+        for i in layers.indices where layers[i] != nil {
+            timed(i, backward: false) { _ = runNode(i, training: training, fused: fused) }
         }
+    }
+
+    /// Runs node `i`'s forward pass — with `fused`, the whole chain at a chain's convolution and
+    /// nothing at its batch norm and activation. Returns whether anything ran.
+    @inline(__always)
+    func runNode(_ i: Int, training: Bool, fused: Bool) -> Bool {
+        guard let layer = layers[i] else { return false }
+        if fused, let c = fusion.chainOfNode[i] {
+            let chain = fusion.chains[c]
+            guard i == chain.convolution else { return false }
+            runFused(chain)
+            return true
+        }
+        layer.forward(inputBuffers[i], activations[i], batch: batchSize, training: training, context: context)
+        return true
+    }
+
+    /// One fused chain: the convolution writes into the chain's last buffer and applies the batch
+    /// norm's evaluation map and the activation as its epilogue.
+    private func runFused(_ chain: InferenceFusion.Chain) {
+        var epilogue = ConvolutionEpilogue(scale: nil, shift: nil, activation: nil)
+        if let b = chain.batchNorm, let batchNorm = layers[b] as? BatchNormLayer {
+            (epilogue.scale, epilogue.shift) = batchNorm.evaluationAffine()
+        }
+        if let a = chain.activation, let activation = layers[a] as? ActivationLayer {
+            epilogue.activation = activation.kind
+        }
+        let conv = layers[chain.convolution] as! Conv2dLayer
+        conv.forward(inputBuffers[chain.convolution][0].pointer, activations[chain.last].pointer, batch: batchSize,
+                     epilogue: epilogue, context: context)
     }
 
     private func plan(inputGradient: Bool) -> BackwardPlan {
@@ -270,6 +307,8 @@ public final class Network {
         guard n == batchSize else {
             throw EngineError.shapeMismatch("output gradient batch \(n) differs from the last forward's batch \(batchSize)")
         }
+        // Backward reads every node's output: recompute the ones a fused pass skipped.
+        if lastForwardFused { runForward(training: false, allowFusion: false) }
         let c = outputShape.channels, hw = outputShape.height * outputShape.width
         let g = gradients[graph.output].pointer
         outputGradient.values.withUnsafeBufferPointer { v in

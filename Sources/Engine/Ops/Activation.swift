@@ -56,15 +56,7 @@ final class ActivationLayer: Layer {
         let x = inputs[0].pointer, y = output.pointer
         let n = output.count
         let kind = self.kind
-        parallelChunks(n, minimumPerChunk: 4096, work: n * 4) { r in
-            switch kind {
-            case .relu: for i in r { y[i] = max(x[i], 0) }
-            case .relu6: for i in r { y[i] = min(max(x[i], 0), 6) }
-            case .hardSwish: for i in r { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) * (1.0 / 6.0) }
-            case .sigmoid: for i in r { y[i] = 1 / (1 + expf(-x[i])) }
-            case .gelu: for i in r { let v = x[i]; y[i] = 0.5 * v * (1 + erff(v * geluInverseSqrt2)) }
-            }
-        }
+        parallelChunks(n, minimumPerChunk: 4096, work: n * 4) { r in kind.apply(x, y, r) }
     }
 
     func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
@@ -98,6 +90,21 @@ final class ActivationLayer: Layer {
                     put(i, dy[i] * (cdf + v * expf(-0.5 * v * v) * geluInverseSqrt2Pi))
                 }
             }
+        }
+    }
+}
+
+extension ActivationKind {
+    /// `y[i] = f(x[i])` for `i` in `range` (`x` and `y` may be the same buffer): the one forward
+    /// definition of every activation, used by the activation layer and by fused convolutions.
+    @inline(__always)
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        switch self {
+        case .relu: for i in range { y[i] = max(x[i], 0) }
+        case .relu6: for i in range { y[i] = min(max(x[i], 0), 6) }
+        case .hardSwish: for i in range { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) * (1.0 / 6.0) }
+        case .sigmoid: for i in range { y[i] = 1 / (1 + expf(-x[i])) }
+        case .gelu: for i in range { let v = x[i]; y[i] = 0.5 * v * (1 + erff(v * geluInverseSqrt2)) }
         }
     }
 }

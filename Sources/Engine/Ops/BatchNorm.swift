@@ -92,19 +92,41 @@ final class BatchNormLayer: Layer {
                             runningVariance.pointer[c] = (1 - mom) * runningVariance.pointer[c] + mom * Float(unbiased)
                         } else {
                             mean = runningMean.pointer[c]
-                            inv = Float(1.0 / (Double(runningVariance.pointer[c]) + BatchNormLayer.epsilon).squareRoot())
+                            inv = evaluationInverseStd(c)
                         }
                         meanOut[c] = mean
                         invOut[c] = inv
-                        let gamma = weight?.pointer[c] ?? 1
-                        let beta = bias?.pointer[c] ?? 0
-                        let scale = gamma * inv
-                        let shift = beta - mean * scale
+                        let (scale, shift) = affine(channel: c, mean: mean, inverseStd: inv)
                         for i in 0..<m { yc[i] = xc[i] * scale + shift }
                     }
                 }
             }
         }
+    }
+
+    /// 1/√(running variance + ε) of channel `c` (evaluation mode).
+    @inline(__always)
+    private func evaluationInverseStd(_ c: Int) -> Float {
+        Float(1.0 / (Double(runningVariance.pointer[c]) + BatchNormLayer.epsilon).squareRoot())
+    }
+
+    /// Channel `c`'s map `y = x·scale + shift` for the given statistics.
+    @inline(__always)
+    private func affine(channel c: Int, mean: Float, inverseStd inv: Float) -> (scale: Float, shift: Float) {
+        let gamma = weight?.pointer[c] ?? 1
+        let beta = bias?.pointer[c] ?? 0
+        let scale = gamma * inv
+        return (scale, beta - mean * scale)
+    }
+
+    /// Evaluation mode's per-channel map `y = x·scale[c] + shift[c]` (running statistics), for a
+    /// convolution that applies it in its epilogue (`InferenceFusion`).
+    func evaluationAffine() -> (scale: [Float], shift: [Float]) {
+        var scales = [Float](repeating: 1, count: shape.channels), shifts = [Float](repeating: 0, count: shape.channels)
+        for c in 0..<shape.channels {
+            (scales[c], shifts[c]) = affine(channel: c, mean: runningMean.pointer[c], inverseStd: evaluationInverseStd(c))
+        }
+        return (scales, shifts)
     }
 
     func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,

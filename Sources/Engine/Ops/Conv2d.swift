@@ -154,7 +154,8 @@ final class Conv2dLayer: Layer {
 
     // MARK: Depthwise
 
-    private func depthwiseForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+    private func depthwiseForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int,
+                                  epilogue: ConvolutionEpilogue?) {
         let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
         let k = a.kernel, s = a.stride, p = a.padding, d = a.dilation
         let planes = a.outChannels * batch
@@ -187,6 +188,7 @@ final class Conv2dLayer: Layer {
                         }
                     }
                 }
+                epilogue?.apply(yp, channel: co, count: oh * ow)
             }
         }
     }
@@ -245,9 +247,22 @@ final class Conv2dLayer: Layer {
     // MARK: GEMM path
 
     func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
-        let x = inputs[0].pointer
-        let y = output.pointer
-        if depthwise { depthwiseForward(x, y, batch: batch); return }
+        forward(inputs[0].pointer, output.pointer, batch: batch, epilogue: nil, context: context)
+    }
+
+    /// The forward pass, then `epilogue` (a fused batch norm and activation; nil: none) on each
+    /// output tile while it is in cache. With fewer images than threads the work of each image is
+    /// split among the threads (``intraImageForward``), so batch-1 inference uses every core.
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, epilogue: ConvolutionEpilogue?,
+                 context: ExecutionContext) {
+        // The depthwise kernel starts each plane from its bias: only the fused steps follow.
+        if depthwise { depthwiseForward(x, y, batch: batch, epilogue: epilogue); return }
+        let withBias = ConvolutionEpilogue(bias: bias.map { UnsafePointer($0.pointer) }, fused: epilogue)
+        let threads = ComputeContext.current.threads
+        if batch < threads, columnRows * a.outChannels * outShape.height * outShape.width * batch >= 1 << 18 {
+            intraImageForward(x, y, batch: batch, threads: threads, epilogue: withBias, context: context)
+            return
+        }
         let inPlane = batch * inShape.height * inShape.width
         let outPlane = outShape.height * outShape.width
         let np = batch * outPlane
@@ -255,7 +270,6 @@ final class Conv2dLayer: Layer {
         let maxChunk = ConvolutionLayerChunking.images(budget: Conv2dLayer.columnBudget, perImage: max(1, columnRows * outPlane))
         context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: pointwise ? 0 : columnRows * maxChunk * outPlane, partial: 0)
         let w = weight.pointer
-        let b = bias?.pointer
         _ = forEachThread(batch: batch) { t, images, chunk in
             let ws = context.workspaces[t].pointer
             var first = images.lowerBound
@@ -275,15 +289,70 @@ final class Conv2dLayer: Layer {
                              a: w + g * outPerGroup * columnRows, lda: columnRows, b: ws, ldb: columns,
                              beta: 0, c: yg, ldc: np)
                     }
-                    if let b {
-                        for co in 0..<outPerGroup {
-                            let v = b[g * outPerGroup + co]
-                            let row = yg + co * np
-                            for i in 0..<columns { row[i] += v }
-                        }
+                    if let withBias {
+                        for co in 0..<outPerGroup { withBias.apply(yg + co * np, channel: g * outPerGroup + co, count: columns) }
                     }
                 }
                 first += count
+            }
+        }
+    }
+
+    /// Forward for fewer images than threads: per image and group, the im2col rows are split among
+    /// the threads, then the GEMM along its larger dimension (output channels or output
+    /// positions); every output element is still one BLAS dot product over the same K, so results
+    /// match the batch-parallel path up to the BLAS kernel's blocking.
+    private func intraImageForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, threads: Int,
+                                   epilogue: ConvolutionEpilogue?, context: ExecutionContext) {
+        let inPlane = batch * inShape.height * inShape.width
+        let outPlane = outShape.height * outShape.width
+        let np = batch * outPlane
+        let geo = geometry(batch: batch)
+        context.reserve(threads: 1, workspace: pointwise ? 0 : columnRows * outPlane, partial: 0)
+        let ws = context.workspaces[0].pointer
+        let w = weight.pointer
+        let m = outPerGroup, rows = columnRows
+        let splitRows = m >= outPlane
+        let parts = min(threads, splitRows ? m : max(1, outPlane / 16))
+        for n in 0..<batch {
+            for g in 0..<a.groups {
+                let xg = x + g * inPerGroup * inPlane
+                let yg = y + g * outPerGroup * np + n * outPlane
+                let wg = w + g * outPerGroup * columnRows
+                let b: UnsafePointer<Float>
+                let ldb: Int
+                if pointwise {
+                    b = UnsafePointer(xg + n * outPlane)
+                    ldb = np
+                } else {
+                    DispatchQueue.concurrentPerform(iterations: min(threads, rows)) { t in
+                        let count = min(threads, rows)
+                        im2col(xg, geo, first: n, count: 1, ws, rows: (rows * t / count)..<(rows * (t + 1) / count))
+                    }
+                    b = UnsafePointer(ws)
+                    ldb = outPlane
+                }
+                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                    if splitRows {
+                        let r0 = m * t / parts, r1 = m * (t + 1) / parts
+                        guard r0 < r1 else { return }
+                        gemm(transposeA: false, transposeB: false, m: r1 - r0, n: outPlane, k: rows,
+                             a: wg + r0 * rows, lda: rows, b: b, ldb: ldb, beta: 0, c: yg + r0 * np, ldc: np)
+                        if let epilogue {
+                            for co in r0..<r1 { epilogue.apply(yg + co * np, channel: g * outPerGroup + co, count: outPlane) }
+                        }
+                    } else {
+                        // Column blocks in multiples of 16 positions.
+                        let blocks = (outPlane + 15) / 16
+                        let c0 = min(outPlane, 16 * (blocks * t / parts)), c1 = min(outPlane, 16 * (blocks * (t + 1) / parts))
+                        guard c0 < c1 else { return }
+                        gemm(transposeA: false, transposeB: false, m: m, n: c1 - c0, k: rows,
+                             a: wg, lda: rows, b: b + c0, ldb: ldb, beta: 0, c: yg + c0, ldc: np)
+                        if let epilogue {
+                            for co in 0..<m { epilogue.apply(yg + co * np + c0, channel: g * outPerGroup + co, count: c1 - c0) }
+                        }
+                    }
+                }
             }
         }
     }
@@ -374,4 +443,43 @@ final class Conv2dLayer: Layer {
 
 enum ConvolutionLayerChunking {
     static func images(budget: Int, perImage: Int) -> Int { max(1, budget / max(1, perImage)) }
+}
+
+/// What a convolution does to each output row after its GEMM: add its bias, then — when an
+/// `InferenceFusion` chain is fused into it — the batch norm's evaluation map and the activation,
+/// in the same order and arithmetic as the separate layers.
+struct ConvolutionEpilogue {
+    var bias: UnsafePointer<Float>?
+    var scale: [Float]? = nil
+    var shift: [Float]? = nil
+    var activation: ActivationKind? = nil
+
+    /// The conv's own bias followed by `fused`'s steps; nil when there is nothing to do.
+    init?(bias: UnsafePointer<Float>?, fused: ConvolutionEpilogue?) {
+        guard bias != nil || fused != nil else { return nil }
+        self.bias = bias
+        scale = fused?.scale
+        shift = fused?.shift
+        activation = fused?.activation
+    }
+
+    init(scale: [Float]?, shift: [Float]?, activation: ActivationKind?) {
+        self.scale = scale
+        self.shift = shift
+        self.activation = activation
+    }
+
+    /// Applies the epilogue to `count` outputs of channel `channel` starting at `row`.
+    @inline(__always)
+    func apply(_ row: UnsafeMutablePointer<Float>, channel: Int, count: Int) {
+        if let bias {
+            let v = bias[channel]
+            for i in 0..<count { row[i] += v }
+        }
+        if let scale, let shift {
+            let s = scale[channel], h = shift[channel]
+            for i in 0..<count { row[i] = row[i] * s + h }
+        }
+        activation?.apply(row, row, 0..<count)
+    }
 }

@@ -67,8 +67,19 @@ final class LinearLayer: Layer {
 
     func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
         let y = output.pointer
-        gemm(transposeA: false, transposeB: false, m: outFeatures, n: batch, k: inFeatures,
-             a: weight.pointer, lda: inFeatures, b: inputs[0].pointer, ldb: batch, beta: 0, c: y, ldc: batch)
+        let threads = ComputeContext.current.threads
+        if batch < threads, outFeatures >= 2 * threads, outFeatures * inFeatures * batch >= 1 << 18 {
+            // Fewer samples than threads: split the output features (each row is still one dot product).
+            let w = weight.pointer, x = inputs[0].pointer, outFeatures = self.outFeatures, inFeatures = self.inFeatures
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                let r0 = outFeatures * t / threads, r1 = outFeatures * (t + 1) / threads
+                gemm(transposeA: false, transposeB: false, m: r1 - r0, n: batch, k: inFeatures,
+                     a: w + r0 * inFeatures, lda: inFeatures, b: x, ldb: batch, beta: 0, c: y + r0 * batch, ldc: batch)
+            }
+        } else {
+            gemm(transposeA: false, transposeB: false, m: outFeatures, n: batch, k: inFeatures,
+                 a: weight.pointer, lda: inFeatures, b: inputs[0].pointer, ldb: batch, beta: 0, c: y, ldc: batch)
+        }
         if let bias {
             for o in 0..<outFeatures {
                 let b = bias.pointer[o]
