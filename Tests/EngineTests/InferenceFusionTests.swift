@@ -97,6 +97,30 @@ final class InferenceFusionTests: XCTestCase {
         XCTAssertTrue(again == outputs[2]!, "2 threads twice: not bit-identical")
     }
 
+    /// Text: a 1-D convolution split along output channels and a pointwise one split along positions.
+    func testBatchOneTextConvolutionsDoNotDependOnTheThreadCount() throws {
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 1, width: 128))
+        var x = g.add("emb", .embedding(vocabulary: 500, dimension: 64), g.input)
+        x = g.add("conv", .conv1d(outChannels: 128, kernel: 3, padding: 1, bias: true), x)
+        x = g.add("gelu", .activation(.gelu), x)
+        x = g.add("pw", .conv1d(outChannels: 64, kernel: 1, bias: true), x)
+        x = g.add("pool", .sequenceMeanPool, x)
+        g.add("fc", .linear(outFeatures: 5, bias: true), x)
+        var rng = SeededGenerator(seed: 11)
+        let ids = { Tensor(shape: [1, 1, 1, 128], values: (0..<128).map { _ in Float(2 + rng.nextInt(below: 498)) }) }
+        let (x0, x1) = (ids(), ids())
+        var outputs = [[Float]]()
+        for threads in [1, 2, 3] {
+            var weights = SeededGenerator(seed: 12)
+            let network = try Network(graph: g, rng: &weights)
+            outputs.append(try ComputeContext(threads: threads).run {
+                _ = try network.forward(x0, training: false)
+                return try network.forward(x1, training: false).values
+            })
+        }
+        for o in outputs.dropFirst() { assertClose(o, outputs[0], rtol: 1e-5, atol: 1e-6) }
+    }
+
     func testBackwardAfterAFusedForwardSeesEveryNodesOutput() throws {
         var rng = SeededGenerator(seed: 10)
         let x = Tensor(shape: [2, 3, 32, 32], values: randomNormal(2 * 3 * 32 * 32, &rng))

@@ -177,6 +177,11 @@ final class Conv1dLayer: Layer {
         let x = inputs[0].pointer, y = output.pointer
         if depthwise { depthwiseForward(x, y, batch: batch); return }
         let inPlane = batch * inLength, np = batch * outLength
+        let available = ComputeContext.current.threads
+        if batch < available, columnRows * a.outChannels * outLength * batch >= 1 << 18 {
+            intraSampleForward(x, y, batch: batch, threads: available, context: context)
+            return
+        }
         let chunk = self.chunk
         let threads = threadCount(batch: batch)
         context.reserve(threads: threads, workspace: pointwise ? 0 : columnRows * min(chunk, batch) * outLength, partial: 0)
@@ -208,6 +213,57 @@ final class Conv1dLayer: Layer {
                     }
                 }
                 first += count
+            }
+        }
+    }
+
+    /// Forward for fewer samples than threads (as `Conv2dLayer`'s intra-image path): per sample
+    /// and group, one im2col, then the GEMM split among the threads along its larger dimension
+    /// (output channels or positions); each output element is still one dot product over the same K.
+    private func intraSampleForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, threads: Int,
+                                    context: ExecutionContext) {
+        let inPlane = batch * inLength, np = batch * outLength
+        context.reserve(threads: 1, workspace: pointwise ? 0 : columnRows * outLength, partial: 0)
+        let ws = context.workspaces[0].pointer
+        let w = weight.pointer, bias = self.bias?.pointer
+        let m = outPerGroup, rows = columnRows, positions = outLength
+        let splitRows = m >= positions
+        let parts = min(threads, splitRows ? m : max(1, positions / 16))
+        for n in 0..<batch {
+            for g in 0..<a.groups {
+                let xg = x + g * inPerGroup * inPlane
+                let yg = y + g * outPerGroup * np + n * outLength
+                let wg = w + g * outPerGroup * columnRows
+                let b: UnsafePointer<Float>
+                let ldb: Int
+                if pointwise {
+                    b = UnsafePointer(xg + n * inLength)
+                    ldb = inPlane
+                } else {
+                    im2col(xg, batch: batch, first: n, count: 1, ws)
+                    b = UnsafePointer(ws)
+                    ldb = positions
+                }
+                DispatchQueue.concurrentPerform(iterations: parts) { t in
+                    let (r0, r1, c0, c1): (Int, Int, Int, Int)
+                    if splitRows {
+                        (r0, r1, c0, c1) = (m * t / parts, m * (t + 1) / parts, 0, positions)
+                    } else {
+                        let blocks = (positions + 15) / 16
+                        (r0, r1) = (0, m)
+                        (c0, c1) = (min(positions, 16 * (blocks * t / parts)), min(positions, 16 * (blocks * (t + 1) / parts)))
+                    }
+                    guard r0 < r1, c0 < c1 else { return }
+                    gemm(transposeA: false, transposeB: false, m: r1 - r0, n: c1 - c0, k: rows,
+                         a: wg + r0 * rows, lda: rows, b: b + c0, ldb: ldb, beta: 0, c: yg + r0 * np + c0, ldc: np)
+                    if let bias {
+                        for co in r0..<r1 {
+                            let v = bias[g * outPerGroup + co]
+                            let row = yg + co * np + c0
+                            for i in 0..<(c1 - c0) { row[i] += v }
+                        }
+                    }
+                }
             }
         }
     }
