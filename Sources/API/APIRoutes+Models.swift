@@ -218,7 +218,7 @@ extension APIRoutes {
         if case .object(let parameters) = job.parameters {
             for (key, value) in parameters { fields[key] = value }
         }
-        fields.merge(job.restartJSON) { $1 }
+        fields.merge(job.executionJSON) { $1 }
         return .object(fields)
     }
 }

@@ -175,7 +175,7 @@ extension APIRoutes {
         if case .object(let metrics) = search.metrics {
             for (key, value) in metrics { fields[key] = value }
         }
-        fields.merge(search.restartJSON) { $1 }
+        fields.merge(search.executionJSON) { $1 }
         return .object(fields)
     }
 }

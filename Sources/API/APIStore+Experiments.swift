@@ -36,6 +36,9 @@ public struct ExperimentRecord: Equatable, Sendable {
     public var restarts: Int = 0
     /// What the last restart did (`resumed from epoch 2 of 5`, `restarted from scratch: no checkpoint`, …).
     public var restartReason: String?
+    /// The Slurm jobs submitted for this experiment, in submission order (`naslab serve --executor
+    /// slurm`: a search's job arrays, a training job's job; retries included). Empty when it ran locally.
+    public var slurmJobIDs: [String] = []
 
     public init(id: String, organization: String, kind: Kind, name: String, status: Status, modelID: String?, datasetID: String?, parameters: JSONValue, metrics: JSONValue, failureReason: String?, createdAt: Int64, startedAt: Int64?, finishedAt: Int64?) {
         self.id = id
@@ -61,13 +64,14 @@ public struct ExperimentRecord: Equatable, Sendable {
         ]
         fields["model_id"] = modelID.map(JSONValue.string) ?? .null
         fields["dataset_id"] = datasetID.map(JSONValue.string) ?? .null
-        fields.merge(restartJSON) { $1 }
+        fields.merge(executionJSON) { $1 }
         return .object(fields)
     }
 
-    /// `restarts` and `restart_reason`, shown by every view of a job.
-    var restartJSON: [String: JSONValue] {
-        ["restarts": .number(Double(restarts)), "restart_reason": restartReason.map(JSONValue.string) ?? .null]
+    /// `restarts`, `restart_reason` and `slurm_job_ids`, shown by every view of a job.
+    var executionJSON: [String: JSONValue] {
+        ["restarts": .number(Double(restarts)), "restart_reason": restartReason.map(JSONValue.string) ?? .null,
+         "slurm_job_ids": .array(slurmJobIDs.map(JSONValue.string))]
     }
 }
 
@@ -199,6 +203,27 @@ extension APIStore {
         }
     }
 
+    /// Adds Slurm job ids to an experiment's `slurm_job_ids` (each once, in the order first seen);
+    /// ignored once the experiment is final.
+    public func addSlurmJobIDs(id: String, _ jobIDs: [String]) async throws {
+        guard !jobIDs.isEmpty else { return }
+        try await database.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT slurm_job_ids FROM experiment WHERE id = ? AND status IN ('pending', 'running')",
+                                             arguments: [id]) else { return }
+            var known = Self.slurmJobIDs(row["slurm_job_ids"])
+            let fresh = jobIDs.filter { !known.contains($0) }
+            guard !fresh.isEmpty else { return }
+            known += fresh.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            try db.execute(sql: "UPDATE experiment SET slurm_job_ids = ? WHERE id = ?",
+                           arguments: [JSONValue.array(known.map(JSONValue.string)).jsonText, id])
+        }
+    }
+
+    static func slurmJobIDs(_ text: String?) -> [String] {
+        guard let text, case .array(let items) = JSONValue.fromText(text) else { return [] }
+        return items.compactMap { if case .string(let id) = $0 { return id } else { return nil } }
+    }
+
     static func experiment(from row: Row) -> ExperimentRecord {
         var record = ExperimentRecord(
             id: row["id"], organization: row["organization"],
@@ -210,6 +235,7 @@ extension APIStore {
             finishedAt: row["finished_at"])
         record.restarts = row["restarts"] ?? 0
         record.restartReason = row["restart_reason"]
+        record.slurmJobIDs = slurmJobIDs(row["slurm_job_ids"])
         return record
     }
 }

@@ -134,6 +134,10 @@ public final class APIStore: Sendable {
                 ALTER TABLE dataset ADD COLUMN input_task TEXT;
                 """)
         }
+        migrator.registerMigration("v6") { db in
+            // The Slurm jobs an experiment submitted (`naslab serve --executor slurm`), a JSON list.
+            try db.execute(sql: "ALTER TABLE experiment ADD COLUMN slurm_job_ids TEXT")
+        }
         return migrator
     }
 

@@ -99,6 +99,7 @@ actor JobRunner {
             if !immediate { try? await store.updateModel(id: modelID, status: "training") }
             do {
                 let outcome = try await workbench.train(request) { progress in
+                    try? await store.addSlurmJobIDs(id: id, progress.slurmJobIDs)
                     try? await store.updateExperimentMetrics(id: id, metrics: Self.metrics(progress))
                 }
                 var metrics = Self.metrics(TrainingProgress(epochs: outcome.epochs, resumedFromEpoch: outcome.resumedFromEpoch))
@@ -151,6 +152,7 @@ actor JobRunner {
             }
             do {
                 let result = try await workbench.runSearch(request) { progress in
+                    try? await store.addSlurmJobIDs(id: id, progress.slurmJobIDs)
                     try? await store.updateExperimentMetrics(id: id, metrics: Self.metrics(progress))
                 }
                 try await self.transition(id, to: .completed, metrics: Self.metrics(result))
@@ -166,10 +168,14 @@ actor JobRunner {
         return current
     }
 
-    /// Marks an experiment cancelled and cancels its task; `nil` when it had already finished.
+    /// Marks an experiment cancelled and cancels its task (and, through the workbench, its Slurm
+    /// jobs); `nil` when it had already finished.
     func cancel(id: String) async throws -> ExperimentRecord? {
         let record = try await transition(id, to: .cancelled, failureReason: "cancelled by request")
-        if record != nil { cancelledByRequest.insert(id) }
+        if record != nil {
+            cancelledByRequest.insert(id)
+            workbench?.cancelRequested(experimentID: id)
+        }
         tasks[id]?.cancel()
         return record
     }

@@ -18,6 +18,10 @@ import Spaces
 /// let settings = ServerSettings(port: 8080, dataDirectory: dataURL, workbench: LabWorkbench(threads: 2))
 /// ```
 ///
+/// With a ``SlurmCluster`` (`naslab serve --executor slurm`) search candidates and training jobs run
+/// as Slurm jobs instead, the server coordinating them (`LabWorkbench+Slurm.swift`); deployments
+/// stay in this process.
+///
 /// Cancellation: a search stops at the next candidate boundary (the candidate being trained is
 /// finished, then the executor refuses the next batch). Training cannot be interrupted inside the
 /// engine's epoch loop: a cancelled training job is marked `cancelled` at once and its run is
@@ -26,12 +30,24 @@ public final class LabWorkbench: ModelWorkbench {
     /// Compute threads of each training job and search (its own ``ComputeContext``): a server
     /// running J jobs at once on T threads gives each T / J.
     public let threads: Int
+    /// Where training jobs and search candidates run: `nil` in this process (`threads` each), else
+    /// on a Slurm cluster (``SlurmCluster``; deployments stay in this process).
+    public let cluster: SlurmCluster?
     /// The labels of each dataset read so far (dataset files are immutable once registered).
     private let labelCache = LabelCache()
+    /// The experiments with Slurm jobs under this workbench, and the ones a user cancelled.
+    let slurmControls = SlurmRunControls()
 
-    /// - Parameter threads: Compute threads of each job (default: all active processors).
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    /// - Parameters:
+    ///   - threads: Compute threads of each job (default: all active processors).
+    ///   - cluster: Train on a Slurm cluster instead (default: `nil`, in this process).
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, cluster: SlurmCluster? = nil) {
         self.threads = max(1, threads)
+        self.cluster = cluster
+    }
+
+    public func cancelRequested(experimentID: String) {
+        slurmControls.requestCancel(experimentID)
     }
 
     /// The dataset name Lab's loaders understand: a built-in id or a registered file's path.
@@ -54,9 +70,17 @@ public final class LabWorkbench: ModelWorkbench {
         let (stream, continuation) = AsyncStream<TrainingProgress>.makeStream()
         let stop = CancellationFlag()
         let threads = threads
+        let cluster = cluster
+        let controls = slurmControls
+        let id = request.jobID
+        if cluster != nil { controls.started(id) }
+        defer { if cluster != nil { controls.finished(id) } }
         let work = Task {
             try await Self.offloaded {
                 defer { continuation.finish() }
+                if let cluster {
+                    return try Self.trainOnSlurm(request, cluster: cluster, stop: stop, controls: controls) { continuation.yield($0) }
+                }
                 return try Self.trainSynchronously(request, threads: threads, stop: stop) { continuation.yield($0) }
             }
         }
@@ -73,7 +97,10 @@ public final class LabWorkbench: ModelWorkbench {
     }
 
     public func checkpointedEpochs(_ request: TrainingRequest) throws -> Int? {
-        try TrainingCheckpoint.epochs(atPath: request.checkpointURL.path)?.count
+        if let cluster, let path = try Self.trainingSpec(request, cluster: cluster).checkpointPath {
+            return try TrainingCheckpoint.epochs(atPath: path)?.count
+        }
+        return try TrainingCheckpoint.epochs(atPath: request.checkpointURL.path)?.count
     }
 
     /// Trains on the calling thread (blocking) through Lab's one training pipeline
@@ -169,9 +196,19 @@ public final class LabWorkbench: ModelWorkbench {
         let (stream, continuation) = AsyncStream<SearchProgress>.makeStream()
         let cancelled = CancellationFlag()
         let threads = threads
+        let cluster = cluster
+        let controls = slurmControls
+        let id = request.searchID
+        if cluster != nil { controls.started(id) }
+        defer { if cluster != nil { controls.finished(id) } }
         let work = Task {
             try await Self.offloaded {
                 defer { continuation.finish() }
+                if let cluster {
+                    return try Self.searchOnSlurm(request, cluster: cluster, threads: threads, stop: cancelled, controls: controls) {
+                        continuation.yield($0)
+                    }
+                }
                 return try Self.searchSynchronously(request, threads: threads, cancelled: cancelled) { continuation.yield($0) }
             }
         }
@@ -336,7 +373,9 @@ final class ProgressObserver: SearchObserver {
         self.task = task
         self.report = report
     }
-    func searchStarted(budget: Int, alreadyEvaluated: Int) {}
+    /// Called when the search (re)starts, with the candidates its record already holds.
+    var onStart: ((Int) -> Void)?
+    func searchStarted(budget: Int, alreadyEvaluated: Int) { onStart?(alreadyEvaluated) }
     func candidateStarted(id: Int, architecture: String) {}
     func candidateFinished(_ row: CandidateRow, evaluated: Int, budget: Int, best: CandidateRow?) {
         report(LabWorkbench.progress(evaluated: evaluated, best: best, task: task))

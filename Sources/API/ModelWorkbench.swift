@@ -48,6 +48,12 @@ public protocol ModelWorkbench: Sendable {
     /// The task of the search space named `space`.
     func task(ofSpace space: String) throws -> TaskKind
 
+    /// Called when a user cancels the running job or search `experimentID`, just before its task is
+    /// cancelled: work it runs outside this process (Slurm jobs) is then cancelled too, instead of
+    /// being left for a restarted server to re-attach to (what a shutdown's task cancellation
+    /// does). Default: nothing.
+    func cancelRequested(experimentID: String)
+
     /// Checks that the trained model at `artifactPath` can be fine-tuned on `dataset` (same input
     /// kind and shape; another class set is fine).
     /// - Throws: An error whose description says why not (answered as a 400 naming `dataset_id`).
@@ -68,6 +74,8 @@ public protocol ModelWorkbench: Sendable {
 }
 
 extension ModelWorkbench {
+    public func cancelRequested(experimentID: String) {}
+
     public func labels(of dataset: DatasetRecord) async throws -> DatasetLabels {
         DatasetLabels(inputTask: try await task(of: dataset), kinds: [DatasetLabels.classes])
     }
@@ -226,9 +234,12 @@ public struct TrainingProgress: Equatable, Sendable {
     public var epochs: [EpochMetrics]
     /// The epochs restored from a checkpoint when the job resumed (`nil`: started from scratch).
     public var resumedFromEpoch: Int?
-    public init(epochs: [EpochMetrics], resumedFromEpoch: Int? = nil) {
+    /// The Slurm jobs the training job submitted so far (empty when it runs locally).
+    public var slurmJobIDs: [String]
+    public init(epochs: [EpochMetrics], resumedFromEpoch: Int? = nil, slurmJobIDs: [String] = []) {
         self.epochs = epochs
         self.resumedFromEpoch = resumedFromEpoch
+        self.slurmJobIDs = slurmJobIDs
     }
 }
 
@@ -293,9 +304,13 @@ public struct SearchProgress: Equatable, Sendable {
     /// The best feasible architecture so far, its text and metrics.
     public var bestArchitecture: String?
     public var bestMetrics: [String: Double]
-    public init(architecturesEvaluated: Int, bestArchitecture: String?, bestMetrics: [String: Double]) {
+    /// The Slurm job arrays the search submitted so far (empty when its candidates train locally).
+    public var slurmJobIDs: [String]
+    public init(architecturesEvaluated: Int, bestArchitecture: String?, bestMetrics: [String: Double],
+                slurmJobIDs: [String] = []) {
         self.architecturesEvaluated = architecturesEvaluated
         self.bestArchitecture = bestArchitecture
         self.bestMetrics = bestMetrics
+        self.slurmJobIDs = slurmJobIDs
     }
 }

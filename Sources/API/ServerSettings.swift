@@ -30,7 +30,8 @@ public struct ServerSettings: Sendable {
     public var publicBaseURL: String?
     /// Training jobs and searches that run at the same time, each in its own compute context of
     /// the workbench's threads (`naslab serve` splits `--threads` among them); the others wait as
-    /// `pending`, first come first served. Default 1.
+    /// `pending`, first come first served. Default 1. With a Slurm workbench (``SlurmCluster``) it
+    /// bounds the searches and training jobs coordinated at once (`--max-concurrent-searches`).
     public var maxConcurrentJobs: Int = 1
     /// Jobs (training jobs and searches) that may wait as `pending` on the whole server; one more is
     /// a 429 with `Retry-After`. Default 64.

@@ -26,6 +26,11 @@ public struct CandidateSpec: Codable, Equatable, Sendable {
     /// Multi-fidelity: a training checkpoint to continue from (when it exists) and to write after
     /// every epoch, so a promoted candidate continues where its last rung stopped.
     public var checkpointPath: String?
+    /// Fine-tuning: a trained-model file (`TrainedModel`) whose weights training starts from
+    /// (`nil`: fresh weights). A server's training job on Slurm uses it; searches never do.
+    public var initialModelPath: String?
+    /// What the trained model records as `initializedFrom` when `initialModelPath` is set.
+    public var initialModelName: String?
 
     public init(id: Int, architecture: String, spaceYAML: String, spaceName: String, dataset: String,
                 validationSplit: Double, datasetSeed: UInt64, training: ExperimentConfig.TrainingSettings, seed: UInt64, threads: Int) {

@@ -92,6 +92,10 @@ public enum CandidateTraining {
             job.threads = spec.threads  // the candidate's own ComputeContext, wherever it runs
             job.trainEpochs = spec.trainEpochs
             job.checkpointPath = spec.checkpointPath
+            if let path = spec.initialModelPath {
+                job.initialModel = try TrainedModel.load(from: path)
+                job.initialModelName = spec.initialModelName ?? path
+            }
             if let path = spec.checkpointPath {
                 let directory = (path as NSString).deletingLastPathComponent
                 if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }

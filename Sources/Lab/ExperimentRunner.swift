@@ -257,16 +257,13 @@ public final class ExperimentRunner {
         guard config.executor.kind == "slurm" else {
             return LocalExecutor(workers: config.workers, weightsDirectory: weightsDirectory)
         }
-        let x = config.executor
-        var settings = SlurmSettings(sharedDirectory: x.sharedDirectory ?? "")
-        settings.partition = x.partition
-        settings.timeLimitMinutes = x.timeLimitMinutes
-        settings.cpusPerTask = x.cpusPerTask
-        settings.extraArguments = x.extraArguments
-        settings.maxRetries = x.maxRetries
-        settings.jobName = "naslab-\(config.name)"
-        if let command = x.workerCommand { settings.workerCommand = command }
-        return try SlurmExecutor(settings: settings)
+        return try SlurmExecutor(settings: slurmSettings(config))
+    }
+
+    /// The Slurm settings of a config's `executor:` section; jobs are named `naslab-<name>-<batch key>`.
+    /// The one translation of the section (the CLI's searches and `naslab serve --executor slurm` use it).
+    public static func slurmSettings(_ config: ExperimentConfig) -> SlurmSettings {
+        config.executor.slurmSettings(jobName: "naslab-\(config.name)")
     }
 
     /// Compute threads for one candidate: Slurm tasks get their CPUs; local workers share `threads`.
@@ -561,6 +558,22 @@ public final class ExperimentRunner {
         return ParetoFronts(
             accuracyVsLatency: front { $0.measuredLatencyMs.isFinite ? $0.measuredLatencyMs : $0.predictedLatencyMs },
             accuracyVsParams: front { $0.params })
+    }
+}
+
+extension ExperimentConfig.ExecutorSettings {
+    /// These settings as the Slurm executor's (unset keys keep `SlurmSettings`' defaults); jobs
+    /// are named `<jobName>-<batch key>`. Validated when the executor is made (`SlurmSettings.validate()`).
+    public func slurmSettings(jobName: String) -> SlurmSettings {
+        var settings = SlurmSettings(sharedDirectory: sharedDirectory ?? "")
+        settings.partition = partition
+        settings.timeLimitMinutes = timeLimitMinutes
+        settings.cpusPerTask = cpusPerTask
+        settings.extraArguments = extraArguments
+        settings.maxRetries = maxRetries
+        settings.jobName = jobName
+        if let workerCommand { settings.workerCommand = workerCommand }
+        return settings
     }
 }
 

@@ -20,6 +20,9 @@ public enum SlurmError: Error, Equatable, CustomStringConvertible, LocalizedErro
     case duplicateCandidateIDs([Int])
     /// A file in the shared directory cannot be written or read.
     case fileSystem(path: String, reason: String)
+    /// `SlurmExecutor.interruption` stopped the wait for batch `batch`; `cancelledJobs` lists the
+    /// jobs cancelled with `scancel` (empty when the jobs were left to Slurm for a later re-attach).
+    case interrupted(batch: String, cancelledJobs: [String])
 
     public var description: String {
         switch self {
@@ -42,6 +45,10 @@ public enum SlurmError: Error, Equatable, CustomStringConvertible, LocalizedErro
             return "Slurm: the batch contains candidate ids more than once: \(ids.map(String.init).joined(separator: ", "))"
         case .fileSystem(let path, let reason):
             return "Slurm: \(path): \(reason)"
+        case .interrupted(let batch, let cancelledJobs):
+            return cancelledJobs.isEmpty
+                ? "Slurm: stopped waiting for batch \(batch); its jobs keep running (evaluating the same specs again re-attaches)"
+                : "Slurm: batch \(batch) cancelled (scancel \(cancelledJobs.joined(separator: " ")))"
         }
     }
 

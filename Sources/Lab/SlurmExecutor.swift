@@ -28,6 +28,25 @@ public final class SlurmExecutor: CandidateExecutor {
     /// Receives one line per notable event (submission, retry, lost job); `nil` to stay silent.
     public var log: ((String) -> Void)?
 
+    /// Why a wait for a batch stops before every task has ended (see ``interruption``).
+    public enum Interruption: String, Sendable {
+        /// Stop waiting and leave the jobs to Slurm: evaluating the same specs again (a restarted
+        /// coordinator) re-attaches to them without submitting anything.
+        case detach
+        /// `scancel` every job of the batch, then stop: nothing of it stays queued or running.
+        case cancel
+    }
+
+    /// Asked while `evaluate(_:)` waits (every ``interruptionCheckSeconds``, on the evaluating
+    /// thread): a non-`nil` answer stops the wait, with `scancel` for `.cancel`, and `evaluate`
+    /// throws `SlurmError.interrupted`. `nil` (the default): wait until every task has ended.
+    public var interruption: (() -> Interruption?)?
+    /// How often ``interruption`` is asked while waiting between two polls.
+    public static let interruptionCheckSeconds = 0.1
+    /// Called on the evaluating thread after every poll of a batch (its submissions and result
+    /// files are then up to date): progress displays, a server recording the job ids.
+    public var onPoll: ((SlurmBatch) -> Void)?
+
     /// Slurm job states after which a task will not run again.
     public static let terminalStates: Set<String> = [
         "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
@@ -89,9 +108,16 @@ public final class SlurmExecutor: CandidateExecutor {
 
     /// Cancels every job recorded for the batch of `specs` (`scancel`). Results already written stay.
     public func cancel(_ specs: [CandidateSpec]) throws {
-        let jobIDs = Set(try batch(for: specs).submissions().map(\.jobID)).sorted()
-        if jobIDs.isEmpty { return }
+        try cancel(batch(for: specs))
+    }
+
+    /// Cancels every job recorded for `batch` (`scancel`); returns their ids.
+    @discardableResult
+    public func cancel(_ batch: SlurmBatch) throws -> [String] {
+        let jobIDs = Set(try batch.submissions().map(\.jobID)).sorted()
+        if jobIDs.isEmpty { return [] }
         _ = try SlurmCommand.check(["scancel"] + jobIDs, timeout: settings.commandTimeoutSeconds)
+        return jobIDs
     }
 
     // MARK: - Submission
@@ -342,9 +368,32 @@ public final class SlurmExecutor: CandidateExecutor {
                 try giveUp(on: ids.filter { results[$0] == nil }, batch: batch, results: &results)
                 break
             }
-            Thread.sleep(forTimeInterval: settings.pollIntervalSeconds)
+            onPoll?(batch)
+            try sleepUntilNextPoll(batch: batch)
         }
+        onPoll?(batch)
         return ids.map { results[$0]! }
+    }
+
+    /// Sleeps `pollIntervalSeconds`, asking ``interruption`` in between; an interruption cancels
+    /// the batch's jobs (`.cancel`) and throws `SlurmError.interrupted`.
+    private func sleepUntilNextPoll(batch: SlurmBatch) throws {
+        let wakeUp = Date().addingTimeInterval(settings.pollIntervalSeconds)
+        while true {
+            if let interruption = interruption?() {
+                var cancelled: [String] = []
+                if interruption == .cancel {
+                    cancelled = try cancel(batch)
+                    log?("slurm: batch \(batch.key) cancelled (jobs \(cancelled.joined(separator: ", ")))")
+                } else {
+                    log?("slurm: stopped waiting for batch \(batch.key); its jobs stay with Slurm")
+                }
+                throw SlurmError.interrupted(batch: batch.key, cancelledJobs: cancelled)
+            }
+            let left = wakeUp.timeIntervalSinceNow
+            if left <= 0 { return }
+            Thread.sleep(forTimeInterval: min(left, Self.interruptionCheckSeconds))
+        }
     }
 
     /// Cancels the unfinished tasks after `maxWaitMinutes` and records them as failed.

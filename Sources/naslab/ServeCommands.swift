@@ -20,10 +20,11 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind (0: any free port; the chosen one is printed).") var port = 8080
     @OptionGroup var data: DataDirectoryOption
-    @Option(help: "Compute threads for training and searches, split among the jobs that run at once.")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
-    @Option(help: "Training jobs and searches that run at the same time, each on --threads / N threads (default: 2, or 1 with --threads 1).")
+    @Option(help: "Local executor: compute threads for training and searches, split among the jobs that run at once (default: all cores).")
+    var threads: Int?
+    @Option(help: "Local executor: training jobs and searches that run at the same time, each on --threads / N threads (default: 2, or 1 with --threads 1).")
     var maxConcurrentJobs: Int?
+    @OptionGroup var cluster: ServeSlurmOptions
     @Option(help: "Base URL clients use to reach this server (for deployments' endpoint_url); default http://HOST:PORT.")
     var publicURL: String?
     @Option(help: "Jobs (training, searches) that may wait as pending on the server; one more is a 429.")
@@ -41,6 +42,15 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        if cluster.executor == "slurm" {
+            // The jobs run on the nodes with --cpus-per-task CPUs each; local compute options would be ignored.
+            if threads != nil { throw ValidationError("--threads is for --executor local; with --executor slurm each task gets --cpus-per-task CPUs on its node") }
+            if maxConcurrentJobs != nil {
+                throw ValidationError("--max-concurrent-jobs is for --executor local; with --executor slurm use --max-concurrent-searches")
+            }
+        }
+        try cluster.validate()
+        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let maxConcurrentJobs, !(1...threads).contains(maxConcurrentJobs) {
             throw ValidationError("--max-concurrent-jobs must be between 1 and --threads (\(threads)), got \(maxConcurrentJobs)")
@@ -56,10 +66,23 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         if logFormat == "json" { LoggingSystem.bootstrap(JSONLineLogHandler.init) }
-        let concurrentJobs = maxConcurrentJobs ?? min(2, threads)
-        let perJob = ComputeContext(threads: threads).split(among: concurrentJobs)
-        var settings = ServerSettings(host: host, port: port, dataDirectory: data.url,
-                                      workbench: LabWorkbench(threads: perJob.threads), publicBaseURL: publicURL)
+        let workbench: LabWorkbench
+        let concurrentJobs: Int
+        if let slurm = cluster.settings() {
+            do {
+                try slurm.validate()
+            } catch {
+                FileHandle.standardError.write(Data("error: --executor slurm: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            workbench = LabWorkbench(cluster: slurm)
+            concurrentJobs = cluster.maxConcurrentSearches ?? ServeSlurmOptions.defaultMaxConcurrentSearches
+        } else {
+            let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
+            concurrentJobs = maxConcurrentJobs ?? min(2, threads)
+            workbench = LabWorkbench(threads: ComputeContext(threads: threads).split(among: concurrentJobs).threads)
+        }
+        var settings = ServerSettings(host: host, port: port, dataDirectory: data.url, workbench: workbench, publicBaseURL: publicURL)
         settings.maxConcurrentJobs = concurrentJobs
         settings.maxQueuedJobs = maxQueuedJobs
         settings.maxQueuedJobsPerOrganization = maxQueuedJobsPerOrg
@@ -98,6 +121,80 @@ struct ServeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+/// `naslab serve --executor slurm …`: the searches' candidates and the training jobs go to a Slurm
+/// cluster (docs/api.md, "The API in front of a Slurm cluster"). The keys are those of an experiment
+/// config's `executor:` section (docs/slurm.md), whose defaults they keep.
+struct ServeSlurmOptions: ParsableArguments {
+    /// Searches and training jobs a Slurm server coordinates at once unless `--max-concurrent-searches` says otherwise.
+    static let defaultMaxConcurrentSearches = 8
+
+    @Option(help: "Where training jobs and search candidates run: local (this process) or slurm (job arrays on a cluster).")
+    var executor = "local"
+    @Option(help: "Slurm: a directory the server and every node see under the same path (specs, results, logs, checkpoints).")
+    var sharedDir: String?
+    @Option(help: "Slurm: sbatch --partition (default: the cluster's default partition).")
+    var partition: String?
+    @Option(help: "Slurm: CPUs per task (sbatch --cpus-per-task); each candidate or training job trains with as many threads (default 1).")
+    var cpusPerTask: Int?
+    @Option(help: "Slurm: time limit of one task in minutes (sbatch --time; default 60).")
+    var timeLimitMinutes: Int?
+    @Option(help: "Slurm: resubmissions of a failed task (default 0).")
+    var maxRetries: Int?
+    @Option(help: "Slurm: one more sbatch argument, verbatim (repeatable), e.g. --sbatch-arg=--mem=4G.")
+    var sbatchArg: [String] = []
+    @Option(help: "Slurm: the worker program and its first arguments, space-separated (default: this naslab executable and 'evaluate').")
+    var workerCommand: String?
+    @Option(help: "Slurm: candidates per job array, i.e. a search's workers (default 4).")
+    var candidatesPerArray: Int?
+    @Option(help: "Slurm: searches and training jobs coordinated at once (default 8); the others wait as pending.")
+    var maxConcurrentSearches: Int?
+
+    func validate() throws {
+        guard ["local", "slurm"].contains(executor) else {
+            throw ValidationError("--executor must be local or slurm, got '\(executor)'")
+        }
+        if executor == "local" {
+            let given: [(String, Bool)] = [
+                ("--shared-dir", sharedDir != nil), ("--partition", partition != nil), ("--cpus-per-task", cpusPerTask != nil),
+                ("--time-limit-minutes", timeLimitMinutes != nil), ("--max-retries", maxRetries != nil),
+                ("--sbatch-arg", !sbatchArg.isEmpty), ("--worker-command", workerCommand != nil),
+                ("--candidates-per-array", candidatesPerArray != nil), ("--max-concurrent-searches", maxConcurrentSearches != nil),
+            ]
+            if let name = given.first(where: \.1)?.0 { throw ValidationError("\(name) needs --executor slurm") }
+            return
+        }
+        guard let sharedDir, !sharedDir.isEmpty else { throw ValidationError("--executor slurm needs --shared-dir (a directory all nodes see)") }
+        if let cpusPerTask, !(1...1024).contains(cpusPerTask) { throw ValidationError("--cpus-per-task must be between 1 and 1024, got \(cpusPerTask)") }
+        if let timeLimitMinutes, timeLimitMinutes < 1 { throw ValidationError("--time-limit-minutes must be at least 1, got \(timeLimitMinutes)") }
+        if let maxRetries, !(0...100).contains(maxRetries) { throw ValidationError("--max-retries must be between 0 and 100, got \(maxRetries)") }
+        if let candidatesPerArray, !(1...1000).contains(candidatesPerArray) {
+            throw ValidationError("--candidates-per-array must be between 1 and 1000, got \(candidatesPerArray)")
+        }
+        if let maxConcurrentSearches, maxConcurrentSearches < 1 {
+            throw ValidationError("--max-concurrent-searches must be at least 1, got \(maxConcurrentSearches)")
+        }
+        if let workerCommand, workerCommand.split(separator: " ").isEmpty { throw ValidationError("--worker-command must name a program") }
+    }
+
+    /// The cluster of `--executor slurm` (`nil` for local), built on the experiment config's
+    /// executor section so that every default is the one docs/slurm.md states.
+    func settings() -> SlurmCluster? {
+        guard executor == "slurm" else { return nil }
+        var section = ExperimentConfig(name: "serve").executor
+        section.kind = "slurm"
+        section.sharedDirectory = URL(fileURLWithPath: sharedDir ?? "").standardizedFileURL.path
+        section.partition = partition
+        if let cpusPerTask { section.cpusPerTask = cpusPerTask }
+        if let timeLimitMinutes { section.timeLimitMinutes = timeLimitMinutes }
+        if let maxRetries { section.maxRetries = maxRetries }
+        section.extraArguments = sbatchArg
+        section.workerCommand = workerCommand.map { $0.split(separator: " ").map(String.init) }
+        var cluster = SlurmCluster(executor: section)
+        if let candidatesPerArray { cluster.candidatesPerArray = candidatesPerArray }
+        return cluster
     }
 }
 

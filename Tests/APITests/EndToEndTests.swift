@@ -46,14 +46,18 @@ final class EndToEndTests: XCTestCase {
     /// - Parameters:
     ///   - arguments: More `serve` options.
     ///   - log: Where the server's standard error (its log) goes; default: discarded.
-    static func startServer(dataDirectory: URL, arguments: [String] = [], log: URL? = nil) throws -> Server {
+    ///   - environment: The server's environment (default: the test's).
+    /// Local servers get `--threads 1`; `--executor slurm` servers train on the cluster's CPUs.
+    static func startServer(dataDirectory: URL, arguments: [String] = [], log: URL? = nil,
+                            environment: [String: String]? = nil) throws -> Server {
         let executable = try naslabExecutable()
         let key = try run(executable, ["keys", "create", "--org", "e2e", "--data-dir", dataDirectory.path])
         XCTAssertTrue(key.hasPrefix("nsk_"), key)
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDirectory.path, "--threads", "1"]
-            + arguments
+        let threads = arguments.contains("--executor") ? [] : ["--threads", "1"]
+        process.arguments = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDirectory.path] + threads + arguments
+        if let environment { process.environment = environment }
         let output = Pipe()
         process.standardOutput = output
         if let log {
