@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Accuracy of the lookup-table latency predictor (docs/latency.md).
+# Accuracy of the kernel-level latency predictor (docs/latency.md).
 #
-# Builds release naslab-bench and runs `naslab-bench latency`: a table from 300 architectures per
-# space (seed 1; optional calibration of the two overhead terms on other architectures, seed 2,
-# with --calibration N), then ≥ 100 test architectures of `small` (digits 1x8x8) and of `medium`
-# (Fashion-MNIST 1x28x28), 10 classes, batch 1 (seed 3), each measured with LatencyMeasurement.
-# Every comparison (wall / thread-CPU clock × median / minimum) is printed; the last line is
-# `within 10%: <percent>` (nn-Meter's metric) for CLOCK and STATISTIC (default: wall-clock medians).
+# Builds release naslab-bench and runs `naslab-bench latency` once per thread count: a table of
+# this machine's kernels (the engine's fused conv → BN → activation chains and every other op) from
+# TABLE_SAMPLES architectures of each space (seed 1) plus adaptive sampling, calibrated on
+# CALIBRATION further architectures per space measured whole (seed 2), then COUNT held-out
+# architectures per space (seed 3) of small, medium, large, text-small/medium/large and
+# segmentation-small/medium/large (each task's default input, 10 classes, batch 1), each measured
+# with the measurement protocol (reference network interleaved, 3 rounds × 31 passes) and
+# predicted without measuring anything of it (kernels the table lacks come from the regressors).
+# The last line is `within 10%: <percent>` over all held-out architectures of the last thread count
+# (nn-Meter's metric: share of predictions within ±10 % of the measured median).
 #
-# Environment: THREADS="1" (or "1 2": one run per thread count), COUNT=100, CLOCK=wall|thread-cpu,
-# STATISTIC=median|minimum.
-# Extra arguments go to naslab-bench (e.g. --table Results/latency-table-1t.h5 --verbose).
+# The table is rebuilt every run unless TABLE names a file holding one for the thread count (then
+# it is loaded; a new one is saved there). Run on an idle machine: the protocol detects load changes
+# (and repeats the timings they hit) but cannot make a busy machine quiet.
+#
+# Environment: THREADS="1 2" (thread counts, one table each), COUNT=40, TABLE_SAMPLES=100,
+# CALIBRATION=20, TABLE=path (optional). Extra arguments go to naslab-bench (e.g. --verbose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product naslab-bench >&2
-BIN="$(swift build -c release --show-bin-path)/naslab-bench"
-for threads in ${THREADS:-1}; do
+SCRATCH="${SCRATCH_PATH:-.build}"
+swift build -c release --scratch-path "$SCRATCH" --product naslab-bench >&2
+BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/naslab-bench"
+for threads in ${THREADS:-1 2}; do
     echo "== threads $threads, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    "$BIN" latency --threads "$threads" --count "${COUNT:-100}" --clock "${CLOCK:-wall}" \
-        --statistic "${STATISTIC:-median}" "$@"
+    table=()
+    if [ -n "${TABLE:-}" ]; then table=(--table "$TABLE"); fi
+    "$BIN" latency --threads "$threads" --count "${COUNT:-40}" --table-samples "${TABLE_SAMPLES:-100}" \
+        --calibration "${CALIBRATION:-20}" "${table[@]}" "$@"
 done

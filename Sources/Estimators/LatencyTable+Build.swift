@@ -1,3 +1,4 @@
+import Dispatch
 import Engine
 import Foundation
 import NASCore
@@ -8,15 +9,6 @@ public enum LatencyTableProgress: Sendable {
     case collecting(space: String, done: Int, total: Int)
     /// Measurement `done` of `total` (entries × rounds); `key` was just measured.
     case measured(key: String, done: Int, total: Int, milliseconds: Double)
-}
-
-/// One op to measure: its key, the op and its input shapes.
-struct LatencyWorkItem {
-    var key: String
-    var op: any GraphOp
-    var inputShapes: [FeatureShape]
-    /// For boundary items: the output shape (then `op` is unused).
-    var boundaryOutput: FeatureShape?
 }
 
 extension LatencyTable {
@@ -31,7 +23,8 @@ extension LatencyTable {
     ///
     /// For every space × input shape × class count, `samplesPerSpace` architectures are drawn
     /// (a space without decisions contributes its one architecture), decoded with `network`,
-    /// and every distinct key of their nodes and boundaries is measured once.
+    /// and every distinct kernel (``LatencyKernel``) of them is measured once; then adaptive sampling
+    /// adds neighbouring kernels where the regressors are worst (`sampleAdaptively`).
     ///
     /// - Parameters:
     ///   - spaces: the search spaces (e.g. `SearchSpace.shipped(named: "small")`).
@@ -55,6 +48,7 @@ extension LatencyTable {
         network: (Space, Architecture, FeatureShape, Int) throws -> NetworkGraph,
         inputShapes: [FeatureShape], classCounts: [Int], samplesPerSpace: Int, seed: UInt64,
         threads: Int, batchSize: Int = 1, settings: LatencyTableSettings = LatencyTableSettings(),
+        adaptiveRounds: Int = 1, adaptiveKernelsPerRound: Int = 200,
         naslabVersion: String = "0.1.0", progress: (LatencyTableProgress) -> Void = { _ in }
     ) throws -> LatencyTable {
         guard !spaces.isEmpty, !inputShapes.isEmpty, !classCounts.isEmpty else {
@@ -82,64 +76,122 @@ extension LatencyTable {
                 }
             }
         }
+        return try build(graphs: graphs, threads: threads, batchSize: batchSize, settings: settings,
+                         adaptiveRounds: adaptiveRounds, adaptiveKernelsPerRound: adaptiveKernelsPerRound,
+                         naslabVersion: naslabVersion, progress: progress)
+    }
+
+    /// Builds a table from the kernels of `graphs`: every distinct kernel is measured, then
+    /// `adaptiveRounds` rounds of adaptive sampling (`sampleAdaptively`) add neighbouring kernels
+    /// where the regressors are worst.
+    public static func build(graphs: [NetworkGraph], threads: Int, batchSize: Int = 1,
+                             settings: LatencyTableSettings = LatencyTableSettings(),
+                             adaptiveRounds: Int = 1, adaptiveKernelsPerRound: Int = 200, naslabVersion: String = "0.1.0",
+                             progress: (LatencyTableProgress) -> Void = { _ in }) throws -> LatencyTable {
+        guard threads >= 1, batchSize >= 1 else {
+            throw LatencyTableError.invalidArgument("threads (\(threads)) and batchSize (\(batchSize)) must be ≥ 1")
+        }
         var table = LatencyTable.empty(threads: threads, batchSize: batchSize, settings: settings, naslabVersion: naslabVersion)
         try table.measureMissingEntries(for: graphs, progress: progress)
+        try table.sampleAdaptively(graphs: graphs, rounds: adaptiveRounds, kernelsPerRound: adaptiveKernelsPerRound, progress: progress)
         return table
     }
 
-    /// Measures every key `graphs` need that the table lacks and adds it.
+    /// nn-Meter's adaptive sampling: fits each family's regressor with cross-validation on the
+    /// entries, and for the kernels it predicts worst (|error| > 10 %) measures neighbouring
+    /// configurations (half and 1.5× the channels, half and twice the spatial size) that the
+    /// table lacks, so that the regressors see more points where the cost law is hard.
+    /// - Parameter graphs: networks whose kernels are the starting configurations.
+    /// - Returns: the number of kernels added.
+    @discardableResult
+    public mutating func sampleAdaptively(graphs: [NetworkGraph], rounds: Int, kernelsPerRound: Int,
+                                          progress: (LatencyTableProgress) -> Void = { _ in }) throws -> Int {
+        guard rounds > 0, kernelsPerRound > 0 else { return 0 }
+        var known = [String: LatencyKernel]()
+        for graph in graphs { for k in try LatencyKernel.kernels(of: graph) where !k.isBoundary { known[k.key] = k } }
+        var added = 0
+        for _ in 0..<rounds {
+            var byFamily = [String: [LatencyKernel]]()
+            for key in known.keys.sorted() where entries[key] != nil { byFamily[known[key]!.family, default: []].append(known[key]!) }
+            var worst = [(error: Double, kernel: LatencyKernel)]()
+            for family in byFamily.keys.sorted() {
+                let list = byFamily[family]!
+                guard list.count >= 2 * 5 else { continue }
+                let errors = KernelRegressor.crossValidatedErrors(features: list.map(\.features),
+                                                                  milliseconds: list.map { entries[$0.key]!.medianMilliseconds })
+                for (e, k) in zip(errors, list) where e.isFinite && abs(e) > 0.10 { worst.append((abs(e), k)) }
+            }
+            worst.sort { $0.error > $1.error }
+            var fresh = [LatencyKernel]()
+            var queued = Set<String>()
+            for (_, kernel) in worst {
+                for n in kernel.neighbours() where entries[n.key] == nil && known[n.key] == nil && queued.insert(n.key).inserted {
+                    fresh.append(n)
+                }
+                if fresh.count >= kernelsPerRound { break }
+            }
+            fresh = Array(fresh.prefix(kernelsPerRound))
+            guard !fresh.isEmpty else { break }
+            try measure(fresh, progress: progress)
+            for k in fresh { known[k.key] = k }
+            added += fresh.count
+        }
+        return added
+    }
+
+    /// Measures every kernel `graphs` need that the table lacks and adds it.
     ///
-    /// Sets the table's thread count during the measurements (restored afterwards).
+    /// Uses the table's thread count during the measurements.
     /// - Returns: the keys added, in measurement order.
     /// - Throws: `LatencyTableError.incompatibleMachine` if this machine (CPU, BLAS) differs from
     ///   the table's; `NetworkGraphError`/`EngineError` for bad graphs.
     @discardableResult
     public mutating func measureMissingEntries(for graphs: [NetworkGraph],
                                                progress: (LatencyTableProgress) -> Void = { _ in }) throws -> [String] {
+        var kernels = [LatencyKernel]()
+        var queued = Set<String>()
+        for graph in graphs {
+            for kernel in try LatencyKernel.kernels(of: graph) where entries[kernel.key] == nil && queued.insert(kernel.key).inserted {
+                kernels.append(kernel)
+            }
+        }
+        try measure(kernels, progress: progress)
+        return kernels.map(\.key)
+    }
+
+    /// Measures `kernels` (all of them, `settings.rounds` round-robin passes) and stores their entries.
+    public mutating func measure(_ kernels: [LatencyKernel], progress: (LatencyTableProgress) -> Void = { _ in }) throws {
+        guard !kernels.isEmpty else { return }
         let here = LatencyMachine.current(threadCount: machine.threadCount, batchSize: machine.batchSize,
                                           naslabVersion: machine.naslabVersion)
         guard here.isCompatible(with: machine) else { throw LatencyTableError.incompatibleMachine(table: machine, current: here) }
-        var items = [LatencyWorkItem]()
-        var queued = Set<String>()
-        for graph in graphs {
-            let shapes = try graph.inferShapes()
-            for node in graph.nodes {
-                let inputs = node.inputs.map { shapes[$0] }
-                guard let key = LatencyKey.key(for: node.op, inputShapes: inputs),
-                      entries[key] == nil, queued.insert(key).inserted else { continue }
-                items.append(LatencyWorkItem(key: key, op: node.op, inputShapes: inputs, boundaryOutput: nil))
-            }
-            let boundary = LatencyKey.boundary(input: graph.inputShape, output: shapes[graph.output])
-            if entries[boundary] == nil, queued.insert(boundary).inserted {
-                items.append(LatencyWorkItem(key: boundary, op: Identity(), inputShapes: [graph.inputShape],
-                                             boundaryOutput: shapes[graph.output]))
-            }
-        }
         let context = ComputeContext(threads: machine.threadCount)
         let rounds = max(1, settings.rounds)
-        var perRound = [[LatencyEntry]](repeating: [], count: items.count)
+        var perRound = [[LatencyEntry]](repeating: [], count: kernels.count)
         var done = 0
         for _ in 0..<rounds {
-            for (index, item) in items.enumerated() {
-                let entry = try context.run { try LatencyTable.measure(item, batchSize: machine.batchSize, settings: settings) }
+            for (index, kernel) in kernels.enumerated() {
+                let entry = try context.run { try LatencyTable.measure(kernel, batchSize: machine.batchSize, settings: settings) }
                 perRound[index].append(entry)
                 done += 1
-                progress(.measured(key: item.key, done: done, total: items.count * rounds, milliseconds: entry.medianMilliseconds))
+                progress(.measured(key: kernel.key, done: done, total: kernels.count * rounds, milliseconds: entry.medianMilliseconds))
             }
         }
-        for (index, item) in items.enumerated() {
+        var updated = entries
+        for (index, kernel) in kernels.enumerated() {
             let runs = perRound[index]
-            entries[item.key] = LatencyEntry(medianMilliseconds: median(runs.map(\.medianMilliseconds).sorted()),
-                                             minimumMilliseconds: runs.map(\.minimumMilliseconds).min()!,
-                                             sampleCount: runs.reduce(0) { $0 + $1.sampleCount })
+            updated[kernel.key] = LatencyEntry(medianMilliseconds: median(runs.map(\.medianMilliseconds).sorted()),
+                                               minimumMilliseconds: runs.map(\.minimumMilliseconds).min()!,
+                                               sampleCount: runs.reduce(0) { $0 + $1.sampleCount },
+                                               family: kernel.family, features: kernel.features)
         }
-        return items.map(\.key)
+        entries = updated
     }
 
     /// A graph running `op` on inputs of the given shapes as its last node: node 0 holds the
     /// first shape; further inputs of the same shape are identities of it, others 1×1
     /// convolutions of it to their channel count (add and concat only need channels to differ).
-    static func isolationGraph(op: any GraphOp, inputShapes: [FeatureShape]) throws -> NetworkGraph {
+    static func isolationGraph(ops: [any GraphOp], inputShapes: [FeatureShape]) throws -> NetworkGraph {
         guard let first = inputShapes.first else {
             throw LatencyTableError.invalidArgument("an operation needs at least one input shape")
         }
@@ -154,17 +206,27 @@ extension LatencyTable {
                 throw LatencyTableError.invalidArgument("cannot build inputs \(inputShapes) for one operation")
             }
         }
-        graph.addNode("op", op, inputs: inputs)
+        var last = graph.addNode("op0", ops[0], inputs: inputs)
+        for (index, op) in ops.enumerated().dropFirst() { last = graph.addNode("op\(index)", op, inputs: [last]) }
+        _ = last
         return graph
     }
 
-    static func measure(_ item: LatencyWorkItem, batchSize: Int, settings: LatencyTableSettings) throws -> LatencyEntry {
+    /// Times one kernel alone on this thread's `ComputeContext`.
+    ///
+    /// - A kernel of one node: `Network.timeNode` in a graph that ends with it (its inputs computed
+    ///   just before each sample, as in a real pass).
+    /// - A fused chain: whole forward passes of the graph input → chain (which the engine runs as
+    ///   one kernel) minus the median boundary time of that graph (`Network.timeBoundary`).
+    /// - The boundary: `Network.timeBoundary` of a one-node network with the same input and output sizes.
+    static func measure(_ kernel: LatencyKernel, batchSize: Int, settings: LatencyTableSettings) throws -> LatencyEntry {
         var rng = SeededGenerator(seed: 0x1A7E)
         let graph: NetworkGraph
-        if let output = item.boundaryOutput {
-            var g = NetworkGraph(inputShape: item.inputShapes[0])
+        if kernel.isBoundary {
+            let input = kernel.inputShapes[0], output = kernel.outputShape
+            var g = NetworkGraph(inputShape: input)
             var x = g.input
-            if output.height == item.inputShapes[0].height && output.width == item.inputShapes[0].width {
+            if output.height == input.height && output.width == input.width {
                 g.add("conv", .conv2d(Conv2dAttributes(outChannels: output.channels, kernel: 1)), x)
             } else {
                 // The conversion cost depends on the element count (flat outputs are exact).
@@ -173,26 +235,37 @@ extension LatencyTable {
             }
             graph = g
         } else {
-            graph = try isolationGraph(op: item.op, inputShapes: item.inputShapes)
+            graph = try isolationGraph(ops: kernel.ops, inputShapes: kernel.inputShapes)
         }
         let network = try Network(graph: graph, rng: &rng)
         let shape = graph.inputShape
         var values = [Float](repeating: 0, count: batchSize * shape.elementCount)
         for i in values.indices { values[i] = rng.nextUnitFloat() * 2 - 1 }
         let input = Tensor(shape: [batchSize, shape.channels, shape.height, shape.width], values: values)
-        let nanoseconds: [Double]
-        if item.boundaryOutput != nil {
-            guard network.outputShape.elementCount == item.boundaryOutput!.elementCount else {
-                throw LatencyTableError.invalidArgument("cannot measure the boundary of a network with input \(shape) and output \(item.boundaryOutput!)")
+        var nanoseconds: [Double]
+        if kernel.isBoundary {
+            guard network.outputShape.elementCount == kernel.outputShape.elementCount else {
+                throw LatencyTableError.invalidArgument("cannot measure the boundary of a network with input \(shape) and output \(kernel.outputShape)")
             }
             nanoseconds = try network.timeBoundary(input: input, samples: settings.samples, warmup: settings.warmup)
-        } else {
+        } else if kernel.ops.count == 1 {
             nanoseconds = try network.timeNode(graph.output, input: input, samples: settings.samples, warmup: settings.warmup,
                                                iterations: settings.iterations, evictionBytes: settings.evictionBytes)
+        } else {
+            let boundary = median(try network.timeBoundary(input: input, samples: settings.samples, warmup: settings.warmup).sorted())
+            let overhead = Network.timerOverheadNanoseconds()
+            for _ in 0..<settings.warmup { _ = try network.forward(input, training: false) }
+            nanoseconds = []
+            for _ in 0..<settings.samples {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try network.forward(input, training: false)
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - t0)
+                nanoseconds.append(max(0, elapsed - overhead - boundary))
+            }
         }
         let sorted = nanoseconds.sorted()
         return LatencyEntry(medianMilliseconds: median(sorted) / 1e6, minimumMilliseconds: sorted[0] / 1e6,
-                            sampleCount: sorted.count)
+                            sampleCount: sorted.count, family: kernel.family, features: kernel.features)
     }
 }
 

@@ -52,19 +52,26 @@ public struct LatencyMachine: Hashable, Codable, Sendable {
     }
 }
 
-/// One measured entry of a latency table.
+/// One measured kernel of a latency table.
 public struct LatencyEntry: Hashable, Codable, Sendable {
-    /// Median time of the operation alone (or of the network boundary), in milliseconds.
+    /// Median time of the kernel alone (or of the network boundary), in milliseconds.
     public var medianMilliseconds: Double
     /// Fastest sample, in milliseconds.
     public var minimumMilliseconds: Double
     /// Number of timed samples.
     public var sampleCount: Int
+    /// The kernel's regressor family (``LatencyKernel/family``; "" for entries without features).
+    public var family: String
+    /// The kernel's features (``LatencyKernel/features``), the regressors' training input.
+    public var features: [Double]
 
-    public init(medianMilliseconds: Double, minimumMilliseconds: Double, sampleCount: Int) {
+    public init(medianMilliseconds: Double, minimumMilliseconds: Double, sampleCount: Int, family: String = "",
+                features: [Double] = []) {
         self.medianMilliseconds = medianMilliseconds
         self.minimumMilliseconds = minimumMilliseconds
         self.sampleCount = sampleCount
+        self.family = family
+        self.features = features
     }
 }
 
@@ -125,118 +132,294 @@ public enum LatencyTableError: Error, Equatable, CustomStringConvertible {
 public enum LatencyStatistic: String, Hashable, Codable, Sendable, CaseIterable {
     /// The median: the typical latency (compare with `LatencyMeasurement.medianMilliseconds`).
     case median
-    /// The fastest sample: the undisturbed latency (compare with `minimumMilliseconds`), more
-    /// stable than the median on a busy machine.
+    /// The fastest sample: the undisturbed latency (compare with `minimumMilliseconds`).
     case minimum
 }
 
-/// The latency of one node as predicted by a table.
-public struct NodeLatency: Hashable, Codable, Sendable {
+/// Where a kernel's predicted time comes from.
+public enum KernelLatencySource: String, Hashable, Codable, Sendable {
+    /// The table's measured entry for exactly this kernel.
+    case table
+    /// The family's regressor (the kernel was never measured).
+    case regressor
+}
+
+/// The predicted latency of one kernel of a network.
+public struct KernelLatency: Hashable, Codable, Sendable {
+    /// The kernel's nodes' names joined with `+` (`conv+bn+relu`).
     public var name: String
     public var key: String
     public var milliseconds: Double
+    public var source: KernelLatencySource
 }
 
-/// A latency predicted from a lookup table: per-node entries plus fixed overheads.
+/// A predicted forward latency: per-kernel times plus the calibrated network-level terms.
 public struct LatencyPrediction: Hashable, Codable, Sendable {
     /// Predicted median forward-pass latency, in milliseconds.
     public var totalMilliseconds: Double
-    /// The network-boundary entry (input loading, output conversion).
+    /// The network-boundary kernel (input loading, output conversion).
     public var boundaryMilliseconds: Double
-    /// The table's calibrated overhead terms for this network (per node × node count + per network).
+    /// What the calibration adds to the plain sum of the kernels (may be negative).
     public var overheadMilliseconds: Double
-    /// Every computing node (the input node excluded), in graph order.
-    public var nodes: [NodeLatency]
+    /// Every kernel but the boundary, in execution order.
+    public var kernels: [KernelLatency]
+    /// Kernels predicted by a regressor rather than looked up.
+    public var regressedKernelCount: Int { kernels.filter { $0.source == .regressor }.count }
 }
 
 extension LatencyTable {
-    /// Where a latency table lives when none is named: a per-user cache, shared by every
+    /// Where latency tables live when none is named: a per-user cache, shared by every
     /// experiment of this user on this machine — `$NASLAB_CACHE_DIR/latency-table.h5`, else
     /// `$XDG_CACHE_HOME/naslab/latency-table.h5`, else `~/.cache/naslab/latency-table.h5`.
-    /// (A server's searches use `<data-dir>/latency-table.h5` instead.)
-    /// (The directory is ``UserCache/directory``, shared with generated datasets.)
+    /// One file holds one table per (thread count, batch size). (A server's searches use
+    /// `<data-dir>/latency-table.h5` instead; the directory is ``UserCache/directory``.)
     public static var defaultPath: String { UserCache.path("latency-table.h5") }
 }
 
-/// A per-operation latency lookup table for one machine, thread count and batch size
-/// (nn-Meter's kernel-level prediction, at the granularity of single IR nodes).
+/// Fitted regressors of a table, computed when first needed and dropped when entries change.
+final class LatencyRegressorCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var models: [LatencyStatistic: [String: KernelRegressor]] = [:]
+
+    func models(_ statistic: LatencyStatistic, fit: () -> [String: KernelRegressor]) -> [String: KernelRegressor] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let m = models[statistic] { return m }
+        let m = fit()
+        models[statistic] = m
+        return m
+    }
+}
+
+/// This machine's kernel-level latency predictor for one thread count and batch size
+/// (nn-Meter's design): the kernels of a network (``LatencyKernel``: the engine's fused
+/// conv → BN → activation chains and every other node, plus the boundary) are looked up in a
+/// table of measured kernels, or — for kernels never measured — predicted by a regressor of their
+/// family (``KernelRegressor``, fitted on the table's entries); the network's latency is
 ///
-/// The prediction of a network is the sum of its nodes' entries, plus the boundary entry for its
-/// input and output shapes, plus two calibrated constants (`perNodeOverheadMilliseconds` ×
-/// computing nodes + `perNetworkOverheadMilliseconds`; 0 unless calibrated).
+///     Σ_groups scale_group × Σ kernels of the group + perKernelOverhead × kernel count
+///       + perMegabyte × MB of kernel inputs and outputs + perNetworkOverhead + boundary
+///
+/// with the scales 1 and the overheads 0 unless calibrated on whole networks (`calibrate`); the
+/// groups are convolution kernels, sequence kernels (conv1d, attention, layer norm, embedding,
+/// sequence pooling) and the rest.
 ///
 /// ```swift
-/// var table = try LatencyTable.load(path: "Results/latency-table.h5")
-/// let ms = try table.predict(graph).totalMilliseconds          // throws .missingKeys if incomplete
-/// try table.measureMissingEntries(for: [graph])                  // or measure what is missing
+/// var table = try LatencyTable.load(path: LatencyTable.defaultPath, threads: 1)
+/// let ms = try table.predict(graph).totalMilliseconds            // entries, else regressors
+/// try table.predict(graph, measuringMissing: true)               // measure unseen kernels first
 /// ```
 ///
 /// References:
 /// - L. L. Zhang et al., "nn-Meter: towards accurate latency prediction of deep-learning model
-///   inference on diverse edge devices", MobiSys 2021 (kernel-level lookup, ±10 % accuracy metric).
+///   inference on diverse edge devices", MobiSys 2021 (kernel detection, per-kernel regressors,
+///   adaptive sampling, ±10 % accuracy metric).
 /// - H. Cai et al., "ProxylessNAS: direct neural architecture search on target task and hardware",
-///   ICLR 2019 (per-operation latency lookup tables for NAS).
+///   ICLR 2019 (latency lookup tables for NAS).
 public struct LatencyTable: Hashable, Codable, Sendable {
     public var machine: LatencyMachine
     public var settings: LatencyTableSettings
-    /// Key (see `LatencyKey`) → measured entry.
-    public var entries: [String: LatencyEntry]
-    /// Calibrated cost per computing node beyond its entry (ms; may be negative).
-    public var perNodeOverheadMilliseconds: Double
+    /// Kernel key (``LatencyKernel/key``) → measured entry.
+    public var entries: [String: LatencyEntry] { didSet { cache = LatencyRegressorCache() } }
+    /// Calibrated factor on the sum of the kernels of each calibration group
+    /// (``calibrationGroup(of:)``; a group without a factor: 1).
+    public var scales: [String: Double]
+    /// Calibrated cost per kernel beyond its entry (ms; may be negative).
+    public var perKernelOverheadMilliseconds: Double
+    /// Calibrated cost per megabyte of kernel inputs and outputs (ms/MB): inside a network the
+    /// buffers are colder than when a kernel is timed alone.
+    public var perMegabyteMilliseconds: Double = 0
     /// Calibrated cost per network beyond its boundary entry (ms; may be negative).
     public var perNetworkOverheadMilliseconds: Double
-    /// How the overhead terms were obtained ("" when not calibrated).
+    /// How the calibration terms were obtained ("" when not calibrated).
     public var calibrationNote: String
+    /// Fewest entries of a family for its regressor (fewer: unseen kernels of it are missing).
+    public static let minimumEntriesForRegressor = 6
+
+    private var cache = LatencyRegressorCache()
+
+    private enum CodingKeys: String, CodingKey {
+        case machine, settings, entries, scales, perKernelOverheadMilliseconds, perMegabyteMilliseconds, perNetworkOverheadMilliseconds, calibrationNote
+    }
+
+    public static func == (a: LatencyTable, b: LatencyTable) -> Bool {
+        a.machine == b.machine && a.settings == b.settings && a.entries == b.entries && a.scales == b.scales
+            && a.perKernelOverheadMilliseconds == b.perKernelOverheadMilliseconds && a.perMegabyteMilliseconds == b.perMegabyteMilliseconds
+            && a.perNetworkOverheadMilliseconds == b.perNetworkOverheadMilliseconds && a.calibrationNote == b.calibrationNote
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(machine)
+        hasher.combine(entries.count)
+        hasher.combine(scales)
+    }
 
     public init(machine: LatencyMachine, settings: LatencyTableSettings = LatencyTableSettings(),
-                entries: [String: LatencyEntry] = [:], perNodeOverheadMilliseconds: Double = 0,
+                entries: [String: LatencyEntry] = [:], scales: [String: Double] = [:], perKernelOverheadMilliseconds: Double = 0,
                 perNetworkOverheadMilliseconds: Double = 0, calibrationNote: String = "") {
         self.machine = machine
         self.settings = settings
         self.entries = entries
-        self.perNodeOverheadMilliseconds = perNodeOverheadMilliseconds
+        self.scales = scales
+        self.perKernelOverheadMilliseconds = perKernelOverheadMilliseconds
         self.perNetworkOverheadMilliseconds = perNetworkOverheadMilliseconds
         self.calibrationNote = calibrationNote
     }
 
-    /// The keys `graph` needs (nodes and boundary) that the table lacks, sorted.
+    /// The per-family regressors fitted on the entries (families with at least
+    /// ``minimumEntriesForRegressor`` entries), for the given statistic.
+    public func regressors(statistic: LatencyStatistic = .median) -> [String: KernelRegressor] {
+        let entries = self.entries
+        return cache.models(statistic) {
+            var byFamily = [String: [LatencyEntry]]()
+            for key in entries.keys.sorted() {
+                let e = entries[key]!
+                guard !e.family.isEmpty, !e.features.isEmpty else { continue }
+                byFamily[e.family, default: []].append(e)
+            }
+            var models = [String: KernelRegressor]()
+            for (family, list) in byFamily {
+                let width = list[0].features.count
+                let points = list.filter { $0.features.count == width }
+                guard points.count >= Self.minimumEntriesForRegressor else { continue }
+                models[family] = KernelRegressor.fit(
+                    features: points.map(\.features),
+                    milliseconds: points.map { statistic == .median ? $0.medianMilliseconds : $0.minimumMilliseconds })
+            }
+            return models
+        }
+    }
+
+    /// The kernels of `graph` that the table has no entry for (boundary included), by key, sorted.
     public func missingKeys(for graph: NetworkGraph) throws -> [String] {
-        let needed = try LatencyKey.keys(for: graph).compactMap { $0 } + [LatencyKey.boundary(for: graph)]
-        return Set(needed.filter { entries[$0] == nil }).sorted()
+        Set(try LatencyKernel.kernels(of: graph).map(\.key).filter { entries[$0] == nil }).sorted()
+    }
+
+    /// The kernels of `graph` that neither an entry nor a regressor covers, by key, sorted.
+    public func unpredictableKeys(for graph: NetworkGraph) throws -> [String] {
+        let models = regressors()
+        return Set(try LatencyKernel.kernels(of: graph).filter { entries[$0.key] == nil && models[$0.family] == nil }.map(\.key)).sorted()
     }
 
     /// Predicts the forward latency of `graph` (batch size and threads of the table).
-    /// - Parameter statistic: sum the entries' medians (default) or minima.
-    /// - Throws: `LatencyTableError.missingKeys` listing every key the table lacks;
-    ///   `NetworkGraphError` for inconsistent graphs.
-    public func predict(_ graph: NetworkGraph, statistic: LatencyStatistic = .median) throws -> LatencyPrediction {
-        func value(_ entry: LatencyEntry) -> Double {
-            statistic == .median ? entry.medianMilliseconds : entry.minimumMilliseconds
+    /// - Parameters:
+    ///   - statistic: predict the median (default) or the minimum.
+    ///   - useRegressors: kernels without an entry are predicted by their family's regressor
+    ///     (default); `false`: they are missing.
+    /// - Throws: `LatencyTableError.missingKeys` listing every kernel neither an entry nor a
+    ///   regressor covers; `NetworkGraphError` for inconsistent graphs.
+    public func predict(_ graph: NetworkGraph, statistic: LatencyStatistic = .median,
+                        useRegressors: Bool = true) throws -> LatencyPrediction {
+        let kernels = try LatencyKernel.kernels(of: graph)
+        let models = useRegressors ? regressors(statistic: statistic) : [:]
+        var missing = Set<String>()
+        var parts = [KernelLatency]()
+        var boundary = 0.0
+        for kernel in kernels {
+            let ms: Double
+            let source: KernelLatencySource
+            if let e = entries[kernel.key] {
+                ms = statistic == .median ? e.medianMilliseconds : e.minimumMilliseconds
+                source = .table
+            } else if let model = models[kernel.family] {
+                ms = model.predict(kernel.features)
+                source = .regressor
+            } else {
+                missing.insert(kernel.key)
+                continue
+            }
+            if kernel.isBoundary {
+                boundary = ms
+            } else {
+                parts.append(KernelLatency(name: kernel.nodes.map { graph.nodes[$0].name }.joined(separator: "+"),
+                                           key: kernel.key, milliseconds: ms, source: source))
+            }
         }
-        let keys = try LatencyKey.keys(for: graph)
-        let boundaryKey = try LatencyKey.boundary(for: graph)
-        let missing = try missingKeys(for: graph)
-        guard missing.isEmpty else { throw LatencyTableError.missingKeys(missing) }
-        var nodes = [NodeLatency]()
-        nodes.reserveCapacity(graph.nodes.count)
-        for (node, key) in zip(graph.nodes, keys) {
-            guard let key else { continue }
-            nodes.append(NodeLatency(name: node.name, key: key, milliseconds: value(entries[key]!)))
-        }
-        let boundary = value(entries[boundaryKey]!)
-        let overhead = perNodeOverheadMilliseconds * Double(nodes.count) + perNetworkOverheadMilliseconds
-        let sum = nodes.reduce(0) { $0 + $1.milliseconds }
-        return LatencyPrediction(totalMilliseconds: sum + boundary + overhead, boundaryMilliseconds: boundary,
-                                 overheadMilliseconds: overhead, nodes: nodes)
+        guard missing.isEmpty else { throw LatencyTableError.missingKeys(missing.sorted()) }
+        let sum = parts.reduce(0) { $0 + $1.milliseconds }
+        let scaled = zip(parts, kernels.filter { !$0.isBoundary }).reduce(0.0) { $0 + (scales[Self.calibrationGroup(of: $1.1.family)] ?? 1) * $1.0.milliseconds }
+        let megabytes = perMegabyteMilliseconds == 0 ? 0 : Self.megabytes(kernels.filter { !$0.isBoundary })
+        let total = scaled + perKernelOverheadMilliseconds * Double(parts.count) + perMegabyteMilliseconds * megabytes
+            + perNetworkOverheadMilliseconds + boundary
+        return LatencyPrediction(totalMilliseconds: total, boundaryMilliseconds: boundary,
+                                 overheadMilliseconds: total - sum - boundary, kernels: parts)
     }
 
-    /// Measures the keys `graphs` need that the table lacks, adds them, and predicts each graph.
+    /// Measures the kernels of `graph` the table lacks, adds them, and predicts it from entries only.
     ///
-    /// Uses the table's settings; sets the table's thread count during the measurements.
+    /// Uses the table's settings and thread count.
     /// - Throws: `LatencyTableError.incompatibleMachine` if this machine differs from the table's.
     @discardableResult
     public mutating func predict(_ graph: NetworkGraph, measuringMissing: Bool) throws -> LatencyPrediction {
         if measuringMissing { try measureMissingEntries(for: [graph]) }
         return try predict(graph)
+    }
+
+    /// Megabytes of float32 inputs and outputs of `kernels` (features 2 and 3).
+    static func megabytes(_ kernels: [LatencyKernel]) -> Double {
+        kernels.reduce(0) { $0 + ($1.features[2] + $1.features[3]) * 4 / 1e6 }
+    }
+
+    /// The calibration groups, in a fixed order.
+    public static let calibrationGroups = ["convolution", "sequence", "other"]
+
+    /// The calibration group of a kernel family: `convolution` (2-D convolutions and their fused
+    /// chains, transposed convolutions), `sequence` (conv1d, self-attention, layer norm, embedding,
+    /// sequence pooling) or `other`.
+    public static func calibrationGroup(of family: String) -> String {
+        let first = family.split(separator: "+").first.map { String($0.split(separator: "[").first ?? "") } ?? ""
+        switch first {
+        case "conv2d", "convTranspose2d": return "convolution"
+        case "conv1d", "selfAttention", "layerNorm", "embedding", "sequencePooling", "maskedMaxPool", "maskedMeanPool": return "sequence"
+        default: return "other"
+        }
+    }
+
+    /// Fits the calibration terms on whole networks: weighted least squares (relative errors) of
+    /// `measured − boundary ≈ Σ_g scale_g · Σ kernels of group g + perKernel · kernels + perMB · MB + perNetwork`
+    /// (MB: megabytes of the kernels' inputs and outputs),
+    /// with a weak prior towards the uncalibrated model and the scales kept in [0.5, 2]. A group
+    /// that none of the networks has keeps scale 1.
+    /// - Returns: the calibrated table's relative errors on the given networks.
+    @discardableResult
+    public mutating func calibrate(on networks: [(graph: NetworkGraph, milliseconds: Double)], note: String) throws -> [Double] {
+        guard networks.count >= 3 else { throw LatencyTableError.invalidArgument("calibration needs at least 3 networks, got \(networks.count)") }
+        scales = [:]; perKernelOverheadMilliseconds = 0; perNetworkOverheadMilliseconds = 0; perMegabyteMilliseconds = 0
+        let groups = Self.calibrationGroups
+        let width = groups.count + 3
+        var rows = [[Double]](), targets = [Double]()
+        for n in networks {
+            let p = try predict(n.graph)
+            let kernels = try LatencyKernel.kernels(of: n.graph).filter { !$0.isBoundary }
+            var row = [Double](repeating: 0, count: width)
+            for (part, kernel) in zip(p.kernels, kernels) { row[groups.firstIndex(of: Self.calibrationGroup(of: kernel.family))!] += part.milliseconds }
+            row[groups.count] = Double(p.kernels.count)
+            row[groups.count + 1] = 1
+            row[groups.count + 2] = Self.megabytes(kernels)
+            rows.append(row)
+            targets.append(n.milliseconds - p.boundaryMilliseconds)
+        }
+        var m = [[Double]](repeating: [Double](repeating: 0, count: width), count: width), b = [Double](repeating: 0, count: width)
+        for (row, (target, n)) in zip(rows, zip(targets, networks)) {
+            let w = 1 / (n.milliseconds * n.milliseconds)
+            for p in 0..<width {
+                b[p] += w * row[p] * target
+                for q in 0..<width { m[p][q] += w * row[p] * row[q] }
+            }
+        }
+        // A weak prior towards the uncalibrated model (scales 1, overheads 0) keeps the fit sane on few networks.
+        for p in 0..<width {
+            let prior = 1e-3 * (m[p][p] + 1e-12)
+            m[p][p] += prior
+            if p < groups.count { b[p] += prior }
+        }
+        if let w = KernelRegressor.solve(m, b) {
+            for (g, group) in groups.enumerated() where rows.contains(where: { $0[g] > 0 }) { scales[group] = min(2, max(0.5, w[g])) }
+            perKernelOverheadMilliseconds = w[groups.count]
+            perNetworkOverheadMilliseconds = w[groups.count + 1]
+            perMegabyteMilliseconds = w[groups.count + 2]
+        }
+        calibrationNote = note
+        return try networks.map { (try predict($0.graph).totalMilliseconds - $0.milliseconds) / $0.milliseconds }
     }
 }

@@ -85,10 +85,11 @@ public struct ExperimentConfig: Equatable, Sendable {
         /// Upper bound on FLOPs (2 × multiply-accumulates of conv and linear layers, batch 1).
         public var maxFlops: Double?
         public var maxLatencyMs: Double?
-        /// `predicted` (lookup table) or `measured` (forward pass timed) latency for `max_latency_ms`.
+        /// `predicted` (kernel-level predictor, the default and the API's policy) or `measured`
+        /// (forward passes timed) latency for `max_latency_ms` (docs/latency.md, "One policy").
         public var latency: String = "predicted"
-        /// The per-op latency lookup table (`naslab latency build-table`); ops it lacks are measured
-        /// when first met and added to it.
+        /// The latency table file (`naslab latency build-table`; one table per thread count); kernels
+        /// the candidate's thread count's table lacks are measured when first met and added to it.
         /// Default: the per-user cache `LatencyTable.defaultPath` (never the current directory).
         public var latencyTable: String = LatencyTable.defaultPath
         public var isEmpty: Bool { maxParams == nil && maxFlops == nil && maxLatencyMs == nil }

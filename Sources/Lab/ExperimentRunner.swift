@@ -434,11 +434,12 @@ public final class ExperimentRunner {
         return Screened(proposal: proposal, text: text, row: row)
     }
 
-    /// Predicted batch-1 latency from the per-op table; ops the table lacks are measured once and added.
+    /// Predicted batch-1 latency from the kernel-level latency table (docs/latency.md); kernels the
+    /// table lacks are measured once and added.
     private func predictedLatency(_ graph: NetworkGraph) throws -> Double {
         if latencyTable == nil {
             let path = config.constraints.latencyTable
-            if FileManager.default.fileExists(atPath: path), let loaded = try? LatencyTable.load(path: path),
+            if FileManager.default.fileExists(atPath: path), let loaded = try? LatencyTable.load(path: path, threads: threadsPerCandidate),
                loaded.machine.isCompatible(with: LatencyMachine.current(threadCount: threadsPerCandidate, batchSize: 1)) {
                 latencyTable = loaded
             } else {

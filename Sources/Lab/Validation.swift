@@ -549,8 +549,8 @@ private struct Validator {
                 let path = c.latencyTable
                 if FileManager.default.fileExists(atPath: path) {
                     do {
-                        let loaded = try LatencyTable.load(path: path)
-                        if loaded.machine.isCompatible(with: LatencyMachine.current(threadCount: threads, batchSize: 1)) {
+                        if let loaded = try LatencyTable.load(path: path, threads: threads),
+                           loaded.machine.isCompatible(with: LatencyMachine.current(threadCount: threads, batchSize: 1)) {
                             table = loaded
                         } else {
                             addWarning(at: has(["constraints", "latency_table"]) ? ["constraints", "latency_table"] : ["constraints"],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Estimators
 import Lab
 import NASCore
 
@@ -103,7 +104,13 @@ private func pad(_ value: Int, _ width: Int) -> String {
 
 struct EstimateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "estimate", abstract: "Params, MACs/FLOPs and latency of architectures, without training.")
+        commandName: "estimate", abstract: "Params, MACs/FLOPs and latency (predicted and measured) of architectures, without training.",
+        discussion: """
+            latency_ms_predicted is what searches screen max_latency_ms with: this machine's kernel-level latency table \
+            for --threads (the per-user cache, or --latency-table), kernels it lacks measured once and added to it. \
+            latency_ms_measured is the median forward latency under the measurement protocol of docs/latency.md \
+            (interleaved with a reference network). Both at batch 1.
+            """)
 
     @Option(help: "A search-space file or shipped name.") var space: String
     @Option(help: "An architecture's text form (repeatable).") var arch: [String] = []
@@ -112,8 +119,10 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Input shape CxHxW (default by the space's task: 1x28x28 images, 24x1x128 token sequences: 24 ids (word, bigram, character n-grams) per position, 16 features).") var input: String?
     @Option(help: "Token ids of text spaces: the embedding's rows (default 120000: 20000 words + 100000 subword buckets).") var vocabulary: Int?
     @Option(help: "Number of classes.") var classes = 10
-    @Option(help: "Threads for the latency measurement.") var threads = 1
-    @Flag(help: "Skip the measured latency.") var noLatency = false
+    @Option(help: "Compute threads of the latency prediction and measurement.") var threads = 1
+    @Option(help: "The latency table file (default: the per-user cache, $NASLAB_CACHE_DIR or ~/.cache/naslab/latency-table.h5).")
+    var latencyTable = LatencyTable.defaultPath
+    @Flag(help: "Skip the latencies (predicted and measured).") var noLatency = false
     @Flag(help: "JSON output.") var json = false
 
     func validate() throws {
@@ -127,15 +136,30 @@ struct EstimateCommand: ParsableCommand {
         try reportingErrors {
             var shape: FeatureShape?
             if let input { shape = try FeatureShapeParser.parseChecked(input) }
-            let estimates = try CostEstimate.estimate(space: space, architectures: arch.isEmpty ? nil : arch, random: random,
+            var estimates = try CostEstimate.estimate(space: space, architectures: arch.isEmpty ? nil : arch, random: random,
                                                       seed: seed, inputShape: shape, classCount: classes,
-                                                      measure: !noLatency, threads: threads, vocabulary: vocabulary)
+                                                      measure: false, threads: threads, vocabulary: vocabulary)
+            if !noLatency {
+                let latencies = try LatencyTableBuilding.latencies(
+                    space: space, architectures: estimates.map(\.architecture), inputShape: shape, classCount: classes,
+                    vocabulary: vocabulary, threads: threads, tablePath: latencyTable, measure: true,
+                    progress: { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) })
+                FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+                for (i, l) in latencies.enumerated() {
+                    estimates[i].latency_ms_predicted = l.predicted
+                    estimates[i].latency_ms_measured = l.measured
+                }
+            }
             if json { try printJSON(estimates); return }
             for e in estimates {
                 // Counts are Int (64-bit): %d would print them as 32-bit (ResNet-18's FLOPs came out negative).
                 var line = "params \(pad(e.params, 9))  MACs \(pad(e.macs, 13))  FLOPs \(pad(e.flops, 13))"
                 if let nb = e.nasbench201_flops { line += "  NB201 FLOPs \(pad(nb, 11))" }
-                if let l = e.latency_ms_measured { line += String(format: "  latency %.3f ms (measured, batch 1, %d thread(s))", l, threads) }
+                if let p = e.latency_ms_predicted {
+                    line += String(format: "  latency %.3f ms predicted", p)
+                    if let m = e.latency_ms_measured { line += String(format: ", %.3f ms measured (%+.1f %%)", m, 100 * (p - m) / m) }
+                    line += " (batch 1, \(threads) thread(s))"
+                }
                 print(line)
                 print("  \(e.architecture)")
             }
@@ -145,41 +169,66 @@ struct EstimateCommand: ParsableCommand {
 
 struct LatencyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "latency", abstract: "Per-op latency lookup tables for predicted latency.",
+        commandName: "latency", abstract: "Kernel-level latency tables for predicted latency.",
         subcommands: [BuildTable.self])
 
     struct BuildTable: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "build-table", abstract: "Measure this machine's per-op latencies for the given spaces and inputs.")
+            commandName: "build-table",
+            abstract: "Measure this machine's kernel latencies (fused conv chains and other ops) for the given spaces, per thread count.")
 
-        @Option(help: "Comma-separated spaces (shipped names or files).") var spaces = "small,medium"
-        @Option(help: "Input shape CxHxW (repeatable).") var input: [String] = ["1x8x8", "1x28x28"]
+        @Option(help: "Comma-separated spaces (shipped names or files).")
+        var spaces = "small,medium,large,text-small,text-medium,text-large,segmentation-small,segmentation-medium,segmentation-large"
+        @Option(help: "Input shape CxHxW (repeatable; default: each space task's default input).") var input: [String] = []
         @Option(help: "Class count (repeatable).") var classes: [Int] = [10]
-        @Option(help: "Architectures sampled per space, input and class count.") var samples = 300
-        @Option(help: "Seed of the sampling.") var seed: UInt64 = 1
-        @Option(help: "Threads during the measurements (use the thread count candidates get).") var threads = 1
+        @Option(help: "Architectures sampled per space, input and class count.") var samples = 100
+        @Option(help: "Seed of the sampling (calibration: seed + 1).") var seed: UInt64 = 1
+        @Option(help: "Comma-separated thread counts, one table each (use the thread counts candidates get).") var threads = "1"
+        @Option(help: "Rounds of adaptive sampling (neighbours of the kernels the regressors predict worst).") var adaptiveRounds = 1
+        @Option(help: "Kernels added per adaptive round.") var adaptiveKernels = 200
+        @Option(help: "Calibrate on N further architectures per space measured whole (0: no calibration).") var calibration = 0
         @Option(name: [.short, .long], help: "The table file (default: the per-user cache, $NASLAB_CACHE_DIR or ~/.cache/naslab/latency-table.h5).")
         var output = ExperimentConfig(name: "latency").constraints.latencyTable
-        @Flag(help: "Replace an existing table (default: refuse, as search refuses to replace a record).") var overwrite = false
+        @Flag(help: "Replace the file's existing tables of these thread counts (default: refuse).") var overwrite = false
 
         func validate() throws {
             for c in classes { try requirePositive(c, "--classes") }
             try requirePositive(samples, "--samples")
-            try requirePositive(threads, "--threads")
+            try requireNonNegative(adaptiveRounds, "--adaptive-rounds")
+            try requireNonNegative(adaptiveKernels, "--adaptive-kernels")
+            try requireNonNegative(calibration, "--calibration")
+            for t in threads.split(separator: ",") {
+                guard let n = Int(t), n >= 1 else { throw ValidationError("--threads must be positive integers separated by commas, got '\(threads)'") }
+            }
         }
 
         func run() throws {
             try reportingErrors {
                 for shape in input { _ = try FeatureShapeParser.parseChecked(shape) }   // argument errors first
+                let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
                 if FileManager.default.fileExists(atPath: output), !overwrite {
-                    throw LabError.invalid("\(output) already exists: pass --overwrite to replace it, or choose another --output")
+                    let present = ((try? LatencyTable.loadAll(path: output)) ?? []).map(\.machine.threadCount)
+                    let clash = threadCounts.filter(present.contains)
+                    if !clash.isEmpty || (try? LatencyTable.loadAll(path: output)) == nil {
+                        throw LabError.invalid("\(output) already exists: pass --overwrite to replace \(clash.isEmpty ? "it" : "its table for \(clash.map(String.init).joined(separator: ",")) thread(s)"), or choose another --output")
+                    }
                 }
-                let summary = try LatencyTableBuilding.build(
-                    spaces: spaces.split(separator: ",").map(String.init), inputShapes: input, classCounts: classes,
-                    samplesPerSpace: samples, seed: seed, threads: threads, output: output,
-                    progress: { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) })
-                FileHandle.standardError.write(Data("\n".utf8))
-                print("wrote \(summary.path): \(summary.entries) entries in \(String(format: "%.1f", summary.seconds)) s (\(summary.machine))")
+                for t in threadCounts {
+                    let summary = try LatencyTableBuilding.build(
+                        spaces: spaces.split(separator: ",").map(String.init), inputShapes: input, classCounts: classes,
+                        samplesPerSpace: samples, seed: seed, threads: t, output: output, adaptiveRounds: adaptiveRounds,
+                        adaptiveKernels: adaptiveKernels, calibration: calibration,
+                        progress: { FileHandle.standardError.write(Data("\r\u{1B}[K\($0)".utf8)) })
+                    FileHandle.standardError.write(Data("\n".utf8))
+                    var line = "wrote \(summary.path): \(summary.entries) kernels (\(summary.adaptiveEntries) by adaptive sampling) in "
+                        + String(format: "%.1f", summary.seconds) + " s (\(summary.machine))"
+                    if !summary.calibrationErrors.isEmpty {
+                        let within = summary.calibrationErrors.filter { abs($0) <= 0.1 }.count
+                        line += String(format: "; calibrated on %d networks, %.0f %% within ±10 %%", summary.calibrationErrors.count,
+                                       100 * Double(within) / Double(summary.calibrationErrors.count))
+                    }
+                    print(line)
+                }
             }
         }
     }
