@@ -158,8 +158,9 @@ do {
     case "throughput": try context.run { try throughputBenchmark(arguments) }
     case "latency": try context.run { try runLatencyBenchmark(Array(arguments.dropFirst())) }
     case "nb201-proxies": try context.run { try nb201ProxiesBenchmark(arguments) }
+    case "suite": try context.run { try suiteBenchmark(arguments) }
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench nb201-proxies [--table CSV] [--output CSV] [--proxies synflow,params,flops]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench nb201-proxies [--table CSV] [--output CSV] [--proxies synflow,params,flops]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]\n       naslab-bench suite --network NAME --mode train|latency [--threads N] [--steps N] [--repeats N] [--graph-out FILE]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
