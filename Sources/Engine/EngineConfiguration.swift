@@ -10,7 +10,8 @@ extension EngineConfiguration {
     ///
     /// On virtual machines whose CPU model is unknown to OpenBLAS 0.3.21 (e.g. a generic
     /// "Intel Xeon Processor" with AVX-512) it falls back to `Prescott` (SSE3) kernels, about
-    /// 4–5× slower; set `OPENBLAS_CORETYPE` before the process starts, or call
+    /// 4–5× slower, and on AVX-512 AMD EPYCs it uses 256-bit `Haswell` kernels; set
+    /// `OPENBLAS_CORETYPE` before the process starts, or call
     /// `relaunchWithOptimizedOpenBLASIfNeeded()` first thing in `main`.
     public static var openBLASCoreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
@@ -29,14 +30,26 @@ extension EngineConfiguration {
         return nil
     }
 
-    /// If OpenBLAS fell back to generic kernels although the CPU supports better ones and
-    /// `OPENBLAS_CORETYPE` is unset, re-executes the current program with `OPENBLAS_CORETYPE`
-    /// set (same arguments). Call it first thing in an executable's `main`, never from a library
-    /// or a test. Returns only if no relaunch was needed or possible.
+    /// The vector width of an OpenBLAS kernel family for ranking them: 512-bit (SkylakeX,
+    /// Cooperlake, SapphireRapids) above 256-bit (Haswell, Zen, SandyBridge) above the rest.
+    static func kernelRank(_ coreName: String) -> Int {
+        switch coreName.lowercased() {
+        case "skylakex", "cooperlake", "sapphirerapids": return 2
+        case "haswell", "zen", "sandybridge": return 1
+        default: return 0
+        }
+    }
+
+    /// If OpenBLAS chose narrower kernels than the CPU supports — generic ones on a CPU model it
+    /// does not know, or its 256-bit Haswell/Zen kernels on an AVX-512 AMD EPYC (0.3.21 maps every
+    /// Zen to them; ResNet-18 batch-1 inference measured ~25 % slower with them there) — and
+    /// `OPENBLAS_CORETYPE` is unset, re-executes the current program with `OPENBLAS_CORETYPE` set
+    /// (same arguments). Call it first thing in an executable's `main`, never from a library or a
+    /// test. Returns only if no relaunch was needed or possible.
     public static func relaunchWithOptimizedOpenBLASIfNeeded() {
         guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
               let preferred = preferredOpenBLASCoreType,
-              ["Prescott", "Core2", "Nehalem", "Unknown", "unknown"].contains(openBLASCoreName) else { return }
+              kernelRank(openBLASCoreName) < kernelRank(preferred) else { return }
         setenv("OPENBLAS_CORETYPE", preferred, 1)
         let arguments = CommandLine.arguments
         var cArguments = arguments.map { strdup($0) }
