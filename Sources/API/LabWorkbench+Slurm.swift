@@ -209,14 +209,7 @@ extension LabWorkbench {
             controls.interruption(id, stop: stop)
         }
         try FileManager.default.createDirectory(at: request.outputDirectory, withIntermediateDirectories: true)
-        let runner: ExperimentRunner
-        if request.resume, FileManager.default.fileExists(atPath: config.outputPath) {
-            runner = try ExperimentRunner.resume(recordPath: config.outputPath, executor: executor)
-        } else {
-            let yaml = config.yamlText
-            try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-            runner = try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
-        }
+        let runner = try LabWorkbench.makeRunner(request, config: config, executor: executor)
         // The latest progress, re-sent with the job ids whenever a job array is submitted.
         var latest = SearchProgress(architecturesEvaluated: 0, bestArchitecture: nil, bestMetrics: [:])
         func send(_ progress: SearchProgress) {

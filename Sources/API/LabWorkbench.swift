@@ -249,6 +249,17 @@ public final class LabWorkbench: ModelWorkbench {
     }
 
     /// Runs (or, with `request.resume` and an existing record, continues) the search on the calling thread.
+    /// The search's runner: its record resumed on a restart (`request.resume`), else a new record
+    /// with the config saved beside it — whichever executor runs the candidates.
+    static func makeRunner(_ request: SearchRequest, config: ExperimentConfig, executor: any CandidateExecutor) throws -> ExperimentRunner {
+        if request.resume, FileManager.default.fileExists(atPath: config.outputPath) {
+            return try ExperimentRunner.resume(recordPath: config.outputPath, executor: executor)
+        }
+        let yaml = config.yamlText
+        try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        return try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
+    }
+
     static func searchSynchronously(_ request: SearchRequest, threads: Int, cancelled: CancellationFlag,
                                     report: @escaping (SearchProgress) -> Void) throws -> SearchProgress {
         let config = experimentConfig(request, threads: threads)
@@ -256,14 +267,7 @@ public final class LabWorkbench: ModelWorkbench {
         let executor = CancellableExecutor(
             LocalExecutor(workers: 1, weightsDirectory: ExperimentRunner.weightsDirectory(forRecord: config.outputPath)),
             cancelled: cancelled)
-        let runner: ExperimentRunner
-        if request.resume, FileManager.default.fileExists(atPath: config.outputPath) {
-            runner = try ExperimentRunner.resume(recordPath: config.outputPath, executor: executor)
-        } else {
-            let yaml = config.yamlText
-            try yaml.write(to: request.outputDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-            runner = try ExperimentRunner.start(config: config, configYAML: yaml, overwrite: true, executor: executor)
-        }
+        let runner = try makeRunner(request, config: config, executor: executor)
         let observer = ProgressObserver(task: request.task, report: report)
         runner.observers = [observer]
         let summary = try runner.run()

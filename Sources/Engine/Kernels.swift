@@ -93,6 +93,31 @@ func col2imAdd(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, first:
     }
 }
 
+/// How the m × n output of one sample's GEMM is split among threads (convolutions with fewer
+/// samples than threads): along its larger dimension — output channels, or positions in blocks of
+/// 16. Each part is a sub-GEMM over the full K, so every element is the same dot product.
+struct GEMMSplit {
+    let m: Int
+    let n: Int
+    let alongRows: Bool
+    /// Parts (≤ threads); some may be empty.
+    let parts: Int
+
+    init(m: Int, n: Int, threads: Int) {
+        self.m = m
+        self.n = n
+        alongRows = m >= n
+        parts = max(1, min(threads, alongRows ? m : n / 16))
+    }
+
+    /// Part `t`'s output rows and columns.
+    func part(_ t: Int) -> (rows: Range<Int>, columns: Range<Int>) {
+        if alongRows { return ((m * t / parts)..<(m * (t + 1) / parts), 0..<n) }
+        let blocks = (n + 15) / 16
+        return (0..<m, min(n, 16 * (blocks * t / parts))..<min(n, 16 * (blocks * (t + 1) / parts)))
+    }
+}
+
 /// The output columns `wo` with `0 ≤ wo·stride + offset < size`, as a half-open range.
 @inline(__always)
 func validRange(_ outSize: Int, size: Int, offset: Int, stride: Int) -> (Int, Int) {

@@ -226,9 +226,8 @@ final class Conv1dLayer: Layer {
         context.reserve(threads: 1, workspace: pointwise ? 0 : columnRows * outLength, partial: 0)
         let ws = context.workspaces[0].pointer
         let w = weight.pointer, bias = self.bias?.pointer
-        let m = outPerGroup, rows = columnRows, positions = outLength
-        let splitRows = m >= positions
-        let parts = min(threads, splitRows ? m : max(1, positions / 16))
+        let rows = columnRows, positions = outLength
+        let split = GEMMSplit(m: outPerGroup, n: positions, threads: threads)
         for n in 0..<batch {
             for g in 0..<a.groups {
                 let xg = x + g * inPerGroup * inPlane
@@ -244,23 +243,17 @@ final class Conv1dLayer: Layer {
                     b = UnsafePointer(ws)
                     ldb = positions
                 }
-                DispatchQueue.concurrentPerform(iterations: parts) { t in
-                    let (r0, r1, c0, c1): (Int, Int, Int, Int)
-                    if splitRows {
-                        (r0, r1, c0, c1) = (m * t / parts, m * (t + 1) / parts, 0, positions)
-                    } else {
-                        let blocks = (positions + 15) / 16
-                        (r0, r1) = (0, m)
-                        (c0, c1) = (min(positions, 16 * (blocks * t / parts)), min(positions, 16 * (blocks * (t + 1) / parts)))
-                    }
-                    guard r0 < r1, c0 < c1 else { return }
-                    gemm(transposeA: false, transposeB: false, m: r1 - r0, n: c1 - c0, k: rows,
-                         a: wg + r0 * rows, lda: rows, b: b + c0, ldb: ldb, beta: 0, c: yg + r0 * np + c0, ldc: np)
+                DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                    let (r, c) = split.part(t)
+                    guard !r.isEmpty, !c.isEmpty else { return }
+                    gemm(transposeA: false, transposeB: false, m: r.count, n: c.count, k: rows,
+                         a: wg + r.lowerBound * rows, lda: rows, b: b + c.lowerBound, ldb: ldb, beta: 0,
+                         c: yg + r.lowerBound * np + c.lowerBound, ldc: np)
                     if let bias {
-                        for co in r0..<r1 {
+                        for co in r {
                             let v = bias[g * outPerGroup + co]
-                            let row = yg + co * np + c0
-                            for i in 0..<(c1 - c0) { row[i] += v }
+                            let row = yg + co * np + c.lowerBound
+                            for i in 0..<c.count { row[i] += v }
                         }
                     }
                 }

@@ -311,9 +311,8 @@ final class Conv2dLayer: Layer {
         context.reserve(threads: 1, workspace: pointwise ? 0 : columnRows * outPlane, partial: 0)
         let ws = context.workspaces[0].pointer
         let w = weight.pointer
-        let m = outPerGroup, rows = columnRows
-        let splitRows = m >= outPlane
-        let parts = min(threads, splitRows ? m : max(1, outPlane / 16))
+        let rows = columnRows
+        let split = GEMMSplit(m: outPerGroup, n: outPlane, threads: threads)
         for n in 0..<batch {
             for g in 0..<a.groups {
                 let xg = x + g * inPerGroup * inPlane
@@ -332,25 +331,14 @@ final class Conv2dLayer: Layer {
                     b = UnsafePointer(ws)
                     ldb = outPlane
                 }
-                DispatchQueue.concurrentPerform(iterations: parts) { t in
-                    if splitRows {
-                        let r0 = m * t / parts, r1 = m * (t + 1) / parts
-                        guard r0 < r1 else { return }
-                        gemm(transposeA: false, transposeB: false, m: r1 - r0, n: outPlane, k: rows,
-                             a: wg + r0 * rows, lda: rows, b: b, ldb: ldb, beta: 0, c: yg + r0 * np, ldc: np)
-                        if let epilogue {
-                            for co in r0..<r1 { epilogue.apply(yg + co * np, channel: g * outPerGroup + co, count: outPlane) }
-                        }
-                    } else {
-                        // Column blocks in multiples of 16 positions.
-                        let blocks = (outPlane + 15) / 16
-                        let c0 = min(outPlane, 16 * (blocks * t / parts)), c1 = min(outPlane, 16 * (blocks * (t + 1) / parts))
-                        guard c0 < c1 else { return }
-                        gemm(transposeA: false, transposeB: false, m: m, n: c1 - c0, k: rows,
-                             a: wg, lda: rows, b: b + c0, ldb: ldb, beta: 0, c: yg + c0, ldc: np)
-                        if let epilogue {
-                            for co in 0..<m { epilogue.apply(yg + co * np + c0, channel: g * outPerGroup + co, count: c1 - c0) }
-                        }
+                DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                    let (r, c) = split.part(t)
+                    guard !r.isEmpty, !c.isEmpty else { return }
+                    gemm(transposeA: false, transposeB: false, m: r.count, n: c.count, k: rows,
+                         a: wg + r.lowerBound * rows, lda: rows, b: b + c.lowerBound, ldb: ldb, beta: 0,
+                         c: yg + r.lowerBound * np + c.lowerBound, ldc: np)
+                    if let epilogue {
+                        for co in r { epilogue.apply(yg + co * np + c.lowerBound, channel: g * outPerGroup + co, count: c.count) }
                     }
                 }
             }
