@@ -2,7 +2,7 @@
 # The engine against PyTorch 2.13 CPU on a suite of real networks, side by side, interleaved.
 #
 #   Benchmarks/engine-suite.sh [--pairs 5] [--threads "1 2"] [--networks "cnn medium nb201 resnet18 mobilenetv2 text"]
-#                              [--modes "train latency"]
+#                              [--modes "train latency"] [--seconds 5] [--warmup 2]
 #
 # Networks (Benchmarks/Sources/naslab-bench/SuiteBench.swift): the reference CNN (1x28x28), a
 # `medium` candidate (seed 1, 1x28x28), an NB201 cell network (C=16, 3x32x32), ResNet-18 and
@@ -12,7 +12,8 @@
 #
 # For every network, thread count and mode: --pairs pairs of runs, one NASLab and one PyTorch
 # process each, alternating which goes first; the ratio of each pair (train: naslab/pytorch
-# samples/s at batch 128, 64 for 224x224; latency: pytorch/naslab median batch-1 ms, eval mode,
+# samples/s at batch 128, 64 for 224x224, --warmup untimed steps then >= 2 steps and --seconds;
+# latency: pytorch/naslab median of 30 batch-1 passes after --warmup (min 5), eval mode,
 # torch.inference_mode) — > 1 means NASLab is faster. Reported: the median paired ratio and the
 # spread (min–max) of the pairs. Last lines:
 #   min ratio naslab/pytorch train: <x>
@@ -22,13 +23,15 @@
 # Python: $PYTHON if set, else Benchmarks/.venv (created, torch 2.13.0+cpu installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PAIRS=5 THREADS="1 2" NETWORKS="cnn medium nb201 resnet18 mobilenetv2 text" MODES="train latency"
+PAIRS=5 THREADS="1 2" NETWORKS="cnn medium nb201 resnet18 mobilenetv2 text" MODES="train latency" SECONDS_PER_RUN=5 WARMUP=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --pairs) PAIRS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
         --networks) NETWORKS="$2"; shift 2 ;;
         --modes) MODES="$2"; shift 2 ;;
+        --seconds) SECONDS_PER_RUN="$2"; shift 2 ;;
+        --warmup) WARMUP="$2"; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -53,8 +56,10 @@ for net in $NETWORKS; do
         for threads in $THREADS; do
             : > "$WORK/n" ; : > "$WORK/p" ; : > "$WORK/r"
             for pair in $(seq "$PAIRS"); do
-                run_naslab() { OPENBLAS_NUM_THREADS=1 "$BIN" suite --network "$net" --mode "$mode" --threads "$threads" | tail -1 | value; }
-                run_torch() { OMP_NUM_THREADS="$threads" "$PYTHON" Benchmarks/pytorch/suite_bench.py --graph "$WORK/$net.json" --mode "$mode" --threads "$threads" | tail -1 | value; }
+                run_naslab() { OPENBLAS_NUM_THREADS=1 "$BIN" suite --network "$net" --mode "$mode" --threads "$threads" \
+                    --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" | tail -1 | value; }
+                run_torch() { OMP_NUM_THREADS="$threads" "$PYTHON" Benchmarks/pytorch/suite_bench.py --graph "$WORK/$net.json" --mode "$mode" \
+                    --threads "$threads" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" | tail -1 | value; }
                 if [ $((pair % 2)) -eq 1 ]; then N=$(run_naslab); P=$(run_torch); else P=$(run_torch); N=$(run_naslab); fi
                 echo "$N" >> "$WORK/n" ; echo "$P" >> "$WORK/p"
                 if [ "$mode" = train ]; then R=$(awk -v a="$N" -v b="$P" 'BEGIN {printf "%.3f", a / b}')

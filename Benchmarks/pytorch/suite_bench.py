@@ -7,7 +7,7 @@ measures it with the same protocol as `naslab-bench suite`:
   `--warmup` untimed steps first, then `--steps` steps or as many as fit in `--seconds` (default 5,
   at least 2);
 - latency: median ms of `--repeats` batch-1 forward passes in eval mode under
-  `torch.inference_mode()`, `--warmup` untimed passes first.
+  `torch.inference_mode()`, max(5, `--warmup`) untimed passes first.
 
 Op semantics follow the engine (and its PyTorch fixtures, Tests/EngineTests/make_*fixtures.py):
 images NCHW; text activations [N, D, L]; flat features [N, F]. Text inputs are K x 1 x L ids
@@ -185,7 +185,7 @@ def main():
             steps += 1
         print(f"pytorch {spec['name']} train threads {a.threads}: {steps * batch / (time.perf_counter() - t):.2f} samples/s")
     else:
-        warmup = 5 if a.warmup is None else a.warmup
+        warmup = max(5, a.warmup or 5)
         x = inputs(1)
         model.eval()
         times = []

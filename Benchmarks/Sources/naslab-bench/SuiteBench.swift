@@ -61,7 +61,8 @@ struct SuiteNetwork {
 ///
 /// - train: samples/s of SGD steps (momentum 0.9, softmax cross-entropy) at the network's batch:
 ///   `--steps` steps, or as many as fit in `--seconds` (default 5; at least 2), after `--warmup` (2).
-/// - latency: median milliseconds of `repeats` batch-1 evaluation-mode forward passes.
+/// - latency: median milliseconds of `repeats` batch-1 evaluation-mode forward passes after
+///   max(5, `--warmup`) untimed ones.
 /// - `--graph-out`: writes `{"graph": …, "classes", "vocabulary", "train_batch", "parameters"}` for
 ///   PyTorch (which checks that its translation has the same trainable parameter count).
 func suiteBenchmark(_ arguments: [String]) throws {
@@ -126,7 +127,7 @@ func suiteBenchmark(_ arguments: [String]) throws {
         print(String(format: "naslab %@ train threads %d: %.2f samples/s", entry.name, threads, rate))
     case "latency":
         let repeats = intOption("repeats", arguments, default: 30)
-        let warmup = intOption("warmup", arguments, default: 5)
+        let warmup = max(5, intOption("warmup", arguments, default: 5))
         let x = entry.inputs(batch: 1, rng: &rng)
         for _ in 0..<warmup { _ = try network.forward(x, training: false) }
         var times = [Double]()
