@@ -97,6 +97,11 @@ func col2imAdd(_ columns: UnsafePointer<Float>, _ g: ConvolutionGeometry, first:
 /// samples than threads): along its larger dimension — output channels, or positions in blocks of
 /// 16. Each part is a sub-GEMM over the full K, so every element is the same dot product.
 struct GEMMSplit {
+    /// Multiply-accumulates below which one sample's op stays on one thread: waking the other
+    /// threads costs more than they save. Measured on NB201 networks (16-channel 3×3 convolutions at
+    /// 32×32, 2.4M MACs): splitting them made batch-1 inference on 2 threads slower than on 1.
+    static let minimumWork = 1 << 22
+
     let m: Int
     let n: Int
     let alongRows: Bool

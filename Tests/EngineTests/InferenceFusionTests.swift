@@ -8,18 +8,19 @@ import XCTest
 final class InferenceFusionTests: XCTestCase {
     /// A network with every chain shape the engine fuses (conv+BN+act, conv+BN, conv(bias)+act,
     /// depthwise+BN+act, pointwise+BN), a residual add (a conv read twice is not fused), and layers
-    /// large enough at batch 1 for the intra-image split: wide spatial (split along positions),
-    /// small spatial with many channels (split along output channels), a 512→1000 classifier.
+    /// large enough at batch 1 for the intra-image split (≥ `1 << 22` MACs): a pointwise conv and a
+    /// strided conv split along positions, small spatial with many channels along output channels,
+    /// a 512→8192 classifier along its features.
     static func graph() -> NetworkGraph {
         var g = NetworkGraph(inputShape: FeatureShape(channels: 3, height: 32, width: 32))
-        var x = g.add("stem", .conv2d(Conv2d(outChannels: 32, kernel: 3, padding: 1)), g.input)
+        var x = g.add("stem", .conv2d(Conv2d(outChannels: 64, kernel: 3, padding: 1)), g.input)
         x = g.add("stem/bn", .batchNorm(affine: true), x)
         x = g.add("stem/relu", .activation(.relu), x)
         let skip = x
-        x = g.add("dw", .conv2d(Conv2d(outChannels: 32, kernel: 3, padding: 1, groups: 32)), x)
+        x = g.add("dw", .conv2d(Conv2d(outChannels: 64, kernel: 3, padding: 1, groups: 64)), x)
         x = g.add("dw/bn", .batchNorm(affine: true), x)
         x = g.add("dw/relu6", .activation(.relu6), x)
-        x = g.add("pw", .conv2d(Conv2d(outChannels: 32, kernel: 1)), x)
+        x = g.add("pw", .conv2d(Conv2d(outChannels: 64, kernel: 1)), x)
         x = g.add("pw/bn", .batchNorm(affine: true), x)
         x = g.add("add", .add, x, skip)
         x = g.add("down", .conv2d(Conv2d(outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: true)), x)
@@ -32,7 +33,7 @@ final class InferenceFusionTests: XCTestCase {
         x = g.add("wide/bn", .batchNorm(affine: true), x)
         x = g.add("sum", .add, x, wide)
         x = g.add("gap", .globalAvgPool, x)
-        x = g.add("fc", .linear(outFeatures: 1000, bias: true), x)
+        x = g.add("fc", .linear(outFeatures: 8192, bias: true), x)
         return g
     }
 
@@ -97,17 +98,18 @@ final class InferenceFusionTests: XCTestCase {
         XCTAssertTrue(again == outputs[2]!, "2 threads twice: not bit-identical")
     }
 
-    /// Text: a 1-D convolution split along output channels and a pointwise one split along positions.
+    /// Text: 1-D convolutions split along positions (k=3 and pointwise) and along output channels (strided).
     func testBatchOneTextConvolutionsDoNotDependOnTheThreadCount() throws {
-        var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 1, width: 128))
+        var g = NetworkGraph(inputShape: FeatureShape(channels: 1, height: 1, width: 512))
         var x = g.add("emb", .embedding(vocabulary: 500, dimension: 64), g.input)
         x = g.add("conv", .conv1d(outChannels: 128, kernel: 3, padding: 1, bias: true), x)
         x = g.add("gelu", .activation(.gelu), x)
-        x = g.add("pw", .conv1d(outChannels: 64, kernel: 1, bias: true), x)
+        x = g.add("pw", .conv1d(outChannels: 256, kernel: 1, bias: true), x)
+        x = g.add("down", .conv1d(outChannels: 640, kernel: 3, stride: 4, padding: 1, bias: true), x)
         x = g.add("pool", .sequenceMeanPool, x)
         g.add("fc", .linear(outFeatures: 5, bias: true), x)
         var rng = SeededGenerator(seed: 11)
-        let ids = { Tensor(shape: [1, 1, 1, 128], values: (0..<128).map { _ in Float(2 + rng.nextInt(below: 498)) }) }
+        let ids = { Tensor(shape: [1, 1, 1, 512], values: (0..<512).map { _ in Float(2 + rng.nextInt(below: 498)) }) }
         let (x0, x1) = (ids(), ids())
         var outputs = [[Float]]()
         for threads in [1, 2, 3] {

@@ -178,7 +178,7 @@ final class Conv1dLayer: Layer {
         if depthwise { depthwiseForward(x, y, batch: batch); return }
         let inPlane = batch * inLength, np = batch * outLength
         let available = ComputeContext.current.threads
-        if batch < available, columnRows * a.outChannels * outLength * batch >= 1 << 18 {
+        if batch < available, columnRows * a.outChannels * outLength * batch >= GEMMSplit.minimumWork {
             intraSampleForward(x, y, batch: batch, threads: available, context: context)
             return
         }

@@ -259,7 +259,7 @@ final class Conv2dLayer: Layer {
         if depthwise { depthwiseForward(x, y, batch: batch, epilogue: epilogue); return }
         let withBias = ConvolutionEpilogue(bias: bias.map { UnsafePointer($0.pointer) }, fused: epilogue)
         let threads = ComputeContext.current.threads
-        if batch < threads, columnRows * a.outChannels * outShape.height * outShape.width * batch >= 1 << 18 {
+        if batch < threads, columnRows * a.outChannels * outShape.height * outShape.width * batch >= GEMMSplit.minimumWork {
             intraImageForward(x, y, batch: batch, threads: threads, epilogue: withBias, context: context)
             return
         }

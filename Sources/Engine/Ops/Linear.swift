@@ -68,7 +68,7 @@ final class LinearLayer: Layer {
     func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
         let y = output.pointer
         let threads = ComputeContext.current.threads
-        if batch < threads, outFeatures >= 2 * threads, outFeatures * inFeatures * batch >= 1 << 18 {
+        if batch < threads, outFeatures >= 2 * threads, outFeatures * inFeatures * batch >= GEMMSplit.minimumWork {
             // Fewer samples than threads: split the output features (each row is still one dot product).
             let w = weight.pointer, x = inputs[0].pointer, outFeatures = self.outFeatures, inFeatures = self.inFeatures
             DispatchQueue.concurrentPerform(iterations: threads) { t in
