@@ -1,5 +1,6 @@
 import Foundation
 import Records
+import TestSupport
 import XCTest
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -36,15 +37,7 @@ final class SlurmServerTests: XCTestCase {
 
     // MARK: - Cluster and server
 
-    func requireCluster() throws {
-        let configuration = ProcessInfo.processInfo.environment["SLURM_CONF"] ?? "/etc/slurm/slurm.conf"
-        guard FileManager.default.fileExists(atPath: configuration) else {
-            throw XCTSkip("Slurm API tests skipped: no Slurm configuration (\(configuration)); start a test cluster with .ci/slurm-up.sh")
-        }
-        guard let (status, _) = try? Self.tool(["timeout", "5", "sinfo", "-h"]), status == 0 else {
-            throw XCTSkip("Slurm API tests skipped: `sinfo` fails (is slurmctld running? SLURM_CONF=\(configuration))")
-        }
-    }
+    func requireCluster() throws { try requireSlurmCluster("Slurm API tests") }
 
     @discardableResult
     static func tool(_ arguments: [String]) throws -> (status: Int32, output: String) {

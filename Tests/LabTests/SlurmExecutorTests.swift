@@ -2,6 +2,7 @@ import Foundation
 import Lab
 import NASCore
 import Spaces
+import TestSupport
 import XCTest
 
 /// Tests of `SlurmExecutor` against a real Slurm cluster (`.ci/slurm-up.sh DIR`, then export the
@@ -327,27 +328,8 @@ final class SlurmExecutorTests: XCTestCase {
         return try SlurmExecutor(settings: settings)
     }
 
-    private static var clusterChecked = false
-    private static var clusterProblem: String?
-
-    /// Throws `XCTSkip` unless `timeout 5 sinfo -h` works and a slurm.conf is configured.
-    private static func requireCluster() throws {
-        if !clusterChecked {
-            clusterChecked = true
-            let environment = ProcessInfo.processInfo.environment
-            let configuration = environment["SLURM_CONF"] ?? "/etc/slurm/slurm.conf"
-            if !FileManager.default.fileExists(atPath: configuration) {
-                clusterProblem = "no Slurm configuration (\(configuration)); start a test cluster with `eval \"$(.ci/slurm-up.sh /tmp/naslab-slurm)\"`"
-            } else if let (status, _, _) = try? run(["timeout", "5", "sinfo", "-h"]), status == 0 {
-                clusterProblem = nil
-            } else {
-                clusterProblem = "`timeout 5 sinfo -h` fails (is slurmctld running? SLURM_CONF=\(configuration))"
-            }
-        }
-        if let problem = clusterProblem {
-            throw XCTSkip("Slurm cluster tests skipped: \(problem)")
-        }
-    }
+    /// Throws `XCTSkip` unless a Slurm cluster answers (TestSupport's `requireSlurmCluster`).
+    private static func requireCluster() throws { try requireSlurmCluster("Slurm cluster tests") }
 
     /// The test worker: `worker SPEC --output RESULT`.
     private func writeWorker() throws -> String {

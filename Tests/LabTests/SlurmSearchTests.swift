@@ -6,20 +6,7 @@ import XCTest
 /// the record equals a local run's, and a killed coordinator resumes without losing candidates.
 /// CI brings the cluster up with `.ci/slurm-up.sh`; elsewhere these tests skip with a message.
 final class SlurmSearchTests: XCTestCase {
-    func requireCluster() throws {
-        let configuration = ProcessInfo.processInfo.environment["SLURM_CONF"] ?? "/etc/slurm/slurm.conf"
-        guard FileManager.default.fileExists(atPath: configuration) else {
-            throw XCTSkip("Slurm search tests skipped: no Slurm configuration (\(configuration)); start a test cluster with .ci/slurm-up.sh")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["timeout", "5", "sinfo", "-h"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { throw XCTSkip("Slurm search tests skipped: cannot run sinfo") }
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("Slurm search tests skipped: `sinfo` fails (is slurmctld running?)") }
-    }
+    func requireCluster() throws { try requireSlurmCluster("Slurm search tests") }
 
     func config(_ dir: URL, name: String, slurm: Bool, budget: Int = 4) throws -> String {
         let path = dir.appendingPathComponent("\(name).yaml").path

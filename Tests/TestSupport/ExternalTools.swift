@@ -55,3 +55,16 @@ public func temporaryPath(_ name: String) -> String {
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return directory.appendingPathComponent(name).path
 }
+
+/// Throws `XCTSkip` (naming `suite`) unless a Slurm configuration exists (`$SLURM_CONF`, else
+/// `/etc/slurm/slurm.conf`) and `timeout 5 sinfo -h` answers. CI brings a single-node cluster up
+/// with `.ci/slurm-up.sh`; elsewhere Slurm tests skip with this message.
+public func requireSlurmCluster(_ suite: String) throws {
+    let configuration = ProcessInfo.processInfo.environment["SLURM_CONF"] ?? "/etc/slurm/slurm.conf"
+    guard FileManager.default.fileExists(atPath: configuration) else {
+        throw XCTSkip("\(suite) skipped: no Slurm configuration (\(configuration)); start a test cluster with `eval \"$(.ci/slurm-up.sh /tmp/naslab-slurm)\"`")
+    }
+    guard let (status, _) = try? runTool("/usr/bin/env", ["timeout", "5", "sinfo", "-h"]), status == 0 else {
+        throw XCTSkip("\(suite) skipped: `timeout 5 sinfo -h` fails (is slurmctld running? SLURM_CONF=\(configuration))")
+    }
+}

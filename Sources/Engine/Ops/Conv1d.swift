@@ -185,7 +185,8 @@ final class Conv1dLayer: Layer {
         let chunk = self.chunk
         let threads = threadCount(batch: batch)
         context.reserve(threads: threads, workspace: pointwise ? 0 : columnRows * min(chunk, batch) * outLength, partial: 0)
-        let w = weight.pointer, b = bias?.pointer
+        let w = weight.pointer
+        let withBias = ConvolutionEpilogue(bias: bias.map { UnsafePointer($0.pointer) }, fused: nil)
         forEachThread(threads, batch: batch) { t, samples in
             let ws = context.workspaces[t].pointer
             var first = samples.lowerBound
@@ -204,12 +205,8 @@ final class Conv1dLayer: Layer {
                         gemm(transposeA: false, transposeB: false, m: outPerGroup, n: columns, k: columnRows,
                              a: wg, lda: columnRows, b: ws, ldb: columns, beta: 0, c: yg, ldc: np)
                     }
-                    if let b {
-                        for co in 0..<outPerGroup {
-                            let v = b[g * outPerGroup + co]
-                            let row = yg + co * np
-                            for i in 0..<columns { row[i] += v }
-                        }
+                    if let withBias {
+                        for co in 0..<outPerGroup { withBias.apply(yg + co * np, channel: g * outPerGroup + co, count: columns) }
                     }
                 }
                 first += count
@@ -225,7 +222,8 @@ final class Conv1dLayer: Layer {
         let inPlane = batch * inLength, np = batch * outLength
         context.reserve(threads: 1, workspace: pointwise ? 0 : columnRows * outLength, partial: 0)
         let ws = context.workspaces[0].pointer
-        let w = weight.pointer, bias = self.bias?.pointer
+        let w = weight.pointer
+        let withBias = ConvolutionEpilogue(bias: bias.map { UnsafePointer($0.pointer) }, fused: nil)
         let rows = columnRows, positions = outLength
         let split = GEMMSplit(m: outPerGroup, n: positions, threads: threads)
         for n in 0..<batch {
@@ -249,12 +247,8 @@ final class Conv1dLayer: Layer {
                     gemm(transposeA: false, transposeB: false, m: r.count, n: c.count, k: rows,
                          a: wg + r.lowerBound * rows, lda: rows, b: b + c.lowerBound, ldb: ldb, beta: 0,
                          c: yg + r.lowerBound * np + c.lowerBound, ldc: np)
-                    if let bias {
-                        for co in r {
-                            let v = bias[g * outPerGroup + co]
-                            let row = yg + co * np + c.lowerBound
-                            for i in 0..<c.count { row[i] += v }
-                        }
+                    if let withBias {
+                        for co in r { withBias.apply(yg + co * np + c.lowerBound, channel: g * outPerGroup + co, count: c.count) }
                     }
                 }
             }
