@@ -368,11 +368,12 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     /// sequence pooling) or `other`.
     public static func calibrationGroup(of family: String) -> String {
         let first = family.split(separator: "+").first.map { String($0.split(separator: "[").first ?? "") } ?? ""
-        switch first {
-        case "conv2d", "convTranspose2d": return "convolution"
-        case "conv1d", "selfAttention", "layerNorm", "embedding", "sequencePooling", "maskedMaxPool", "maskedMeanPool": return "sequence"
-        default: return "other"
+        // The ops' own kind names (a spelled-out list had drifted: the sequence poolings fell into "other").
+        if [Conv2d.kind, ConvTranspose2d.kind].contains(first) { return "convolution" }
+        if [Conv1d.kind, SelfAttention.kind, LayerNorm.kind, Embedding.kind, SequenceMaxPool.kind, SequenceMeanPool.kind].contains(first) {
+            return "sequence"
         }
+        return "other"   // every other op, by definition of the group
     }
 
     /// Fits the calibration terms on whole networks: weighted least squares (relative errors) of
