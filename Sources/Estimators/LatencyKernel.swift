@@ -122,7 +122,7 @@ extension LatencyKernel {
     /// twice the spatial size; configurations the ops reject are left out. Only kernels that start
     /// with a 2-D convolution, a linear layer or a pooling op have neighbours.
     public func neighbours() -> [LatencyKernel] {
-        guard let first = ops.first, ["conv2d", "linear", "maxPool", "avgPool"].contains(first.kind) else { return [] }
+        guard let first = ops.first, [Conv2d.kind, Linear.kind, MaxPool.kind, AvgPool.kind].contains(first.kind) else { return [] }
         let input = inputShapes[0]
         var variants = [(FeatureShape, [String: OpAttribute])]()
         let attributes = Dictionary(first.attributes.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -142,7 +142,7 @@ extension LatencyKernel {
         if input.height > 1 || input.width > 1 {
             for factor in [0.5, 2.0] {
                 let h = max(1, Int(Double(input.height) * factor)), w = max(1, Int(Double(input.width) * factor))
-                if first.kind == "linear" { continue }
+                if first.kind == Linear.kind { continue }
                 variants.append((FeatureShape(channels: input.channels, height: h, width: w), attributes))
             }
         }
