@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module layout (dependencies flow one way):
 //   CBLAS, CHDF5, CZlib        system libraries (OpenBLAS, HDF5 serial, zlib)
+//   CKernels                   NASLab's direct-convolution kernels in C (AVX-512 / AVX2 / baseline, picked at run time)
 //   NASCore                    seeded RNG, network IR (NetworkGraph), Architecture + ArchitectureSpace
 //   Engine                     tensors, kernels on cblas_sgemm, autodiff, layers, optimizers, training loop
 //   HDF5Kit                    a small Swift wrapper over the HDF5 C API
@@ -42,9 +43,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
+        // NASLab's own SIMD kernels (direct convolution), one C definition compiled per instruction set.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         // MARK: - Core and engine
         .target(name: "NASCore"),
-        .target(name: "Engine", dependencies: ["CBLAS", "NASCore"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CKernels", "NASCore"]),
         .target(name: "HDF5Kit", dependencies: ["CHDF5"]),
         .target(name: "Datasets", dependencies: ["CZlib", "HDF5Kit", "NASCore"],
                 exclude: ["Resources/LICENSE-digits.txt"], resources: [.copy("Resources/digits.csv.gz")]),
@@ -84,7 +88,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NASCoreTests", dependencies: ["NASCore"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "NASCore", "HDF5Kit"],
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels", "NASCore", "HDF5Kit"],
                     exclude: ["make_fixtures.py", "make_text_fixtures.py", "make_dense_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HDF5KitTests", dependencies: ["HDF5Kit", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"]),
