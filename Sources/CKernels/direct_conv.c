@@ -4,6 +4,7 @@
 #define VW 16
 #define R 4
 #define NV 6
+#define RT 12
 #define RC 4
 #define RI 4
 #define TARGET __attribute__((target("avx512f,avx512vl,fma")))
@@ -12,6 +13,7 @@
 #undef VW
 #undef R
 #undef NV
+#undef RT
 #undef RC
 #undef RI
 #undef TARGET
@@ -20,6 +22,7 @@
 #define VW 8
 #define R 4
 #define NV 3
+#define RT 6
 #define RC 2
 #define RI 4
 #define TARGET __attribute__((target("avx2,fma")))
@@ -28,6 +31,7 @@
 #undef VW
 #undef R
 #undef NV
+#undef RT
 #undef RC
 #undef RI
 #undef TARGET
@@ -37,6 +41,7 @@
 #define VW 4
 #define R 4
 #define NV 2
+#define RT 4
 #define RC 2
 #define RI 4
 #define TARGET

@@ -1,6 +1,7 @@
 // One definition of the direct-convolution kernels, included once per instruction set by
 // direct_conv.c with these macros set:
 //   VW       floats per vector          R, NV   output rows × vectors of the forward block
+//   RT       output rows of the forward block over the last positions (× 2 vectors)
 //   RC, RI   output rows × input channels of the weight-gradient block
 //   TARGET   the function attribute (target("…") or nothing)   SUFFIX   the name suffix
 #define CAT_(a, b) a##_##b
@@ -73,12 +74,18 @@ TARGET static void CAT(NAME, SUFFIX)(const float *x, long ldx, int channels, con
         }                                                                                                  \
 }
 FORWARD_BLOCK(fwd_full, R, NV, 0)
+FORWARD_BLOCK(fwd_full3, R, NV, 3)
+FORWARD_BLOCK(fwd_full5, R, NV, 5)
+FORWARD_BLOCK(fwd_full7, R, NV, 7)
 FORWARD_BLOCK(fwd_full9, R, NV, 9)
-FORWARD_BLOCK(fwd_tail, R, 1, 0)
-FORWARD_BLOCK(fwd_tail9, R, 1, 9)
+FORWARD_BLOCK(fwd_tail, RT, 2, 0)
+FORWARD_BLOCK(fwd_tail9, RT, 2, 9)
 FORWARD_BLOCK(fwd_row, 1, NV, 0)
 FORWARD_BLOCK(fwd_row9, 1, NV, 9)
 FORWARD_BLOCK(fwd_one, 1, 1, 0)
+
+typedef void (*CAT(fwd_block, SUFFIX))(const float *, long, int, const float *, long, int, const long *, float *, long,
+                                       long, long, int);
 
 // Channel blocks of CB keep the x lines of one position block in the first-level cache while all
 // output-row blocks use them; a later channel block continues each output's sum from y, in the
@@ -90,7 +97,11 @@ TARGET static void CAT(direct_conv, SUFFIX)(const float *x, long ldx, int channe
     const long wstride = (long)channels * taps;
     const long step = NV * VW;
     const long blocked = length / step * step;
-    const int nine = taps == 9;
+    // Tap counts of common windows (3×3; 3, 5, 7 in one dimension) unroll at compile time.
+    CAT(fwd_block, SUFFIX) full = taps == 9 ? CAT(fwd_full9, SUFFIX) : taps == 3 ? CAT(fwd_full3, SUFFIX)
+        : taps == 5 ? CAT(fwd_full5, SUFFIX) : taps == 7 ? CAT(fwd_full7, SUFFIX) : CAT(fwd_full, SUFFIX);
+    CAT(fwd_block, SUFFIX) row = taps == 9 ? CAT(fwd_row9, SUFFIX) : CAT(fwd_row, SUFFIX);
+    CAT(fwd_block, SUFFIX) tail = taps == 9 ? CAT(fwd_tail9, SUFFIX) : CAT(fwd_tail, SUFFIX);
     for (int c0 = 0; c0 < channels; c0 += CB) {
         const int cn = channels - c0 < CB ? channels - c0 : CB;
         const float *xc = x + c0 * ldx;
@@ -98,24 +109,17 @@ TARGET static void CAT(direct_conv, SUFFIX)(const float *x, long ldx, int channe
         const int acc = c0 > 0;
         for (long q = 0; q < blocked; q += step) {
             int o = 0;
-            for (; o + R <= rows; o += R) {
-                if (nine) CAT(fwd_full9, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-                else CAT(fwd_full, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-            }
-            for (; o < rows; o++) {
-                if (nine) CAT(fwd_row9, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-                else CAT(fwd_row, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-            }
+            for (; o + R <= rows; o += R) full(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
+            for (; o < rows; o++) row(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
         }
-        // The positions after the last full block, one vector at a time (the last one in part).
-        for (long q = blocked; q < length; q += VW) {
+        // The positions after the last full block (all of them in short images: 7×7 has 61):
+        // blocks of RT rows × 2 vectors, the last vector in part; leftover rows one vector at a time.
+        for (long q = blocked; q < length; q += 2 * VW) {
             int o = 0;
-            for (; o + R <= rows; o += R) {
-                if (nine) CAT(fwd_tail9, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-                else CAT(fwd_tail, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
-            }
+            for (; o + RT <= rows; o += RT) tail(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
             for (; o < rows; o++)
-                CAT(fwd_one, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, q, length, acc);
+                for (long v = q; v < q + 2 * VW && v < length; v += VW)
+                    CAT(fwd_one, SUFFIX)(xc, ldx, cn, wc + o * wstride, wstride, taps, offsets, y + o * ldy, ldy, v, length, acc);
         }
     }
 }

@@ -12,7 +12,8 @@ public struct LatencyMachine: Hashable, Codable, Sendable {
     public var threadCount: Int
     /// Samples per forward pass.
     public var batchSize: Int
-    /// `EngineConfiguration.blasDescription`.
+    /// `EngineConfiguration.kernelsDescription`: the BLAS and NASLab's direct kernels (revision and
+    /// instruction set), stored as the `blas` attribute.
     public var blasDescription: String
     /// When the table was measured (ISO 8601, UTC).
     public var date: String
@@ -41,11 +42,12 @@ public struct LatencyMachine: Hashable, Codable, Sendable {
         formatter.timeZone = TimeZone(identifier: "UTC")
         return LatencyMachine(cpuModel: cpu, coreCount: ProcessInfo.processInfo.activeProcessorCount,
                               threadCount: threadCount, batchSize: batchSize,
-                              blasDescription: EngineConfiguration.blasDescription,
+                              blasDescription: EngineConfiguration.kernelsDescription,
                               date: formatter.string(from: Date()), naslabVersion: naslabVersion)
     }
 
-    /// Whether measurements made under `other` are comparable (same CPU, threads, batch, BLAS).
+    /// Whether measurements made under `other` are comparable (same CPU, threads, batch, BLAS and
+    /// direct kernels).
     public func isCompatible(with other: LatencyMachine) -> Bool {
         cpuModel == other.cpuModel && threadCount == other.threadCount && batchSize == other.batchSize
             && blasDescription == other.blasDescription

@@ -11,8 +11,25 @@ import XCTest
 final class DirectConvolutionTests: XCTestCase {
     private struct Case {
         var input: FeatureShape
-        var conv: Conv2d
+        var op: any GraphOp
+        var reference: PlainConvolution.Window
         var batch: Int
+
+        init(input: FeatureShape, conv: Conv2d, batch: Int) {
+            self.input = input
+            op = conv
+            reference = .init(outChannels: conv.outChannels, kernelHeight: conv.kernel, kernelWidth: conv.kernel,
+                              paddingHeight: conv.padding, paddingWidth: conv.padding, dilation: conv.dilation, groups: conv.groups)
+            self.batch = batch
+        }
+
+        init(input: FeatureShape, conv1d conv: Conv1d, batch: Int) {
+            self.input = input
+            op = conv
+            reference = .init(outChannels: conv.outChannels, kernelHeight: 1, kernelWidth: conv.kernel,
+                              paddingHeight: 0, paddingWidth: conv.padding, dilation: conv.dilation, groups: conv.groups)
+            self.batch = batch
+        }
     }
 
     private let cases: [Case] = [
@@ -27,6 +44,11 @@ final class DirectConvolutionTests: XCTestCase {
         Case(input: FeatureShape(channels: 6, height: 7, width: 7), conv: Conv2d(outChannels: 6, kernel: 2, padding: 1), batch: 2),
         // Batch 1 with enough work to split each image's output channels among threads.
         Case(input: FeatureShape(channels: 64, height: 28, width: 28), conv: Conv2d(outChannels: 96, kernel: 3, padding: 1), batch: 1),
+        // 1-D convolutions (text models): a 1×k window over height-1 images.
+        Case(input: FeatureShape(channels: 24, height: 1, width: 128), conv1d: Conv1d(outChannels: 40, kernel: 5, padding: 2), batch: 5),
+        Case(input: FeatureShape(channels: 9, height: 1, width: 77),
+             conv1d: Conv1d(outChannels: 6, kernel: 3, padding: 1, dilation: 3, groups: 3, bias: false), batch: 3),
+        Case(input: FeatureShape(channels: 128, height: 1, width: 256), conv1d: Conv1d(outChannels: 128, kernel: 3, padding: 1), batch: 1),
     ]
 
     /// Every instruction-set variant of the kernels this CPU can run, each against the reference.
@@ -47,9 +69,14 @@ final class DirectConvolutionTests: XCTestCase {
     }
 
     func testResultsDoNotDependOnTheThreadCountAtBatchOne() throws {
-        let c = cases.last!
+        for c in cases where c.batch == 1 {
+            try checkThreadIndependence(c)
+        }
+    }
+
+    private func checkThreadIndependence(_ c: Case) throws {
         var g = NetworkGraph(inputShape: c.input)
-        _ = g.add("conv", .conv2d(c.conv), g.input)
+        _ = g.addNode("conv", c.op, inputs: [g.input])
         var rng = SeededGenerator(seed: 5)
         let network = try Network(graph: g, initializer: .pytorchDefault, rng: &rng)
         let x = Tensor(shape: [1, c.input.channels, c.input.height, c.input.width],
@@ -57,13 +84,13 @@ final class DirectConvolutionTests: XCTestCase {
         let one = try ComputeContext(threads: 1).run { try network.forward(x, training: false) }
         for threads in [2, 3, 4] {
             let other = try ComputeContext(threads: threads).run { try network.forward(x, training: false) }
-            XCTAssertEqual(one.values, other.values, "\(threads) threads")
+            XCTAssertEqual(one.values, other.values, "\(c.input), \(threads) threads")
         }
     }
 
     private func check(_ c: Case, seed: UInt64, label: String) throws {
         var g = NetworkGraph(inputShape: c.input)
-        _ = g.add("conv", .conv2d(c.conv), g.input)
+        _ = g.addNode("conv", c.op, inputs: [g.input])
         var rng = SeededGenerator(seed: seed)
         let network = try Network(graph: g, initializer: .pytorchDefault, rng: &rng)
         let out = network.outputShape
@@ -76,7 +103,7 @@ final class DirectConvolutionTests: XCTestCase {
         let weight = try XCTUnwrap(network.tensor(named: "conv/weight"))
         let bias = network.tensor(named: "conv/bias")
 
-        let reference = PlainConvolution(input: c.input, output: out, conv: c.conv)
+        let reference = PlainConvolution(input: c.input, output: out, window: c.reference)
         let expected = reference.forward(x.values, weight.values, bias?.values, batch: c.batch)
         let (expectedDx, expectedDw) = reference.backward(x.values, weight.values, dy.values, batch: c.batch)
         assertClose(y.values, expected, "\(label): output")
@@ -104,33 +131,43 @@ final class DirectConvolutionTests: XCTestCase {
     }
 }
 
-/// A convolution as its definition reads (NCHW, PyTorch semantics), in doubles.
+/// A stride-1 convolution as its definition reads (NCHW, PyTorch semantics), in doubles.
 private struct PlainConvolution {
+    struct Window {
+        var outChannels: Int
+        var kernelHeight: Int
+        var kernelWidth: Int
+        var paddingHeight: Int
+        var paddingWidth: Int
+        var dilation: Int
+        var groups: Int
+    }
+
     let input: FeatureShape
     let output: FeatureShape
-    let conv: Conv2d
+    let window: Window
 
-    private var inPerGroup: Int { input.channels / conv.groups }
-    private var outPerGroup: Int { conv.outChannels / conv.groups }
+    private var inPerGroup: Int { input.channels / window.groups }
+    private var outPerGroup: Int { window.outChannels / window.groups }
 
     /// Calls `body(o, c, ki, kj, inputIndex, outputIndex)` for every term of every output.
     private func forEachTerm(batch: Int, _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
-        let k = conv.kernel
+        let w = window
         for n in 0..<batch {
-            for o in 0..<conv.outChannels {
+            for o in 0..<w.outChannels {
                 let g = o / outPerGroup
                 for ho in 0..<output.height {
                     for wo in 0..<output.width {
                         let outIndex = ((n * output.channels + o) * output.height + ho) * output.width + wo
                         for ci in 0..<inPerGroup {
                             let c = g * inPerGroup + ci
-                            for ki in 0..<k {
-                                let h = ho * conv.stride - conv.padding + ki * conv.dilation
+                            for ki in 0..<w.kernelHeight {
+                                let h = ho - w.paddingHeight + ki * w.dilation
                                 guard h >= 0, h < input.height else { continue }
-                                for kj in 0..<k {
-                                    let w = wo * conv.stride - conv.padding + kj * conv.dilation
-                                    guard w >= 0, w < input.width else { continue }
-                                    body(o, ci, ki, kj, ((n * input.channels + c) * input.height + h) * input.width + w, outIndex)
+                                for kj in 0..<w.kernelWidth {
+                                    let x = wo - w.paddingWidth + kj * w.dilation
+                                    guard x >= 0, x < input.width else { continue }
+                                    body(o, ci, ki, kj, ((n * input.channels + c) * input.height + h) * input.width + x, outIndex)
                                 }
                             }
                         }
@@ -141,7 +178,7 @@ private struct PlainConvolution {
     }
 
     private func weightIndex(_ o: Int, _ ci: Int, _ ki: Int, _ kj: Int) -> Int {
-        ((o * inPerGroup + ci) * conv.kernel + ki) * conv.kernel + kj
+        ((o * inPerGroup + ci) * window.kernelHeight + ki) * window.kernelWidth + kj
     }
 
     func forward(_ x: [Float], _ w: [Float], _ b: [Float]?, batch: Int) -> [Double] {

@@ -89,6 +89,9 @@ final class Conv1dLayer: Layer {
     let columnRows: Int
     let pointwise: Bool
     let depthwise: Bool
+    /// Stride-1 windows larger than one position: NASLab's direct kernels (``DirectConvolution``
+    /// with a 1×k window over height-1 images) in every pass.
+    let direct: DirectConvolution?
 
     init(name: String, attributes: Conv1d, inShape: FeatureShape, outShape: FeatureShape) {
         a = attributes
@@ -100,6 +103,12 @@ final class Conv1dLayer: Layer {
         columnRows = inPerGroup * a.kernel
         pointwise = a.kernel == 1 && a.stride == 1 && a.padding == 0
         depthwise = inPerGroup == 1 && a.groups > 1
+        direct = DirectConvolution.applies(kernelHeight: 1, kernelWidth: a.kernel, stride: a.stride, paddingHeight: 0,
+                                           paddingWidth: a.padding, dilation: a.dilation, inPerGroup: inPerGroup, groups: a.groups)
+            ? DirectConvolution(input: .init(channels: inPerGroup, height: 1, width: inShape.width, kernelHeight: 1,
+                                             kernelWidth: a.kernel, dilation: a.dilation, paddingHeight: 0, paddingWidth: a.padding),
+                                outChannels: outPerGroup, groups: a.groups)
+            : nil
         weight = Parameter(name: name + "/weight", shape: [a.outChannels, inPerGroup, a.kernel], trainable: true)
         bias = a.bias ? Parameter(name: name + "/bias", shape: [a.outChannels], trainable: true) : nil
     }
@@ -178,7 +187,13 @@ final class Conv1dLayer: Layer {
         if depthwise { depthwiseForward(x, y, batch: batch); return }
         let inPlane = batch * inLength, np = batch * outLength
         let available = ComputeContext.current.threads
-        if batch < available, columnRows * a.outChannels * outLength * batch >= GEMMSplit.minimumWork {
+        let splitSamples = batch < available && columnRows * a.outChannels * outLength * batch >= GEMMSplit.minimumWork
+        if let direct {
+            direct.forward(x, y, weights: weight.pointer, batch: batch, splitImages: splitSamples,
+                           epilogue: ConvolutionEpilogue(bias: bias.map { UnsafePointer($0.pointer) }, fused: nil), context: context)
+            return
+        }
+        if splitSamples {
             intraSampleForward(x, y, batch: batch, threads: available, context: context)
             return
         }
@@ -266,6 +281,11 @@ final class Conv1dLayer: Layer {
         }
         if depthwise {
             depthwiseBackward(x, dy, dx, accumulate: accumulateInput, batch: batch)
+            return
+        }
+        if let direct {
+            direct.backward(x, dy, dx, accumulate: accumulateInput, weights: weight.pointer, weightGradient: weight.gradientPointer,
+                            batch: batch, context: context)
             return
         }
         let inPlane = batch * inLength

@@ -118,9 +118,13 @@ final class Conv2dLayer: Layer {
         columnRows = inPerGroup * a.kernel * a.kernel
         pointwise = a.kernel == 1 && a.stride == 1 && a.padding == 0
         depthwise = inPerGroup == 1 && a.groups > 1
-        direct = !depthwise && DirectConvolution.applies(kernel: a.kernel, stride: a.stride, padding: a.padding, dilation: a.dilation)
-            ? DirectConvolution(channels: inShape.channels / a.groups, height: inShape.height, width: inShape.width,
-                                kernel: a.kernel, dilation: a.dilation, padding: a.padding)
+        direct = DirectConvolution.applies(kernelHeight: a.kernel, kernelWidth: a.kernel, stride: a.stride,
+                                           paddingHeight: a.padding, paddingWidth: a.padding, dilation: a.dilation,
+                                           inPerGroup: inPerGroup, groups: a.groups)
+            ? DirectConvolution(input: .init(channels: inPerGroup, height: inShape.height, width: inShape.width,
+                                             kernelHeight: a.kernel, kernelWidth: a.kernel, dilation: a.dilation,
+                                             paddingHeight: a.padding, paddingWidth: a.padding),
+                                outChannels: outPerGroup, groups: a.groups)
             : nil
         weight = Parameter(name: name + "/weight", shape: [a.outChannels, inPerGroup, a.kernel, a.kernel], trainable: true)
         bias = a.bias ? Parameter(name: name + "/bias", shape: [a.outChannels], trainable: true) : nil
@@ -269,7 +273,7 @@ final class Conv2dLayer: Layer {
         let intraImage = batch < threads
             && columnRows * a.outChannels * outShape.height * outShape.width * batch >= GEMMSplit.minimumWork
         if let direct {
-            directForward(direct, x, y, batch: batch, threads: intraImage ? threads : 1, epilogue: withBias, context: context)
+            direct.forward(x, y, weights: weight.pointer, batch: batch, splitImages: intraImage, epilogue: withBias, context: context)
             return
         }
         if intraImage {
@@ -368,7 +372,9 @@ final class Conv2dLayer: Layer {
             return
         }
         if let direct {
-            directBackward(direct, x, dy, inputGradients[0]?.pointer, accumulate: accumulate[0], batch: batch, context: context)
+            direct.backward(x, dy, inputGradients[0]?.pointer, accumulate: accumulate[0], weights: weight.pointer,
+                            weightGradient: weight.gradientPointer, batch: batch, context: context)
+            biasGradient(dy, batch: batch)
             return
         }
         let inPlaneSize = inShape.height * inShape.width
@@ -442,155 +448,6 @@ final class Conv2dLayer: Layer {
         guard let bias else { return }
         let np = batch * outShape.height * outShape.width
         for co in 0..<a.outChannels { bias.gradientPointer[co] = Float(sumDouble(dy + co * np, np)) }
-    }
-
-    // MARK: Direct path
-
-    /// Floats of padded rows per direct-kernel chunk (1 MiB). Measured on NB201 training (16
-    /// channels at 32×32): 2^17 left the weight-gradient kernel with one image per call and the
-    /// backward pass ~25 % slower; 2^18–2^20 were alike within the machine's noise.
-    static let directBudget = 1 << 18
-    /// Positions per direct-kernel call at least, whatever the budget: the kernels' per-call costs
-    /// (horizontal sums, partial last vectors) are per channel pair, so small images with many
-    /// channels (512 at 7×7) need many images per call (weight gradient 23 → 83 GFLOP/s from 1 to
-    /// 16 such images).
-    static let directMinimumPositions = 2048
-
-    /// Images per direct-kernel call: the padded rows of a chunk (`floatsPerImage` each) stay
-    /// around ``directBudget`` floats, but cover at least ``directMinimumPositions`` positions.
-    private func directChunk(_ direct: DirectConvolution, floatsPerImage: Int) -> Int {
-        max(ConvolutionLayerChunking.images(budget: Conv2dLayer.directBudget, perImage: max(1, floatsPerImage)),
-            (Conv2dLayer.directMinimumPositions + direct.paddedPlane - 1) / direct.paddedPlane)
-    }
-
-    /// The forward pass on the direct kernels: per thread a contiguous range of images, in chunks
-    /// padded once and convolved for all output channels; with `threads` > 1 (fewer images than
-    /// threads) each image's output channels are split among the threads instead. Every output is
-    /// the same sequence of multiply-adds either way, so results do not depend on the thread count.
-    private func directForward(_ direct: DirectConvolution, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                               batch: Int, threads intraThreads: Int, epilogue: ConvolutionEpilogue?, context: ExecutionContext) {
-        let inPlane = batch * inShape.height * inShape.width
-        let np = batch * outShape.height * outShape.width
-        let perImage = (inPerGroup + outPerGroup) * direct.paddedPlane
-        let w = weight.pointer
-        if intraThreads > 1 {
-            context.reserve(threads: 1, workspace: perImage + DirectConvolution.slack, partial: 0)
-            let ws = context.workspaces[0].pointer
-            let length = direct.rowLength(images: 1)
-            let split = GEMMSplit(m: outPerGroup, n: 0, threads: intraThreads)
-            for n in 0..<batch {
-                for g in 0..<a.groups {
-                    let padded = ws, output = ws + inPerGroup * length + DirectConvolution.slack
-                    direct.pad(x + g * inPerGroup * inPlane, batch: batch, first: n, count: 1, into: padded)
-                    let yg = y + g * outPerGroup * np
-                    DispatchQueue.concurrentPerform(iterations: split.parts) { t in
-                        let rows = split.part(t).rows
-                        guard !rows.isEmpty else { return }
-                        direct.forward(padded: padded, weights: w + (g * outPerGroup + rows.lowerBound) * columnRows,
-                                       rows: rows.count, count: 1, output: output + rows.lowerBound * length)
-                        direct.extract(output + rows.lowerBound * length, rows: rows, batch: batch, first: n, count: 1,
-                                       into: yg, accumulate: false)
-                        if let epilogue {
-                            for co in rows { epilogue.apply(yg + co * np + n * outShape.height * outShape.width, channel: g * outPerGroup + co, count: outShape.height * outShape.width) }
-                        }
-                    }
-                }
-            }
-            return
-        }
-        let maxChunk = directChunk(direct, floatsPerImage: perImage)
-        context.reserve(threads: min(ComputeContext.current.threads, batch),
-                        workspace: perImage * maxChunk + DirectConvolution.slack, partial: 0)
-        _ = forEachThread(batch: batch) { t, images, _ in
-            let ws = context.workspaces[t].pointer
-            var first = images.lowerBound
-            while first < images.upperBound {
-                let count = min(maxChunk, images.upperBound - first)
-                let length = direct.rowLength(images: count)
-                let padded = ws, output = ws + inPerGroup * length + DirectConvolution.slack
-                for g in 0..<a.groups {
-                    direct.pad(x + g * inPerGroup * inPlane, batch: batch, first: first, count: count, into: padded)
-                    direct.forward(padded: padded, weights: w + g * outPerGroup * columnRows, rows: outPerGroup, count: count,
-                                   output: output)
-                    let yg = y + g * outPerGroup * np
-                    direct.extract(output, rows: 0..<outPerGroup, batch: batch, first: first, count: count, into: yg, accumulate: false)
-                    if let epilogue {
-                        let outPlane = outShape.height * outShape.width
-                        for co in 0..<outPerGroup {
-                            epilogue.apply(yg + co * np + first * outPlane, channel: g * outPerGroup + co, count: count * outPlane)
-                        }
-                    }
-                }
-                first += count
-            }
-        }
-    }
-
-    /// The backward pass on the direct kernels: per chunk of images the weight gradient correlates
-    /// the output gradient (in the input's padded rows) with the padded input, and the input
-    /// gradient is the transposed convolution of the padded output gradient with the flipped
-    /// weights. Per-thread weight gradients are summed in a fixed order.
-    private func directBackward(_ direct: DirectConvolution, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                                _ dx: UnsafeMutablePointer<Float>?, accumulate accumulateInput: Bool, batch: Int,
-                                context: ExecutionContext) {
-        let inPlane = batch * inShape.height * inShape.width
-        let np = batch * outShape.height * outShape.width
-        let transposed = direct.transposed(outChannels: outPerGroup)
-        let taps = a.kernel * a.kernel
-        var flipped = [Float]()
-        if dx != nil {
-            flipped = [Float](repeating: 0, count: weight.count)
-            flipped.withUnsafeMutableBufferPointer { buffer in
-                for g in 0..<a.groups {
-                    DirectConvolution.flippedTransposed(weight.pointer + g * outPerGroup * columnRows, outChannels: outPerGroup,
-                                                        inChannels: inPerGroup, taps: taps,
-                                                        into: buffer.baseAddress! + g * outPerGroup * columnRows)
-                }
-            }
-        }
-        let perImage = (inPerGroup + outPerGroup) * direct.paddedPlane
-            + (dx == nil ? 0 : (inPerGroup + outPerGroup) * transposed.paddedPlane)
-        let maxChunk = directChunk(direct, floatsPerImage: perImage)
-        let weightCount = weight.count
-        context.reserve(threads: min(ComputeContext.current.threads, batch),
-                        workspace: perImage * maxChunk + 2 * DirectConvolution.slack, partial: weightCount)
-        let threads = flipped.withUnsafeBufferPointer { flippedWeights in
-            forEachThread(batch: batch) { t, images, _ in
-                let ws = context.workspaces[t].pointer
-                let dw = context.partials[t].pointer
-                dw.update(repeating: 0, count: weightCount)
-                var first = images.lowerBound
-                while first < images.upperBound {
-                    let count = min(maxChunk, images.upperBound - first)
-                    let length = direct.rowLength(images: count), transposedLength = transposed.rowLength(images: count)
-                    let padded = ws
-                    let gradient = padded + inPerGroup * length + DirectConvolution.slack
-                    let paddedGradient = gradient + outPerGroup * length
-                    let inputGradient = paddedGradient + outPerGroup * transposedLength + DirectConvolution.slack
-                    for g in 0..<a.groups {
-                        let dyg = dy + g * outPerGroup * np
-                        direct.pad(x + g * inPerGroup * inPlane, batch: batch, first: first, count: count, into: padded)
-                        direct.embed(dyg, rows: outPerGroup, batch: batch, first: first, count: count, into: gradient)
-                        direct.weightGradient(gradient: gradient, rows: outPerGroup, padded: padded, count: count,
-                                              into: dw + g * outPerGroup * columnRows)
-                        guard let dx else { continue }
-                        transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient)
-                        transposed.forward(padded: paddedGradient, weights: flippedWeights.baseAddress! + g * outPerGroup * columnRows,
-                                           rows: inPerGroup, count: count, output: inputGradient)
-                        transposed.extract(inputGradient, rows: 0..<inPerGroup, batch: batch, first: first, count: count,
-                                           into: dx + g * inPerGroup * inPlane, accumulate: accumulateInput)
-                    }
-                    first += count
-                }
-            }
-        }
-        let dW = weight.gradientPointer
-        dW.update(from: context.partials[0].pointer, count: weightCount)
-        for t in 1..<max(1, threads) {
-            let p = context.partials[t].pointer
-            for i in 0..<weightCount { dW[i] += p[i] }
-        }
-        biasGradient(dy, batch: batch)
     }
 }
 

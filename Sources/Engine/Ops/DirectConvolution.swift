@@ -1,155 +1,336 @@
 import CKernels
+import Dispatch
 
-/// A stride-1 convolution computed by NASLab's direct kernels (`CKernels`, AVX-512 / AVX2 / baseline
-/// picked for the CPU) instead of im2col + GEMM.
+/// Stride-1 convolutions (2-D, and 1-D as height-1 images with a 1×k window) computed by NASLab's
+/// direct kernels (`CKernels`, AVX-512 / AVX2 / baseline picked for the CPU) instead of im2col +
+/// GEMM. `Conv2dLayer` and `Conv1dLayer` both run their stride-1 windows through it.
 ///
 /// The trick is the "padded-row" layout: each image is copied once into a zero-padded plane of
-/// `paddedHeight × paddedWidth`, images of a chunk follow each other, and the output is computed
-/// for every position `q = n·paddedPlane + ho·paddedWidth + wo` of the same row width. Tap
-/// `(ki, kj)` of the kernel then reads input `q + offsets[ki·k + kj]` for every output at once, so a
-/// convolution is `channels × k²` shifted multiply-adds over long contiguous rows (no k²-times
-/// larger column matrix), and the columns `wo ≥ outWidth` that this computes on the way are
-/// dropped when the output is copied out.
+/// `paddedHeight × paddedWidth`, the images of a chunk follow each other, and the output is
+/// computed for every position `q = n·paddedPlane + ho·paddedWidth + wo` of the same row width.
+/// Tap `(ki, kj)` of the window then reads input `q + offsets[ki·kw + kj]` for every output at
+/// once, so a convolution is `channels × taps` shifted multiply-adds over long contiguous rows (no
+/// taps-times larger column matrix); the columns `wo ≥ outWidth` computed on the way are dropped
+/// when the output is copied out.
 ///
 /// The backward pass reuses both kernels: the input gradient of a stride-1 convolution is the
 /// convolution of the output gradient, padded by `dilation·(k−1) − padding`, with the weights
-/// flipped and transposed (``transposed``); the weight gradient is a correlation of the output
-/// gradient (laid out in the input's padded rows, ``embed(_:channels:batch:first:count:into:)``)
-/// with the padded input.
+/// flipped and transposed; the weight gradient correlates the output gradient (laid out in the
+/// input's padded rows) with the padded input.
+///
+/// Threads: the batch is split into one contiguous image range per thread, each thread's weight
+/// gradient summed in a fixed order; with fewer images than threads (batch-1 inference) the output
+/// channels of each image are split instead. Every output element is the same sequence of
+/// multiply-adds whichever thread or block computes it, so forward results do not depend on the
+/// thread count.
 struct DirectConvolution {
-    let channels: Int
-    let height: Int
-    let width: Int
-    let kernel: Int
-    let dilation: Int
-    let padding: Int
+    /// The padded-row layout of one side of the convolution (the input, or the output gradient in
+    /// the backward pass): `channels` planes of `height × width`, a window of
+    /// `kernelHeight × kernelWidth` taps.
+    struct Layout {
+        let channels: Int
+        let height: Int
+        let width: Int
+        let kernelHeight: Int
+        let kernelWidth: Int
+        let dilation: Int
+        let paddingHeight: Int
+        let paddingWidth: Int
+        /// Tap `t = ki·kw + kj` reads position `q + offsets[t]`.
+        let offsets: [Int]
 
-    var paddedHeight: Int { height + 2 * padding }
-    var paddedWidth: Int { width + 2 * padding }
-    var paddedPlane: Int { paddedHeight * paddedWidth }
-    var outHeight: Int { paddedHeight - dilation * (kernel - 1) }
-    var outWidth: Int { paddedWidth - dilation * (kernel - 1) }
-    /// Tap `t = ki·k + kj` reads input position `q + offsets[t]`.
-    let offsets: [Int]
+        init(channels: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int, dilation: Int,
+             paddingHeight: Int, paddingWidth: Int) {
+            self.channels = channels
+            self.height = height
+            self.width = width
+            self.kernelHeight = kernelHeight
+            self.kernelWidth = kernelWidth
+            self.dilation = dilation
+            self.paddingHeight = paddingHeight
+            self.paddingWidth = paddingWidth
+            let rowWidth = width + 2 * paddingWidth
+            offsets = (0..<(kernelHeight * kernelWidth)).map { t in
+                (t / kernelWidth) * dilation * rowWidth + (t % kernelWidth) * dilation
+            }
+        }
+
+        var taps: Int { kernelHeight * kernelWidth }
+        var paddedWidth: Int { width + 2 * paddingWidth }
+        var paddedPlane: Int { (height + 2 * paddingHeight) * paddedWidth }
+        var outHeight: Int { height + 2 * paddingHeight - dilation * (kernelHeight - 1) }
+        var outWidth: Int { paddedWidth - dilation * (kernelWidth - 1) }
+
+        /// The layout of the transposed convolution (the input gradient's): over `outChannels`
+        /// planes of this one's output size, padded by `dilation·(k−1) − padding`.
+        func transposed(outChannels: Int) -> Layout {
+            Layout(channels: outChannels, height: outHeight, width: outWidth, kernelHeight: kernelHeight,
+                   kernelWidth: kernelWidth, dilation: dilation,
+                   paddingHeight: dilation * (kernelHeight - 1) - paddingHeight,
+                   paddingWidth: dilation * (kernelWidth - 1) - paddingWidth)
+        }
+
+        /// Floats of one channel's padded rows for `count` images.
+        func rowLength(images count: Int) -> Int { count * paddedPlane }
+
+        /// Output positions the kernels compute for `count` images: up to the last valid output of
+        /// the last image (every input they read then lies inside the chunk's padded rows).
+        func computedLength(images count: Int) -> Int {
+            (count - 1) * paddedPlane + (outHeight - 1) * paddedWidth + outWidth
+        }
+
+        /// Copies images `first ..< first + count` of a CNHW buffer (`channels` planes of `batch`
+        /// images) into zero-padded rows, channel c at `destination + c·rowLength(count)`, followed
+        /// by ``DirectConvolution/slack`` zeros.
+        func pad(_ source: UnsafePointer<Float>, batch: Int, first: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+            let length = rowLength(images: count)
+            for c in 0..<channels {
+                let row = destination + c * length
+                row.update(repeating: 0, count: length)
+                for n in 0..<count {
+                    let plane = source + (c * batch + first + n) * height * width
+                    let padded = row + n * paddedPlane + paddingHeight * paddedWidth + paddingWidth
+                    for h in 0..<height { (padded + h * paddedWidth).update(from: plane + h * width, count: width) }
+                }
+            }
+            (destination + channels * length).update(repeating: 0, count: DirectConvolution.slack)
+        }
+
+        /// Lays out images `first ..< first + count` of a CNHW buffer of this layout's *output*
+        /// size (`rows` planes) at their padded-row positions, zeros elsewhere: the output gradient
+        /// as the weight-gradient kernel reads it.
+        func embed(_ source: UnsafePointer<Float>, rows: Int, batch: Int, first: Int, count: Int,
+                   into destination: UnsafeMutablePointer<Float>) {
+            let length = rowLength(images: count)
+            for o in 0..<rows {
+                let row = destination + o * length
+                row.update(repeating: 0, count: length)
+                for n in 0..<count {
+                    let plane = source + (o * batch + first + n) * outHeight * outWidth
+                    for h in 0..<outHeight {
+                        (row + n * paddedPlane + h * paddedWidth).update(from: plane + h * outWidth, count: outWidth)
+                    }
+                }
+            }
+        }
+
+        /// Copies output rows `rows` computed at padded-row positions (row `o` at
+        /// `source + (o − rows.lowerBound)·rowLength(count)`) into images `first ..< first + count`
+        /// of a CNHW buffer, overwriting or adding.
+        func extract(_ source: UnsafePointer<Float>, rows: Range<Int>, batch: Int, first: Int, count: Int,
+                     into destination: UnsafeMutablePointer<Float>, accumulate: Bool) {
+            let length = rowLength(images: count)
+            for o in rows {
+                let row = source + (o - rows.lowerBound) * length
+                for n in 0..<count {
+                    let plane = destination + (o * batch + first + n) * outHeight * outWidth
+                    for h in 0..<outHeight {
+                        storeOrAdd(row + n * paddedPlane + h * paddedWidth, plane + h * outWidth, count: outWidth,
+                                   accumulate: accumulate)
+                    }
+                }
+            }
+        }
+
+        /// `output[o][q] = Σ_c Σ_t weights[o][c][t] · padded[c][q + offsets[t]]` for `rows` rows.
+        func convolve(padded: UnsafePointer<Float>, weights: UnsafePointer<Float>, rows: Int, count: Int,
+                      output: UnsafeMutablePointer<Float>) {
+            offsets.withUnsafeBufferPointer { o in
+                naslab_direct_conv(padded, rowLength(images: count), Int32(channels), weights, Int32(rows), Int32(taps),
+                                   o.baseAddress, output, rowLength(images: count), computedLength(images: count))
+            }
+        }
+
+        /// `weightGradient[o][c][t] += Σ_q gradient[o][q] · padded[c][q + offsets[t]]`.
+        func correlate(gradient: UnsafePointer<Float>, rows: Int, padded: UnsafePointer<Float>, count: Int,
+                       into weightGradient: UnsafeMutablePointer<Float>) {
+            offsets.withUnsafeBufferPointer { o in
+                naslab_direct_conv_weight_gradient(gradient, rowLength(images: count), Int32(rows), padded,
+                                                   rowLength(images: count), Int32(channels), Int32(taps), o.baseAddress,
+                                                   computedLength(images: count), weightGradient)
+            }
+        }
+    }
+
+    /// The input side (per group).
+    let input: Layout
+    /// Output channels per group.
+    let outChannels: Int
+    let groups: Int
+    /// The input gradient's convolution (per group).
+    let transposed: Layout
 
     /// Floats after a padded buffer that the kernels may read (lanes past the last position).
     static let slack = 16
+    /// Bumped whenever the kernels change in a way that moves their timings (latency tables record it).
+    static let revision = 1
+    /// Floats of padded rows per chunk (1 MiB). Measured on NB201 training (16 channels at 32×32):
+    /// 2^17 left the weight-gradient kernel with one image per call and the backward pass ~25 %
+    /// slower; 2^18–2^20 were alike within the machine's noise.
+    static let budget = 1 << 18
+    /// Positions per kernel call at least, whatever the budget: the kernels' per-call costs
+    /// (horizontal sums, partial last vectors) are per channel pair, so small images with many
+    /// channels (512 at 7×7) need many images per call (weight gradient 23 → 83 GFLOP/s from 1 to
+    /// 16 such images).
+    static let minimumPositions = 2048
 
-    /// Whether the direct kernels compute this convolution: stride 1, a window larger than one
-    /// pixel (1×1 convolutions are a GEMM on the input itself) and padding the transposed
-    /// convolution of the backward pass can express.
-    static func applies(kernel: Int, stride: Int, padding: Int, dilation: Int) -> Bool {
-        stride == 1 && kernel > 1 && padding <= dilation * (kernel - 1)
+    /// Whether the direct kernels compute a convolution: stride 1, a window larger than one pixel
+    /// (1×1 convolutions are a GEMM on the input itself), not depthwise (its own kernel), and
+    /// padding the transposed convolution of the backward pass can express.
+    static func applies(kernelHeight: Int, kernelWidth: Int, stride: Int, paddingHeight: Int, paddingWidth: Int,
+                        dilation: Int, inPerGroup: Int, groups: Int) -> Bool {
+        stride == 1 && kernelHeight * kernelWidth > 1 && !(inPerGroup == 1 && groups > 1)
+            && paddingHeight <= dilation * (kernelHeight - 1) && paddingWidth <= dilation * (kernelWidth - 1)
     }
 
-    init(channels: Int, height: Int, width: Int, kernel: Int, dilation: Int, padding: Int) {
-        self.channels = channels
-        self.height = height
-        self.width = width
-        self.kernel = kernel
-        self.dilation = dilation
-        self.padding = padding
-        let rowWidth = width + 2 * padding
-        offsets = (0..<(kernel * kernel)).map { t in (t / kernel) * dilation * rowWidth + (t % kernel) * dilation }
+    init(input: Layout, outChannels: Int, groups: Int) {
+        self.input = input
+        self.outChannels = outChannels
+        self.groups = groups
+        transposed = input.transposed(outChannels: outChannels)
     }
 
-    /// The convolution whose forward pass is this one's input gradient: over the output gradient
-    /// (`channels` output channels of `outHeight × outWidth`), padded by `dilation·(k−1) − padding`.
-    func transposed(outChannels: Int) -> DirectConvolution {
-        DirectConvolution(channels: outChannels, height: outHeight, width: outWidth, kernel: kernel, dilation: dilation,
-                          padding: dilation * (kernel - 1) - padding)
+    private var weightsPerGroup: Int { outChannels * input.channels * input.taps }
+
+    /// Images per kernel call for `floatsPerImage` floats of padded rows per image.
+    private func chunk(floatsPerImage: Int) -> Int {
+        max(ConvolutionLayerChunking.images(budget: Self.budget, perImage: max(1, floatsPerImage)),
+            (Self.minimumPositions + input.paddedPlane - 1) / input.paddedPlane)
     }
 
-    /// Floats of one channel's padded rows for `count` images.
-    func rowLength(images count: Int) -> Int { count * paddedPlane }
-
-    /// Output positions the kernels compute for `count` images: up to the last valid output of the
-    /// last image (every input they read then lies inside the chunk's padded rows).
-    func computedLength(images count: Int) -> Int {
-        (count - 1) * paddedPlane + (outHeight - 1) * paddedWidth + outWidth
-    }
-
-    /// Copies images `first ..< first + count` of a CNHW buffer (`channels` planes of `batch`
-    /// images) into zero-padded rows: channel c at `destination + c·rowLength(count)`.
-    func pad(_ source: UnsafePointer<Float>, batch: Int, first: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
-        let length = rowLength(images: count)
-        for c in 0..<channels {
-            let row = destination + c * length
-            row.update(repeating: 0, count: length)
-            for n in 0..<count {
-                let plane = source + (c * batch + first + n) * height * width
-                let padded = row + n * paddedPlane + padding * paddedWidth + padding
-                for h in 0..<height { (padded + h * paddedWidth).update(from: plane + h * width, count: width) }
+    /// Splits the batch into one contiguous image range per thread (one thread for small work).
+    private func forEachThread(batch: Int, _ body: (Int, Range<Int>) -> Void) -> Int {
+        let work = outChannels * groups * input.channels * input.taps * input.outHeight * input.outWidth * batch
+        let threads = work < 1 << 18 ? 1 : min(ComputeContext.current.threads, batch)
+        if threads == 1 {
+            body(0, 0..<batch)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                body(t, (batch * t / threads)..<(batch * (t + 1) / threads))
             }
         }
-        (destination + channels * length).update(repeating: 0, count: Self.slack)
+        return threads
     }
 
-    /// Lays out images `first ..< first + count` of a CNHW buffer of this convolution's *output*
-    /// shape (`rows` planes) in its padded-row positions, zeros elsewhere: the output gradient as
-    /// the weight-gradient kernel reads it.
-    func embed(_ source: UnsafePointer<Float>, rows: Int, batch: Int, first: Int, count: Int,
-               into destination: UnsafeMutablePointer<Float>) {
-        let length = rowLength(images: count)
-        for o in 0..<rows {
-            let row = destination + o * length
-            row.update(repeating: 0, count: length)
-            for n in 0..<count {
-                let plane = source + (o * batch + first + n) * outHeight * outWidth
-                for h in 0..<outHeight {
-                    (row + n * paddedPlane + h * paddedWidth).update(from: plane + h * outWidth, count: outWidth)
+    /// `y = conv(x)` then `epilogue` (bias, a fused batch norm and activation) per output channel.
+    /// `splitImages`: split each image's output channels among the threads (fewer images than
+    /// threads, enough work).
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, weights: UnsafePointer<Float>, batch: Int,
+                 splitImages: Bool, epilogue: ConvolutionEpilogue?, context: ExecutionContext) {
+        let inPlane = batch * input.height * input.width
+        let outPlane = input.outHeight * input.outWidth
+        let np = batch * outPlane
+        let perImage = (input.channels + outChannels) * input.paddedPlane
+        if splitImages {
+            let length = input.rowLength(images: 1)
+            context.reserve(threads: 1, workspace: perImage + Self.slack, partial: 0)
+            let padded = context.workspaces[0].pointer, output = padded + input.channels * length + Self.slack
+            let split = GEMMSplit(m: outChannels, n: 0, threads: ComputeContext.current.threads)
+            for n in 0..<batch {
+                for g in 0..<groups {
+                    input.pad(x + g * input.channels * inPlane, batch: batch, first: n, count: 1, into: padded)
+                    let yg = y + g * outChannels * np
+                    DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                        let rows = split.part(t).rows
+                        guard !rows.isEmpty else { return }
+                        input.convolve(padded: padded, weights: weights + g * weightsPerGroup + rows.lowerBound * input.channels * input.taps,
+                                       rows: rows.count, count: 1, output: output + rows.lowerBound * length)
+                        input.extract(output + rows.lowerBound * length, rows: rows, batch: batch, first: n, count: 1,
+                                      into: yg, accumulate: false)
+                        if let epilogue {
+                            for o in rows { epilogue.apply(yg + o * np + n * outPlane, channel: g * outChannels + o, count: outPlane) }
+                        }
+                    }
+                }
+            }
+            return
+        }
+        let maxChunk = chunk(floatsPerImage: perImage)
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: perImage * maxChunk + Self.slack, partial: 0)
+        _ = forEachThread(batch: batch) { t, images in
+            let padded = context.workspaces[t].pointer
+            var first = images.lowerBound
+            while first < images.upperBound {
+                let count = min(maxChunk, images.upperBound - first)
+                let output = padded + input.channels * input.rowLength(images: count) + Self.slack
+                for g in 0..<groups {
+                    input.pad(x + g * input.channels * inPlane, batch: batch, first: first, count: count, into: padded)
+                    input.convolve(padded: padded, weights: weights + g * weightsPerGroup, rows: outChannels, count: count, output: output)
+                    let yg = y + g * outChannels * np
+                    input.extract(output, rows: 0..<outChannels, batch: batch, first: first, count: count, into: yg, accumulate: false)
+                    if let epilogue {
+                        for o in 0..<outChannels {
+                            epilogue.apply(yg + o * np + first * outPlane, channel: g * outChannels + o, count: count * outPlane)
+                        }
+                    }
+                }
+                first += count
+            }
+        }
+    }
+
+    /// The weight gradient (overwritten) and, with `dx`, the input gradient (overwritten or added).
+    func backward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                  weights: UnsafePointer<Float>, weightGradient: UnsafeMutablePointer<Float>, batch: Int,
+                  context: ExecutionContext) {
+        let inPlane = batch * input.height * input.width
+        let np = batch * input.outHeight * input.outWidth
+        let weightCount = weightsPerGroup * groups
+        var flipped = [Float]()
+        if dx != nil {
+            // Weights of the transposed convolution: [in][out][taps] with the taps reversed.
+            let taps = input.taps
+            flipped = [Float](repeating: 0, count: weightCount)
+            flipped.withUnsafeMutableBufferPointer { buffer in
+                for g in 0..<groups {
+                    for o in 0..<outChannels {
+                        for c in 0..<input.channels {
+                            let source = weights + g * weightsPerGroup + (o * input.channels + c) * taps
+                            let target = buffer.baseAddress! + g * weightsPerGroup + (c * outChannels + o) * taps
+                            for t in 0..<taps { target[taps - 1 - t] = source[t] }
+                        }
+                    }
                 }
             }
         }
-    }
-
-    /// Copies output rows `rows` computed in padded-row positions (row `o` at
-    /// `source + (o − rows.lowerBound)·rowLength(count)`) into images `first ..< first + count` of a
-    /// CNHW buffer, overwriting or adding.
-    func extract(_ source: UnsafePointer<Float>, rows: Range<Int>, batch: Int, first: Int, count: Int,
-                 into destination: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let length = rowLength(images: count)
-        for o in rows {
-            let row = source + (o - rows.lowerBound) * length
-            for n in 0..<count {
-                let plane = destination + (o * batch + first + n) * outHeight * outWidth
-                for h in 0..<outHeight {
-                    storeOrAdd(row + n * paddedPlane + h * paddedWidth, plane + h * outWidth, count: outWidth, accumulate: accumulate)
+        let perImage = (input.channels + outChannels) * input.paddedPlane
+            + (dx == nil ? 0 : (input.channels + outChannels) * transposed.paddedPlane)
+        let maxChunk = chunk(floatsPerImage: perImage)
+        context.reserve(threads: min(ComputeContext.current.threads, batch),
+                        workspace: perImage * maxChunk + 2 * Self.slack, partial: weightCount)
+        let threads = flipped.withUnsafeBufferPointer { flippedWeights in
+            forEachThread(batch: batch) { t, images in
+                let ws = context.workspaces[t].pointer
+                let dw = context.partials[t].pointer
+                dw.update(repeating: 0, count: weightCount)
+                var first = images.lowerBound
+                while first < images.upperBound {
+                    let count = min(maxChunk, images.upperBound - first)
+                    let padded = ws
+                    let gradient = padded + input.channels * input.rowLength(images: count) + Self.slack
+                    let paddedGradient = gradient + outChannels * input.rowLength(images: count)
+                    let inputGradient = paddedGradient + outChannels * transposed.rowLength(images: count) + Self.slack
+                    for g in 0..<groups {
+                        let dyg = dy + g * outChannels * np
+                        input.pad(x + g * input.channels * inPlane, batch: batch, first: first, count: count, into: padded)
+                        input.embed(dyg, rows: outChannels, batch: batch, first: first, count: count, into: gradient)
+                        input.correlate(gradient: gradient, rows: outChannels, padded: padded, count: count,
+                                        into: dw + g * weightsPerGroup)
+                        guard let dx else { continue }
+                        transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient)
+                        transposed.convolve(padded: paddedGradient, weights: flippedWeights.baseAddress! + g * weightsPerGroup,
+                                            rows: input.channels, count: count, output: inputGradient)
+                        transposed.extract(inputGradient, rows: 0..<input.channels, batch: batch, first: first, count: count,
+                                           into: dx + g * input.channels * inPlane, accumulate: accumulate)
+                    }
+                    first += count
                 }
             }
         }
-    }
-
-    /// `output[o] = Σ_c Σ_t weights[o][c][t] · padded[c][q + offsets[t]]` for `rows` output rows over
-    /// `count` images of padded rows (from ``pad(_:batch:first:count:into:)``).
-    func forward(padded: UnsafePointer<Float>, weights: UnsafePointer<Float>, rows: Int, count: Int,
-                 output: UnsafeMutablePointer<Float>) {
-        offsets.withUnsafeBufferPointer { o in
-            naslab_direct_conv(padded, rowLength(images: count), Int32(channels), weights, Int32(rows),
-                               Int32(kernel * kernel), o.baseAddress, output, rowLength(images: count), computedLength(images: count))
-        }
-    }
-
-    /// `weightGradient[o][c][t] += Σ_q gradient[o][q] · padded[c][q + offsets[t]]` with `gradient`
-    /// from ``embed(_:rows:batch:first:count:into:)``.
-    func weightGradient(gradient: UnsafePointer<Float>, rows: Int, padded: UnsafePointer<Float>, count: Int,
-                        into weightGradient: UnsafeMutablePointer<Float>) {
-        offsets.withUnsafeBufferPointer { o in
-            naslab_direct_conv_weight_gradient(gradient, rowLength(images: count), Int32(rows), padded,
-                                               rowLength(images: count), Int32(channels), Int32(kernel * kernel), o.baseAddress,
-                                               computedLength(images: count), weightGradient)
-        }
-    }
-
-    /// The weights of ``transposed(outChannels:)``: `[in][out][k·k]` with the taps reversed.
-    static func flippedTransposed(_ weights: UnsafePointer<Float>, outChannels: Int, inChannels: Int, taps: Int,
-                                  into destination: UnsafeMutablePointer<Float>) {
-        for o in 0..<outChannels {
-            for c in 0..<inChannels {
-                let source = weights + (o * inChannels + c) * taps
-                let target = destination + (c * outChannels + o) * taps
-                for t in 0..<taps { target[taps - 1 - t] = source[t] }
-            }
+        weightGradient.update(from: context.partials[0].pointer, count: weightCount)
+        for t in 1..<max(1, threads) {
+            let p = context.partials[t].pointer
+            for i in 0..<weightCount { weightGradient[i] += p[i] }
         }
     }
 

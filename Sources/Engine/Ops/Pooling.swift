@@ -121,27 +121,37 @@ final class MaxPoolLayer: Layer {
         if argmax.count != planes * oh * ow { argmax = [Int32](repeating: 0, count: planes * oh * ow) }
         let x = inputs[0].pointer, y = output.pointer
         let p = self.p
+        // Each output's window clipped to the image once per row and column, so the scan itself
+        // has no bounds checks; the first element of the window seeds the maximum (windows are
+        // never empty: padding ≤ kernel / 2); ties keep the first index, a NaN wins (the last one,
+        // as PyTorch).
+        let k = p.kernel, s = p.stride, pad = p.padding
+        let columnStart = (0..<ow).map { j in max(0, j * s - pad) }, columnEnd = (0..<ow).map { j in min(w, j * s - pad + k) }
+        let rowStart = (0..<oh).map { i in max(0, i * s - pad) }, rowEnd = (0..<oh).map { i in min(h, i * s - pad + k) }
         argmax.withUnsafeMutableBufferPointer { arg in
-            parallelChunks(planes, work: planes * oh * ow * p.kernel * p.kernel) { range in
+            let arg = arg.baseAddress!
+            parallelChunks(planes, work: planes * oh * ow * k * k) { range in
                 for plane in range {
                     let xp = x + plane * h * w
                     for i in 0..<oh {
+                        let h0 = rowStart[i], h1 = rowEnd[i]
+                        let o = (plane * oh + i) * ow
                         for j in 0..<ow {
-                            var best = -Float.infinity
-                            var bestIndex = -1
-                            for ki in 0..<p.kernel {
-                                let hi = i * p.stride - p.padding + ki
-                                if hi < 0 || hi >= h { continue }
-                                for kj in 0..<p.kernel {
-                                    let wi = j * p.stride - p.padding + kj
-                                    if wi < 0 || wi >= w { continue }
-                                    let v = xp[hi * w + wi]
-                                    if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = hi * w + wi }
+                            let w0 = columnStart[j], w1 = columnEnd[j]
+                            var bestIndex = h0 * w + w0
+                            var best = xp[bestIndex]
+                            for hi in h0..<h1 {
+                                let line = xp + hi * w
+                                for wi in w0..<w1 {
+                                    let v = line[wi]
+                                    if v > best || v.isNaN {
+                                        best = v
+                                        bestIndex = hi * w + wi
+                                    }
                                 }
                             }
-                            let o = (plane * oh + i) * ow + j
-                            y[o] = best
-                            arg[o] = Int32(bestIndex)
+                            y[o + j] = best
+                            arg[o + j] = Int32(bestIndex)
                         }
                     }
                 }
