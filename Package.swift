@@ -44,7 +44,7 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
 
         // NASLab's own SIMD kernels (direct convolution), one C definition compiled per instruction set.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels"),
 
         // MARK: - Core and engine
         .target(name: "NASCore"),

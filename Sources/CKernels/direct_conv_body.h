@@ -39,8 +39,8 @@ TARGET static void CAT(NAME, SUFFIX)(const float *x, long ldx, int channels, con
     const int taps = TT > 0 ? TT : taps_;                                                                  \
     VEC acc[RR][NVV];                                                                                      \
     const int full = q0 + NVV * VW <= end;                                                                 \
-    for (int r = 0; r < RR; r++)                                                                           \
-        for (int j = 0; j < NVV; j++) {                                                                    \
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++)                                                                           \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < NVV; j++) {                                                                    \
             if (!accumulate) { acc[r][j] = (VEC)0; continue; }                                             \
             float part[VW] = {0};                                                                          \
             long n = end - (q0 + j * VW);                                                                  \
@@ -55,15 +55,15 @@ TARGET static void CAT(NAME, SUFFIX)(const float *x, long ldx, int channels, con
         const float *wc = w + (long)c * taps;                                                              \
         for (int t = 0; t < taps; t++) {                                                                   \
             VEC xv[NVV];                                                                                   \
-            for (int j = 0; j < NVV; j++) xv[j] = CAT(load, SUFFIX)(xc + offsets[t] + j * VW);            \
-            for (int r = 0; r < RR; r++) {                                                                 \
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < NVV; j++) xv[j] = CAT(load, SUFFIX)(xc + offsets[t] + j * VW);            \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++) {                                                                 \
                 VEC wv = (VEC)wc[r * wstride + t];                                                         \
-                for (int j = 0; j < NVV; j++) acc[r][j] += wv * xv[j];                                     \
+                _Pragma("clang loop unroll(full)") for (int j = 0; j < NVV; j++) acc[r][j] += wv * xv[j];                                     \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
-    for (int r = 0; r < RR; r++)                                                                           \
-        for (int j = 0; j < NVV; j++) {                                                                    \
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++)                                                                           \
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < NVV; j++) {                                                                    \
             long n = end - (q0 + j * VW);                                                                  \
             if (full || n >= VW) CAT(store, SUFFIX)(y + r * ldy + q0 + j * VW, acc[r][j]);                 \
             else {                                                                                         \
@@ -133,27 +133,27 @@ TARGET static void CAT(NAME, SUFFIX)(const float *dy, long lddy, const float *x,
     for (int t = 0; t < taps; t++) {                                                                       \
         VEC acc[RR][CI];                                                                                   \
         VEC *pt = part + (long)t * RR * CI;                                                                \
-        for (int r = 0; r < RR; r++) for (int i = 0; i < CI; i++) acc[r][i] = pt[r * CI + i];              \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++) _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) acc[r][i] = pt[r * CI + i];              \
         const float *xt = x + offsets[t];                                                                  \
         for (long q = q0; q < q1; q += VW) {                                                               \
             VEC xv[CI];                                                                                    \
-            for (int i = 0; i < CI; i++) xv[i] = CAT(load, SUFFIX)(xt + i * ldx + q);                      \
-            for (int r = 0; r < RR; r++) {                                                                 \
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) xv[i] = CAT(load, SUFFIX)(xt + i * ldx + q);                      \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++) {                                                                 \
                 VEC d = CAT(load, SUFFIX)(dy + r * lddy + q);                                              \
-                for (int i = 0; i < CI; i++) acc[r][i] += d * xv[i];                                       \
+                _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) acc[r][i] += d * xv[i];                                       \
             }                                                                                              \
         }                                                                                                  \
         if (tail > 0) { /* positions q1 ..< q1 + tail: dy's other lanes are zero, x's are finite */       \
             VEC xv[CI];                                                                                    \
-            for (int i = 0; i < CI; i++) xv[i] = CAT(load, SUFFIX)(xt + i * ldx + q1);                     \
-            for (int r = 0; r < RR; r++) {                                                                 \
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) xv[i] = CAT(load, SUFFIX)(xt + i * ldx + q1);                     \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++) {                                                                 \
                 float part_dy[VW] = {0};                                                                   \
                 for (long p = 0; p < tail; p++) part_dy[p] = dy[r * lddy + q1 + p];                        \
                 VEC d = CAT(load, SUFFIX)(part_dy);                                                        \
-                for (int i = 0; i < CI; i++) acc[r][i] += d * xv[i];                                       \
+                _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) acc[r][i] += d * xv[i];                                       \
             }                                                                                              \
         }                                                                                                  \
-        for (int r = 0; r < RR; r++) for (int i = 0; i < CI; i++) pt[r * CI + i] = acc[r][i];              \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < RR; r++) _Pragma("clang loop unroll(full)") for (int i = 0; i < CI; i++) pt[r * CI + i] = acc[r][i];              \
     }                                                                                                      \
 }
 GRAD_BLOCK(grad_full, RC, RI)
