@@ -10,14 +10,6 @@
 #define TARGET __attribute__((target("avx512f,avx512vl,fma")))
 #define SUFFIX avx512
 #include "direct_conv_body.h"
-#undef VW
-#undef R
-#undef NV
-#undef RT
-#undef RC
-#undef RI
-#undef TARGET
-#undef SUFFIX
 
 #define VW 8
 #define R 4
@@ -28,14 +20,6 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define SUFFIX avx2
 #include "direct_conv_body.h"
-#undef VW
-#undef R
-#undef NV
-#undef RT
-#undef RC
-#undef RI
-#undef TARGET
-#undef SUFFIX
 #endif
 
 #define VW 4

@@ -1,5 +1,5 @@
 // One definition of the direct-convolution kernels, included once per instruction set by
-// direct_conv.c with these macros set:
+// direct_conv.c with these macros set (and undefined again at the end):
 //   VW       floats per vector          R, NV   output rows × vectors of the forward block
 //   RT       output rows of the forward block over the last positions (× 2 vectors)
 //   RC, RI   output rows × input channels of the weight-gradient block
@@ -206,3 +206,12 @@ TARGET static void CAT(direct_conv_weight_gradient, SUFFIX)(const float *dy, lon
 #undef VEC
 #undef CAT
 #undef CAT_
+// The instruction set's parameters end with it (direct_conv.c sets them anew for the next one).
+#undef VW
+#undef R
+#undef NV
+#undef RT
+#undef RC
+#undef RI
+#undef TARGET
+#undef SUFFIX

@@ -83,17 +83,9 @@ struct DirectConvolution {
         /// images) into zero-padded rows, channel c at `destination + c·rowLength(count)`, followed
         /// by ``DirectConvolution/slack`` zeros.
         func pad(_ source: UnsafePointer<Float>, batch: Int, first: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
-            let length = rowLength(images: count)
-            for c in 0..<channels {
-                let row = destination + c * length
-                row.update(repeating: 0, count: length)
-                for n in 0..<count {
-                    let plane = source + (c * batch + first + n) * height * width
-                    let padded = row + n * paddedPlane + paddingHeight * paddedWidth + paddingWidth
-                    for h in 0..<height { (padded + h * paddedWidth).update(from: plane + h * width, count: width) }
-                }
-            }
-            (destination + channels * length).update(repeating: 0, count: DirectConvolution.slack)
+            place(source, planes: channels, batch: batch, first: first, count: count, height: height, width: width,
+                  at: paddingHeight * paddedWidth + paddingWidth, into: destination)
+            (destination + channels * rowLength(images: count)).update(repeating: 0, count: DirectConvolution.slack)
         }
 
         /// Lays out images `first ..< first + count` of a CNHW buffer of this layout's *output*
@@ -101,15 +93,22 @@ struct DirectConvolution {
         /// as the weight-gradient kernel reads it.
         func embed(_ source: UnsafePointer<Float>, rows: Int, batch: Int, first: Int, count: Int,
                    into destination: UnsafeMutablePointer<Float>) {
+            place(source, planes: rows, batch: batch, first: first, count: count, height: outHeight, width: outWidth,
+                  at: 0, into: destination)
+        }
+
+        /// Zeroes `planes` padded rows of `count` images and copies each image's `height × width`
+        /// plane into them, its top-left pixel at padded position `offset`.
+        private func place(_ source: UnsafePointer<Float>, planes: Int, batch: Int, first: Int, count: Int, height: Int,
+                           width: Int, at offset: Int, into destination: UnsafeMutablePointer<Float>) {
             let length = rowLength(images: count)
-            for o in 0..<rows {
-                let row = destination + o * length
+            for c in 0..<planes {
+                let row = destination + c * length
                 row.update(repeating: 0, count: length)
                 for n in 0..<count {
-                    let plane = source + (o * batch + first + n) * outHeight * outWidth
-                    for h in 0..<outHeight {
-                        (row + n * paddedPlane + h * paddedWidth).update(from: plane + h * outWidth, count: outWidth)
-                    }
+                    let plane = source + (c * batch + first + n) * height * width
+                    let target = row + n * paddedPlane + offset
+                    for h in 0..<height { (target + h * paddedWidth).update(from: plane + h * width, count: width) }
                 }
             }
         }
