@@ -24,6 +24,16 @@ final class ExecutionContext {
             partials[t].resize(partial)
         }
     }
+    /// `destination = Σ_t partials[t]` over the first `threads` per-thread partial gradients, added
+    /// in thread order (deterministic for a thread count).
+    func sumPartials(threads: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
+        destination.update(from: partials[0].pointer, count: count)
+        for t in 1..<max(1, threads) {
+            let p = partials[t].pointer
+            for i in 0..<count { destination[i] += p[i] }
+        }
+    }
+
     /// Source of dropout masks.
     var generator: SeededGenerator
     init(generator: SeededGenerator) { self.generator = generator }

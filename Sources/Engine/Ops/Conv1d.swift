@@ -341,12 +341,7 @@ final class Conv1dLayer: Layer {
             }
         }
         // Per-thread partial weight gradients, summed in a fixed order.
-        let dW = weight.gradientPointer
-        dW.update(from: context.partials[0].pointer, count: weightCount)
-        for t in 1..<threads {
-            let p = context.partials[t].pointer
-            for i in 0..<weightCount { dW[i] += p[i] }
-        }
+        context.sumPartials(threads: threads, count: weightCount, into: weight.gradientPointer)
     }
 
     // MARK: Depthwise (one input channel per group)

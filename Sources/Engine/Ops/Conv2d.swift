@@ -435,12 +435,7 @@ final class Conv2dLayer: Layer {
             }
         }
         // Sum the per-thread partial weight gradients in a fixed order.
-        let dW = weight.gradientPointer
-        dW.update(from: context.partials[0].pointer, count: weightCount)
-        for t in 1..<max(1, threads) {
-            let p = context.partials[t].pointer
-            for i in 0..<weightCount { dW[i] += p[i] }
-        }
+        context.sumPartials(threads: threads, count: weightCount, into: weight.gradientPointer)
         biasGradient(dy, batch: batch)
     }
 

@@ -326,11 +326,7 @@ struct DirectConvolution {
                 }
             }
         }
-        weightGradient.update(from: context.partials[0].pointer, count: weightCount)
-        for t in 1..<max(1, threads) {
-            let p = context.partials[t].pointer
-            for i in 0..<weightCount { weightGradient[i] += p[i] }
-        }
+        context.sumPartials(threads: threads, count: weightCount, into: weightGradient)
     }
 
     /// The instruction set the direct kernels use on this CPU ("avx512", "avx2" or "baseline").
