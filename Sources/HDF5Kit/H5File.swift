@@ -23,26 +23,54 @@ public final class H5File: HDF5Location, @unchecked Sendable {
     public let path: String
     /// Whether the file was opened for writing.
     public let isWritable: Bool
+    /// How writes reach the disk (always `.inPlace` for read-only files).
+    public var persistence: Persistence { atomicStore == nil ? .inPlace : .atomicReplace }
     private var fileIdentifier: hid_t
+    private let atomicStore: AtomicReplaceStore?
 
-    private init(path: String, identifier: hid_t, isWritable: Bool) {
+    private init(path: String, identifier: hid_t, isWritable: Bool, atomicStore: AtomicReplaceStore? = nil) {
         self.path = path
         self.fileIdentifier = identifier
         self.isWritable = isWritable
+        self.atomicStore = atomicStore
     }
 
     deinit {
         HDF5Library.locked {
-            if fileIdentifier >= 0 { H5Fclose(fileIdentifier) }
+            if fileIdentifier >= 0 {
+                if atomicStore != nil, H5Fflush(fileIdentifier, H5F_SCOPE_LOCAL) >= 0 { try? commit() }
+                H5Fclose(fileIdentifier)
+            }
         }
+    }
+
+    /// A file access property list for an in-memory file (core driver, nothing written by HDF5 itself).
+    private static func memoryAccess() -> hid_t {
+        let fapl = H5Pcreate(naslab_H5P_FILE_ACCESS())
+        H5Pset_fapl_core(fapl, 1 << 20, false)
+        return fapl
     }
 
     /// Creates a new file, replacing an existing one when `truncate` is true (otherwise an existing file is an error).
     /// - Parameters:
     ///   - path: where to create the file; the parent directory must exist.
     ///   - truncate: replace an existing file (default `true`).
-    public static func create(path: String, truncate: Bool = true) throws -> H5File {
-        try HDF5Library.locked {
+    ///   - persistence: `.inPlace` (default) or `.atomicReplace` (see ``Persistence``); with
+    ///     `.atomicReplace` nothing is on disk before the first ``flush()``.
+    public static func create(path: String, truncate: Bool = true, persistence: Persistence = .inPlace) throws -> H5File {
+        if persistence == .atomicReplace {
+            return try HDF5Library.locked {
+                let store = try AtomicReplaceStore.forNewFile(path: path, truncate: truncate)
+                let fapl = memoryAccess()
+                defer { H5Pclose(fapl) }
+                let id = H5Fcreate(path, naslab_H5F_ACC_TRUNC(), defaultProperties, fapl)
+                guard id >= 0 else {
+                    throw HDF5Error.openFailed(path: path, reason: "cannot create: \(HDF5Library.lastErrorMessage())")
+                }
+                return H5File(path: path, identifier: id, isWritable: true, atomicStore: store)
+            }
+        }
+        return try HDF5Library.locked {
             let flags = truncate ? naslab_H5F_ACC_TRUNC() : naslab_H5F_ACC_EXCL()
             let id = H5Fcreate(path, flags, defaultProperties, defaultProperties)
             guard id >= 0 else {
@@ -60,8 +88,10 @@ public final class H5File: HDF5Location, @unchecked Sendable {
     /// - Parameters:
     ///   - path: the file.
     ///   - mode: `.readOnly` (default) or `.readWrite`.
+    ///   - persistence: for `.readWrite`: `.inPlace` (default) or `.atomicReplace` (see ``Persistence``;
+    ///     the file is read into memory and locked against other writers).
     /// - Throws: ``HDF5Error/fileNotFound(path:)``, ``HDF5Error/notHDF5(path:)`` or ``HDF5Error/openFailed(path:reason:)``.
-    public static func open(path: String, mode: Mode = .readOnly) throws -> H5File {
+    public static func open(path: String, mode: Mode = .readOnly, persistence: Persistence = .inPlace) throws -> H5File {
         try HDF5Library.locked {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -72,6 +102,17 @@ public final class H5File: HDF5Location, @unchecked Sendable {
             if isHDF5 == 0 { throw HDF5Error.notHDF5(path: path) }
             if isHDF5 < 0 {
                 throw HDF5Error.openFailed(path: path, reason: HDF5Library.lastErrorMessage())
+            }
+            if mode == .readWrite, persistence == .atomicReplace {
+                let (store, bytes) = try AtomicReplaceStore.forExistingFile(path: path)
+                var image = bytes
+                let id = image.withUnsafeMutableBytes {
+                    H5LTopen_file_image($0.baseAddress, $0.count, UInt32(H5LT_FILE_IMAGE_OPEN_RW))
+                }
+                guard id >= 0 else {
+                    throw HDF5Error.openFailed(path: path, reason: HDF5Library.lastErrorMessage())
+                }
+                return H5File(path: path, identifier: id, isWritable: true, atomicStore: store)
             }
             let flags = mode == .readOnly ? naslab_H5F_ACC_RDONLY() : naslab_H5F_ACC_RDWR()
             let id = H5Fopen(path, flags, defaultProperties)
@@ -85,10 +126,13 @@ public final class H5File: HDF5Location, @unchecked Sendable {
     /// Whether the file is still open.
     public var isOpen: Bool { HDF5Library.locked { fileIdentifier >= 0 } }
 
-    /// Writes all buffered data and metadata to the file (`H5Fflush`, local scope).
+    /// Writes all buffered data and metadata to the file: `H5Fflush` in place, or with
+    /// ``Persistence/atomicReplace`` the whole file to a temporary file renamed over `path`.
     ///
-    /// After a flush a process crash (even `kill -9`) leaves a file that opens and holds
-    /// everything written so far. It is not an `fsync`: it does not protect against power loss.
+    /// After an atomic-replace flush a process crash (even `kill -9`, even during the next
+    /// flush) leaves a complete file holding everything written so far. An in-place flush only
+    /// protects what it has finished writing: a crash *during* it can leave an unreadable file.
+    /// Neither is an `fsync`: they do not protect against power loss.
     public func flush() throws {
         try HDF5Library.locked {
             let id = try identifier()
@@ -96,7 +140,23 @@ public final class H5File: HDF5Location, @unchecked Sendable {
                 throw HDF5Error.operationFailed(path: path, object: "/", operation: "flush",
                                                 reason: HDF5Library.lastErrorMessage())
             }
+            if atomicStore != nil { try commit() }
         }
+    }
+
+    /// Writes the in-memory image of an atomic-replace file to disk (the caller holds the HDF5 lock and has flushed).
+    private func commit() throws {
+        guard let atomicStore, fileIdentifier >= 0 else { return }
+        let size = H5Fget_file_image(fileIdentifier, nil, 0)
+        guard size > 0 else {
+            throw HDF5Error.operationFailed(path: path, object: "/", operation: "flush", reason: HDF5Library.lastErrorMessage())
+        }
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        defer { image.deallocate() }
+        guard H5Fget_file_image(fileIdentifier, image.baseAddress, size) == size else {
+            throw HDF5Error.operationFailed(path: path, object: "/", operation: "flush", reason: HDF5Library.lastErrorMessage())
+        }
+        try atomicStore.commit(image: UnsafeRawBufferPointer(image))
     }
 
     /// Closes the file. Groups and tables still held keep the underlying file open until released.
@@ -104,7 +164,18 @@ public final class H5File: HDF5Location, @unchecked Sendable {
     public func close() throws {
         try HDF5Library.locked {
             guard fileIdentifier >= 0 else { return }
+            if atomicStore != nil {
+                do {
+                    if H5Fflush(fileIdentifier, H5F_SCOPE_LOCAL) >= 0 { try commit() }
+                } catch {
+                    H5Fclose(fileIdentifier)
+                    fileIdentifier = -1
+                    atomicStore?.release()
+                    throw error
+                }
+            }
             let status = H5Fclose(fileIdentifier)
+            atomicStore?.release()
             fileIdentifier = -1
             if status < 0 {
                 throw HDF5Error.operationFailed(path: path, object: "/", operation: "close",

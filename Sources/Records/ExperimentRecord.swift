@@ -25,9 +25,11 @@ public struct RecordLayout: Sendable, Equatable {
 
 /// An HDF5 experiment record (`Results/<name>.h5`), written while a search runs.
 ///
-/// Layout, crash safety and reading with h5py/pandas: see docs/records.md. Every append is
-/// followed by `H5Fflush`, so a killed process (even `kill -9`) loses no finished candidate and
-/// leaves a file that h5py opens and that ``open(path:)`` can extend (resume).
+/// Layout, crash safety and reading with h5py/pandas: see docs/records.md. The record is held in
+/// memory while it is written and every append is followed by a flush that replaces the file on
+/// disk atomically (``H5File/Persistence/atomicReplace``), so a killed process (even `kill -9`,
+/// even in the middle of a flush) loses no finished candidate and leaves a complete file that
+/// h5py opens — also while the search runs — and that ``open(path:)`` can extend (resume).
 ///
 /// ```swift
 /// let record = try ExperimentRecord.create(path: "Results/run.h5", metadata: metadata)
@@ -120,7 +122,7 @@ public final class ExperimentRecord: @unchecked Sendable {
     ///   - layout: string column sizes (default ``RecordLayout/standard``).
     ///   - overwrite: replace an existing file (default `false`: an existing file is an error, so results are never clobbered).
     ///   - liveLog: also append every candidate to a JSON Lines file next to the record, for live
-    ///     readers (the HDF5 file is locked while the writer has it open). Default `false`.
+    ///     readers that want one line per candidate as it comes (the HDF5 file can be read too). Default `false`.
     public static func create(path: String, metadata: RecordMetadata, layout: RecordLayout = .standard,
                               overwrite: Bool = false, liveLog: Bool = false) throws -> ExperimentRecord {
         try wrappingHDF5 {
@@ -128,7 +130,7 @@ public final class ExperimentRecord: @unchecked Sendable {
             if !directory.isEmpty {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            let file = try H5File.create(path: path, truncate: overwrite)
+            let file = try H5File.create(path: path, truncate: overwrite, persistence: .atomicReplace)
             try file.setAttribute("format", formatName)
             try file.setAttribute("format_version", formatVersion)
             try file.setAttribute("name", metadata.name)
@@ -176,7 +178,7 @@ public final class ExperimentRecord: @unchecked Sendable {
 
     private static func open(path: String, mode: H5File.Mode, liveLog: Bool = false) throws -> ExperimentRecord {
         try wrappingHDF5 {
-            let file = try H5File.open(path: path, mode: mode)
+            let file = try H5File.open(path: path, mode: mode, persistence: .atomicReplace)
             guard file.hasAttribute("format"), (try? file.stringAttribute("format")) == formatName else {
                 throw RecordError.notARecord(path: path, detail: "missing root attribute format = \"\(formatName)\"")
             }
@@ -436,15 +438,13 @@ public final class ExperimentRecord: @unchecked Sendable {
         return result + "…"
     }
 
-    /// Writes a new version of `name` under `name_new`, then swaps it in and flushes, so that a
-    /// crash leaves either the old or the new version (``open(path:)`` completes the swap).
+    /// Replaces `name` by a new version and flushes. The flush replaces the whole file at once
+    /// (``H5File/Persistence/atomicReplace``), so a crash leaves either the old or the new version.
+    /// (Records written in place by earlier versions staged the new version as `name_new`;
+    /// ``open(path:)`` still completes such an interrupted swap.)
     func replace(_ name: String, write: (String) throws -> Void) throws {
-        let staged = name + "_new"
-        if file.exists(staged) { try discard(staged) }
-        try write(staged)
-        try file.flush()
         if file.exists(name) { try discard(name) }
-        try file.move(staged, to: name)
+        try write(name)
         try file.flush()
     }
 

@@ -265,4 +265,51 @@ final class HDF5KitTests: XCTestCase {
         try file.close()
         XCTAssertEqual(try H5File.open(path: path).openTable("t").readAll().map { $0[0] }, [.int(0), .int(1), .int(2), .int(9)])
     }
+
+    func testAtomicReplaceFilesChangeOnDiskOnlyAtAFlushAndHaveOneWriter() throws {
+        let path = temporaryPath("atomic.h5")
+        try? FileManager.default.removeItem(atPath: path)
+        let columns = [HDF5Column("id", .int64), HDF5Column("s", .string(capacity: 8))]
+        let file = try H5File.create(path: path, truncate: false, persistence: .atomicReplace)
+        XCTAssertEqual(file.persistence, .atomicReplace)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "nothing on disk before the first flush")
+        let table = try file.createTable("t", columns: columns, chunkRows: 4, compressionLevel: 4)
+        try table.append([.int(0), .string("zero")])
+        try file.flush()
+        try table.append([.int(1), .string("one")])
+        // A reader (ours, then h5py) sees the flushed state while the writer has the file open.
+        XCTAssertEqual(try H5File.open(path: path).openTable("t").readAll().map { $0[0] }, [.int(0)])
+        try runPython("""
+        import sys, h5py
+        assert list(h5py.File(sys.argv[1], "r")["t"][:]["id"]) == [0]
+        """, [path])
+        // A second writer is refused; so is replacing or re-creating the file.
+        XCTAssertThrowsError(try H5File.open(path: path, mode: .readWrite, persistence: .atomicReplace)) { error in
+            XCTAssertTrue("\(error)".contains("another process is writing it"), "\(error)")
+        }
+        XCTAssertThrowsError(try H5File.create(path: path, truncate: true, persistence: .atomicReplace)) { error in
+            XCTAssertTrue("\(error)".contains("another process is writing it"), "\(error)")
+        }
+        XCTAssertThrowsError(try H5File.create(path: path, truncate: false, persistence: .atomicReplace)) { error in
+            XCTAssertTrue("\(error)".contains("file already exists"), "\(error)")
+        }
+        try file.flush()
+        XCTAssertEqual(try H5File.open(path: path).openTable("t").readAll().map { $0[0] }, [.int(0), .int(1)])
+        try table.append([.int(2), .string("two")])
+        table.close()
+        try file.close()   // closing flushes and gives up the lock
+        // What a writer killed during a flush leaves behind is removed by the next writer.
+        let directory = (path as NSString).deletingLastPathComponent
+        let abandoned = (directory as NSString).appendingPathComponent(".atomic.h5.99999.partial")
+        XCTAssertTrue(FileManager.default.createFile(atPath: abandoned, contents: Data([1, 2, 3])))
+        let again = try H5File.open(path: path, mode: .readWrite, persistence: .atomicReplace)
+        let reopened = try again.openTable("t")
+        XCTAssertEqual(try reopened.readAll(), [[.int(0), .string("zero")], [.int(1), .string("one")], [.int(2), .string("two")]])
+        try reopened.append([.int(3), .string("three")])
+        reopened.close()
+        try again.close()
+        XCTAssertEqual(try H5File.open(path: path).openTable("t").readAll().count, 4)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".partial") }, [],
+                       "no temporary file is left behind")
+    }
 }
