@@ -17,6 +17,8 @@ import HDF5Kit
 ///     entries/sample_count  int64 [n]
 ///     entries/family        string [n]   (the kernel's regressor family)
 ///     entries/features      string [n]   (the kernel's features, comma-separated)
+///     calibration_networks/features   float64 [m, k]   (calibrated tables: `LatencyTable.networkFeatures(of:)`)
+///     calibration_networks/median_ms  float64 [m]      (their measured medians)
 /// ```
 ///
 /// Version-1 files (per-op tables, one per file) are refused with a request to rebuild.
@@ -62,6 +64,14 @@ extension LatencyTable {
         try g.setAttribute("per_megabyte_ms", perMegabyteMilliseconds)
         try g.setAttribute("calibration_note", calibrationNote)
         try g.setAttribute("entry_count", entries.count)
+        if let width = calibrationNetworks.first?.features.count {
+            let calibration = try g.createGroup("calibration_networks")
+            guard calibrationNetworks.allSatisfy({ $0.features.count == width }) else {
+                throw LatencyTableError.invalidArgument("calibration networks with features of different lengths")
+            }
+            try calibration.write("features", values: calibrationNetworks.flatMap(\.features), shape: [calibrationNetworks.count, width])
+            try calibration.write("median_ms", values: calibrationNetworks.map(\.milliseconds))
+        }
         let group = try g.createGroup("entries")
         let keys = entries.keys.sorted()
         guard !keys.isEmpty else { return }
@@ -125,6 +135,18 @@ extension LatencyTable {
                                        perNetworkOverheadMilliseconds: try g.doubleAttribute("per_network_overhead_ms"),
                                        calibrationNote: try g.stringAttribute("calibration_note"))
             table.perMegabyteMilliseconds = try g.doubleAttribute("per_megabyte_ms")
+            if g.exists("calibration_networks") {
+                let calibration = try g.openGroup("calibration_networks")
+                let features = try calibration.read("features", as: Double.self)
+                let medians = try calibration.read("median_ms", as: Double.self).values
+                guard features.shape.count == 2, features.shape[0] == medians.count else {
+                    throw invalid("\(name): calibration_networks/features has shape \(features.shape), median_ms \(medians.count) values")
+                }
+                let width = features.shape[1]
+                table.calibrationNetworks = medians.indices.map {
+                    CalibrationNetwork(features: Array(features.values[$0 * width ..< ($0 + 1) * width]), milliseconds: medians[$0])
+                }
+            }
             tables.append(table)
         }
         return tables

@@ -182,6 +182,26 @@ extension LatencyTable {
 final class LatencyRegressorCache: @unchecked Sendable {
     private let lock = NSLock()
     private var models: [LatencyStatistic: [String: KernelRegressor]] = [:]
+    private var network: KernelRegressor??
+
+    /// A new cache with the same kernel regressors and no network-level model (for a table whose
+    /// calibration networks changed; copies of a table share their cache).
+    func keepingKernelModels() -> LatencyRegressorCache {
+        lock.lock()
+        defer { lock.unlock() }
+        let copy = LatencyRegressorCache()
+        copy.models = models
+        return copy
+    }
+
+    func networkModel(fit: () -> KernelRegressor?) -> KernelRegressor? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let m = network { return m }
+        let m = fit()
+        network = .some(m)
+        return m
+    }
 
     func models(_ statistic: LatencyStatistic, fit: () -> [String: KernelRegressor]) -> [String: KernelRegressor] {
         lock.lock()
@@ -204,7 +224,11 @@ final class LatencyRegressorCache: @unchecked Sendable {
 ///
 /// with the scales 1 and the overheads 0 unless calibrated on whole networks (`calibrate`); the
 /// groups are convolution kernels, sequence kernels (conv1d, attention, layer norm, embedding,
-/// sequence pooling) and the rest.
+/// sequence pooling) and the rest. A calibrated table also keeps its calibration networks'
+/// network-level features (``networkFeatures(of:)``) and measured medians; when a
+/// ``KernelRegressor`` fitted on them beats the linear terms in 5-fold cross-validation, it
+/// predicts the median from those features (``networkModel()``): what kernels cost together
+/// that they do not cost alone is not linear in the sums.
 ///
 /// ```swift
 /// var table = try LatencyTable.load(path: LatencyTable.defaultPath, threads: 1)
@@ -235,6 +259,9 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     public var perNetworkOverheadMilliseconds: Double
     /// How the calibration terms were obtained ("" when not calibrated).
     public var calibrationNote: String
+    /// The networks the table was calibrated on: network-level features and measured medians
+    /// (the network-level model's training points; empty when not calibrated).
+    public var calibrationNetworks: [CalibrationNetwork] = [] { didSet { cache = cache.keepingKernelModels() } }
     /// Fewest entries of a family for its regressor (fewer: unseen kernels of it are missing).
     public static let minimumEntriesForRegressor = 6
 
@@ -242,12 +269,14 @@ public struct LatencyTable: Hashable, Codable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case machine, settings, entries, scales, perKernelOverheadMilliseconds, perMegabyteMilliseconds, perNetworkOverheadMilliseconds, calibrationNote
+        case calibrationNetworks
     }
 
     public static func == (a: LatencyTable, b: LatencyTable) -> Bool {
         a.machine == b.machine && a.settings == b.settings && a.entries == b.entries && a.scales == b.scales
             && a.perKernelOverheadMilliseconds == b.perKernelOverheadMilliseconds && a.perMegabyteMilliseconds == b.perMegabyteMilliseconds
             && a.perNetworkOverheadMilliseconds == b.perNetworkOverheadMilliseconds && a.calibrationNote == b.calibrationNote
+            && a.calibrationNetworks == b.calibrationNetworks
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -310,8 +339,10 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     ///     (default); `false`: they are missing.
     /// - Throws: `LatencyTableError.missingKeys` listing every kernel neither an entry nor a
     ///   regressor covers; `NetworkGraphError` for inconsistent graphs.
+    ///   - networkLevel: use the network-level model when the table has one (default); `false`:
+    ///     the linear calibration terms only.
     public func predict(_ graph: NetworkGraph, statistic: LatencyStatistic = .median,
-                        useRegressors: Bool = true) throws -> LatencyPrediction {
+                        useRegressors: Bool = true, networkLevel: Bool = true) throws -> LatencyPrediction {
         let kernels = try LatencyKernel.kernels(of: graph)
         let models = useRegressors ? regressors(statistic: statistic) : [:]
         var missing = Set<String>()
@@ -339,12 +370,83 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         }
         guard missing.isEmpty else { throw LatencyTableError.missingKeys(missing.sorted()) }
         let sum = parts.reduce(0) { $0 + $1.milliseconds }
-        let scaled = zip(parts, kernels.filter { !$0.isBoundary }).reduce(0.0) { $0 + (scales[Self.calibrationGroup(of: $1.1.family)] ?? 1) * $1.0.milliseconds }
-        let megabytes = perMegabyteMilliseconds == 0 ? 0 : Self.megabytes(kernels.filter { !$0.isBoundary })
-        let total = scaled + perKernelOverheadMilliseconds * Double(parts.count) + perMegabyteMilliseconds * megabytes
+        let operations = kernels.filter { !$0.isBoundary }
+        let scaled = zip(parts, operations).reduce(0.0) { $0 + (scales[Self.calibrationGroup(of: $1.1.family)] ?? 1) * $1.0.milliseconds }
+        let megabytes = perMegabyteMilliseconds == 0 ? 0 : Self.megabytes(operations)
+        var total = scaled + perKernelOverheadMilliseconds * Double(parts.count) + perMegabyteMilliseconds * megabytes
             + perNetworkOverheadMilliseconds + boundary
+        if networkLevel, statistic == .median, let model = networkModel() {
+            total = model.predict(Self.networkFeatures(linear: total, boundary: boundary, parts: parts, kernels: kernels))
+        }
         return LatencyPrediction(totalMilliseconds: total, boundaryMilliseconds: boundary,
                                  overheadMilliseconds: total - sum - boundary, kernels: parts)
+    }
+
+    /// The network-level features of `graph` under this table (see ``networkFeatures(linear:boundary:parts:kernels:)``).
+    public func networkFeatures(of graph: NetworkGraph) throws -> [Double] {
+        let p = try predict(graph, networkLevel: false)
+        return Self.networkFeatures(linear: p.totalMilliseconds, boundary: p.boundaryMilliseconds, parts: p.kernels,
+                                    kernels: try LatencyKernel.kernels(of: graph))
+    }
+
+    /// A network's features for the network-level model: the linearly calibrated prediction
+    /// (first: the model's cost law is mostly a factor on it), kernel count, megabytes moved, the
+    /// boundary, the uncalibrated sums of the convolution, sequence and other kernels, the MACs,
+    /// the largest kernel's share and the input elements.
+    static func networkFeatures(linear: Double, boundary: Double, parts: [KernelLatency], kernels: [LatencyKernel]) -> [Double] {
+        let operations = kernels.filter { !$0.isBoundary }
+        var groups = [Double](repeating: 0, count: calibrationGroups.count)
+        for (part, kernel) in zip(parts, operations) { groups[calibrationGroups.firstIndex(of: calibrationGroup(of: kernel.family))!] += part.milliseconds }
+        let sum = parts.reduce(0) { $0 + $1.milliseconds }
+        let inputElements = kernels.first(where: \.isBoundary)?.features.first ?? 0
+        return [linear, Double(parts.count), megabytes(operations), boundary] + groups
+            + [operations.reduce(0) { $0 + ($1.features.first ?? 0) }, sum > 0 ? (parts.map(\.milliseconds).max() ?? 0) / sum : 0, inputElements]
+    }
+
+    /// Fitting settings of the network-level model: few points, so shallow trees and large leaves.
+    public static let networkModelSettings: KernelRegressor.Settings = {
+        var s = KernelRegressor.Settings()
+        s.rounds = 80
+        s.depth = 2
+        s.minimumLeaf = 8
+        return s
+    }()
+
+    /// Fewest calibration networks for a network-level model.
+    public static let minimumNetworksForNetworkModel = 30
+
+    /// The network-level model fitted on ``calibrationNetworks``, or `nil` when there are fewer
+    /// than ``minimumNetworksForNetworkModel`` of them or its 5-fold cross-validated mean
+    /// |relative error| is not clearly below the linear calibration's on the same networks
+    /// (``networkModelCrossValidation()``).
+    public func networkModel() -> KernelRegressor? {
+        let points = calibrationNetworks
+        return cache.networkModel {
+            guard let check = Self.networkModelCrossValidation(points), check.modelIsBetter else { return nil }
+            return KernelRegressor.fit(features: points.map(\.features), milliseconds: points.map(\.milliseconds),
+                                       settings: Self.networkModelSettings)
+        }
+    }
+
+    /// How much lower (absolute, in relative-error units) the network-level model's cross-validated
+    /// mean |error| must be than the linear calibration's for the model to be used: half a
+    /// percentage point — less is within what repeated timings of one network differ by.
+    public static let requiredNetworkModelGain = 0.005
+
+    /// The relative errors on the calibration networks of the network-level model in 5-fold
+    /// cross-validation and of the linear calibration, and whether the model's mean |error| is
+    /// lower by at least ``requiredNetworkModelGain``; `nil` below ``minimumNetworksForNetworkModel`` networks.
+    public func networkModelCrossValidation() -> (model: [Double], linear: [Double], modelIsBetter: Bool)? {
+        Self.networkModelCrossValidation(calibrationNetworks)
+    }
+
+    static func networkModelCrossValidation(_ points: [CalibrationNetwork]) -> (model: [Double], linear: [Double], modelIsBetter: Bool)? {
+        guard points.count >= minimumNetworksForNetworkModel else { return nil }
+        let x = points.map(\.features), y = points.map(\.milliseconds)
+        let model = KernelRegressor.crossValidatedErrors(features: x, milliseconds: y, folds: 5, settings: networkModelSettings)
+        let linear = zip(x, y).map { ($0[0] - $1) / $1 }
+        func meanAbsolute(_ e: [Double]) -> Double { e.reduce(0) { $0 + abs($1) } / Double(e.count) }
+        return (model, linear, meanAbsolute(model) < meanAbsolute(linear) - requiredNetworkModelGain)
     }
 
     /// Measures the kernels of `graph` the table lacks, adds them, and predicts it from entries only.
@@ -388,6 +490,7 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     public mutating func calibrate(on networks: [(graph: NetworkGraph, milliseconds: Double)], note: String) throws -> [Double] {
         guard networks.count >= 3 else { throw LatencyTableError.invalidArgument("calibration needs at least 3 networks, got \(networks.count)") }
         scales = [:]; perKernelOverheadMilliseconds = 0; perNetworkOverheadMilliseconds = 0; perMegabyteMilliseconds = 0
+        calibrationNetworks = []
         let groups = Self.calibrationGroups
         let width = groups.count + 3
         var rows = [[Double]](), targets = [Double]()
@@ -423,6 +526,20 @@ public struct LatencyTable: Hashable, Codable, Sendable {
             perMegabyteMilliseconds = w[groups.count + 2]
         }
         calibrationNote = note
+        calibrationNetworks = try networks.map { CalibrationNetwork(features: try networkFeatures(of: $0.graph), milliseconds: $0.milliseconds) }
         return try networks.map { (try predict($0.graph).totalMilliseconds - $0.milliseconds) / $0.milliseconds }
+    }
+}
+
+/// A whole network a latency table was calibrated on (``LatencyTable/calibrationNetworks``).
+public struct CalibrationNetwork: Hashable, Codable, Sendable {
+    /// ``LatencyTable/networkFeatures(of:)`` at calibration.
+    public var features: [Double]
+    /// The measured median (ms).
+    public var milliseconds: Double
+
+    public init(features: [Double], milliseconds: Double) {
+        self.features = features
+        self.milliseconds = milliseconds
     }
 }

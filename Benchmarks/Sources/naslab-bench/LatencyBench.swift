@@ -76,6 +76,13 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
             print(String(format: "calibration: %d networks, scales %@, per kernel %+.5f ms, per network %+.5f ms, per MB %+.4f ms, %.1f %% within 10%% on them (load %@)",
                          networks.count, table.scales.keys.sorted().map { k in String(format: "%@ %.3f", k, table.scales[k]!) }.joined(separator: ", "), table.perKernelOverheadMilliseconds, table.perNetworkOverheadMilliseconds, table.perMegabyteMilliseconds,
                          100 * Double(errors.filter { abs($0) <= 0.1 }.count) / Double(errors.count), loadAverage()))
+            if let check = table.networkModelCrossValidation() {
+                func within(_ e: [Double]) -> Double { 100 * Double(e.filter { abs($0) <= 0.1 }.count) / Double(e.count) }
+                func meanAbsolute(_ e: [Double]) -> Double { 100 * e.reduce(0) { $0 + abs($1) } / Double(e.count) }
+                print(String(format: "network-level model: %@; 5-fold cross-validation on the calibration networks: within 10%% %.1f %% (mean |error| %.1f %%), linear terms alone %.1f %% (%.1f %%)",
+                             check.modelIsBetter ? "used" : "not used", within(check.model), meanAbsolute(check.model),
+                             within(check.linear), meanAbsolute(check.linear)))
+            }
         }
         if let path = options["table"] {
             try table.save(path: path)
