@@ -17,7 +17,7 @@
 # (and repeats the timings they hit) but cannot make a busy machine quiet.
 #
 # Environment: THREADS="1 2" (thread counts, one table each), COUNT=40, TABLE_SAMPLES=100,
-# CALIBRATION=40, TABLE=path (optional). Extra arguments go to naslab-bench (e.g. --verbose).
+# CALIBRATION (default: LatencyTable.defaultCalibrationNetworksPerSpace, 40), TABLE=path (optional). Extra arguments go to naslab-bench (e.g. --verbose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH_PATH:-.build}"
@@ -27,6 +27,8 @@ for threads in ${THREADS:-1 2}; do
     echo "== threads $threads, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     table=()
     if [ -n "${TABLE:-}" ]; then table=(--table "$TABLE"); fi
+    calibration=()
+    if [ -n "${CALIBRATION:-}" ]; then calibration=(--calibration "$CALIBRATION"); fi
     "$BIN" latency --threads "$threads" --count "${COUNT:-40}" --table-samples "${TABLE_SAMPLES:-100}" \
-        --calibration "${CALIBRATION:-40}" "${table[@]}" "$@"
+        "${calibration[@]}" "${table[@]}" "$@"
 done

@@ -16,6 +16,10 @@ import NASCore
 ///    `referenceTolerance` slower than its quietest timing so far, the machine's load changed and
 ///    the timing is repeated (up to `retries` times; the least disturbed attempt is kept and the
 ///    disturbance reported).
+/// 5. the reference's time around each kept timing is returned with the latency
+///    (``ProtocolLatency/referenceMilliseconds``): a latency table expresses every timing at its
+///    own reference time, so that timings taken while the machine ran faster or slower compare
+///    (``LatencyTable/referenceMilliseconds``).
 public struct LatencyProtocol: Hashable, Sendable {
     public var warmup: Int
     public var repeats: Int
@@ -76,6 +80,55 @@ public struct ProtocolLatency: Hashable, Codable, Sendable {
     public var retries: Int
     public var clock: LatencyMeasurement.Clock
     public var threads: Int
+    /// The reference network's time around the kept timings (median over the rounds of the mean of
+    /// the reference timings just before and after; ms): the machine's speed when this network was
+    /// measured (``LatencyTable/referenceMilliseconds``).
+    public var referenceMilliseconds: Double
+}
+
+/// Times ``LatencyProtocol/referenceGraph`` on the protocol's clock: how fast the machine runs
+/// right now. A timing is `warmup` untimed and `referenceRepeats` timed passes; its value is their
+/// median. Call ``time()`` inside a ``ComputeContext`` of the thread count being measured.
+public struct ReferenceTimer {
+    let network: Network
+    let input: Tensor
+    let settings: LatencyProtocol
+    let clock: LatencyMeasurement.Clock
+
+    public init(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(),
+                graph: NetworkGraph = LatencyProtocol.referenceGraph, seed: UInt64 = 0) throws {
+        var rng = SeededGenerator(seed: seed)
+        network = try Network(graph: graph, rng: &rng)
+        let s = graph.inputShape
+        input = Tensor(shape: [1, s.channels, s.height, s.width], values: (0..<s.elementCount).map { _ in rng.nextUnitFloat() * 2 - 1 })
+        settings = p
+        clock = p.clock(threads: threads)
+    }
+
+    /// One timing of the reference network (ms).
+    public func time() throws -> Double {
+        for _ in 0..<settings.warmup { _ = try network.forward(input, training: false) }
+        var samples = [Double]()
+        samples.reserveCapacity(settings.referenceRepeats)
+        for _ in 0..<max(1, settings.referenceRepeats) {
+            let t0 = clock.nanoseconds()
+            _ = try network.forward(input, training: false)
+            samples.append(Double(clock.nanoseconds() - t0) / 1e6)
+        }
+        return median(samples.sorted())
+    }
+
+    /// The median of `timings` timings on `threads` compute threads (ms): the machine's current
+    /// reference time, compared with a table's ``LatencyTable/referenceMilliseconds`` by
+    /// ``LatencyTable/currentSlowdown(protocol:timings:)``.
+    public static func measure(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 5) throws -> Double {
+        let timer = try ReferenceTimer(threads: threads, protocol: p)
+        return try ComputeContext(threads: threads).run {
+            var values = [Double]()
+            for _ in 0..<max(1, timings) { values.append(try timer.time()) }
+            return median(values.sorted())
+        }
+    }
 }
 
 extension LatencyMeasurement {
@@ -107,29 +160,30 @@ extension LatencyMeasurement {
                 let sorted = samples.sorted()
                 return (median(sorted), sorted[0])
             }
-            let referenceNetwork = try prepare(reference)
-            var quiet = try time(referenceNetwork, repeats: p.referenceRepeats).median
-            var results = [(rounds: [Double], ratios: [Double], minimum: Double, disturbed: Int, retries: Int)](
-                repeating: ([], [], .infinity, 0, 0), count: graphs.count)
+            let referenceTimer = try ReferenceTimer(threads: threads, protocol: p, graph: reference, seed: seed)
+            var quiet = try referenceTimer.time()
+            var results = [(rounds: [Double], ratios: [Double], references: [Double], minimum: Double, disturbed: Int, retries: Int)](
+                repeating: ([], [], [], .infinity, 0, 0), count: graphs.count)
             var done = 0
             for round in 0..<p.rounds {
                 for step in graphs.indices {
                     let i = (step + round * max(1, graphs.count / p.rounds)) % graphs.count
                     let network = try prepare(graphs[i])
-                    var best: (median: Double, minimum: Double, ratio: Double)?
+                    var best: (median: Double, minimum: Double, ratio: Double, reference: Double)?
                     for attempt in 0...max(0, p.retries) {
-                        let before = try time(referenceNetwork, repeats: p.referenceRepeats).median
+                        let before = try referenceTimer.time()
                         let m = try time(network, repeats: p.repeats)
-                        let after = try time(referenceNetwork, repeats: p.referenceRepeats).median
+                        let after = try referenceTimer.time()
                         quiet = min(quiet, before, after)
                         let ratio = max(before, after) / quiet
-                        if best == nil || ratio < best!.ratio { best = (m.median, m.minimum, ratio) }
+                        if best == nil || ratio < best!.ratio { best = (m.median, m.minimum, ratio, (before + after) / 2) }
                         results[i].minimum = min(results[i].minimum, m.minimum)
                         if ratio <= 1 + p.referenceTolerance { break }
                         if attempt < p.retries { results[i].retries += 1 }
                     }
                     results[i].rounds.append(best!.median)
                     results[i].ratios.append(best!.ratio)
+                    results[i].references.append(best!.reference)
                     if best!.ratio > 1 + p.referenceTolerance { results[i].disturbed += 1 }
                     done += 1
                     progress(done, graphs.count * p.rounds)
@@ -137,7 +191,8 @@ extension LatencyMeasurement {
             }
             return results.map { r in
                 ProtocolLatency(medianMilliseconds: median(r.rounds.sorted()), minimumMilliseconds: r.minimum, roundMedians: r.rounds,
-                                referenceRatios: r.ratios, disturbedRounds: r.disturbed, retries: r.retries, clock: clock, threads: threads)
+                                referenceRatios: r.ratios, disturbedRounds: r.disturbed, retries: r.retries, clock: clock, threads: threads,
+                                referenceMilliseconds: median(r.references.sorted()))
             }
         }
     }

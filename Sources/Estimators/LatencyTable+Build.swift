@@ -159,33 +159,75 @@ extension LatencyTable {
         return kernels.map(\.key)
     }
 
+    /// Kernels timed between two timings of the reference network while measuring entries.
+    static let kernelsPerReferenceTiming = 50
+
     /// Measures `kernels` (all of them, `settings.rounds` round-robin passes) and stores their entries.
+    ///
+    /// The reference network (``ReferenceTimer``, the measurement protocol's clock) is timed before
+    /// each round and after every ``kernelsPerReferenceTiming`` kernels. A table without a
+    /// ``referenceMilliseconds`` takes the median of these timings as its own; every entry's
+    /// timings are rescaled by the table's reference time over the median reference time of their
+    /// round, so that kernels measured while the machine ran faster or slower (later additions by a
+    /// search included) are expressed at the table's speed.
     public mutating func measure(_ kernels: [LatencyKernel], progress: (LatencyTableProgress) -> Void = { _ in }) throws {
         guard !kernels.isEmpty else { return }
         let here = LatencyMachine.current(threadCount: machine.threadCount, batchSize: machine.batchSize,
                                           naslabVersion: machine.naslabVersion)
         guard here.isCompatible(with: machine) else { throw LatencyTableError.incompatibleMachine(table: machine, current: here) }
         let context = ComputeContext(threads: machine.threadCount)
+        let reference = try ReferenceTimer(threads: machine.threadCount)
         let rounds = max(1, settings.rounds)
         var perRound = [[LatencyEntry]](repeating: [], count: kernels.count)
+        var roundReferences = [[Double]](repeating: [], count: rounds)
         var done = 0
-        for _ in 0..<rounds {
+        for round in 0..<rounds {
+            roundReferences[round].append(try context.run { try reference.time() })
             for (index, kernel) in kernels.enumerated() {
                 let entry = try context.run { try LatencyTable.measure(kernel, batchSize: machine.batchSize, settings: settings) }
                 perRound[index].append(entry)
                 done += 1
+                if (index + 1) % Self.kernelsPerReferenceTiming == 0 || index == kernels.count - 1 {
+                    roundReferences[round].append(try context.run { try reference.time() })
+                }
                 progress(.measured(key: kernel.key, done: done, total: kernels.count * rounds, milliseconds: entry.medianMilliseconds))
             }
         }
+        let references = roundReferences.map { median($0.sorted()) }
+        if referenceMilliseconds <= 0 { referenceMilliseconds = median(roundReferences.flatMap { $0 }.sorted()) }
+        let factors = references.map { referenceMilliseconds / $0 }
         var updated = entries
         for (index, kernel) in kernels.enumerated() {
             let runs = perRound[index]
-            updated[kernel.key] = LatencyEntry(medianMilliseconds: median(runs.map(\.medianMilliseconds).sorted()),
-                                               minimumMilliseconds: runs.map(\.minimumMilliseconds).min()!,
+            updated[kernel.key] = LatencyEntry(medianMilliseconds: median(zip(runs, factors).map { $0.medianMilliseconds * $1 }.sorted()),
+                                               minimumMilliseconds: zip(runs, factors).map { $0.minimumMilliseconds * $1 }.min()!,
                                                sampleCount: runs.reduce(0) { $0 + $1.sampleCount },
                                                family: kernel.family, features: kernel.features)
         }
         entries = updated
+    }
+
+    /// How much slower the machine runs now than when the table was measured: the reference network's current time
+    /// (median of `timings` timings, ``ReferenceTimer/measure(threads:protocol:timings:)``) over
+    /// ``referenceMilliseconds``; 1 for a table without a reference time. Pass it to `predict` to
+    /// predict what the protocol would measure now.
+    public func currentSlowdown(protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 5) throws -> Double {
+        guard referenceMilliseconds > 0 else { return 1 }
+        return try ReferenceTimer.measure(threads: machine.threadCount, protocol: p, timings: timings) / referenceMilliseconds
+    }
+
+    /// Measures `networks` whole with the measurement protocol (``LatencyMeasurement/measure(_:threads:protocol:reference:seed:progress:)``),
+    /// expresses each median at the table's speed (its reference time over the reference's time
+    /// around that timing) and calibrates on them (``calibrate(on:note:)``).
+    /// - Returns: the calibrated table's relative errors on the networks, at the table's speed.
+    @discardableResult
+    public mutating func calibrate(measuring networks: [NetworkGraph], protocol p: LatencyProtocol = LatencyProtocol(), note: String,
+                                   progress: (Int, Int) -> Void = { _, _ in }) throws -> [Double] {
+        let measured = try LatencyMeasurement.measure(networks, threads: machine.threadCount, protocol: p, progress: progress)
+        if referenceMilliseconds <= 0 { referenceMilliseconds = median(measured.map(\.referenceMilliseconds).sorted()) }
+        let reference = referenceMilliseconds
+        return try calibrate(on: zip(networks, measured).map { ($0, $1.medianMilliseconds * reference / $1.referenceMilliseconds) },
+                             note: note + ", \(p.clock(threads: machine.threadCount).rawValue) clock, protocol medians at the table's reference time")
     }
 
     /// A graph running `op` on inputs of the given shapes as its last node: node 0 holds the

@@ -2,15 +2,16 @@ import Engine
 import Foundation
 import HDF5Kit
 
-/// HDF5 file layout of latency tables (format `naslab-latency-table`, version 2). One file holds
+/// HDF5 file layout of latency tables (format `naslab-latency-table`, version 3). One file holds
 /// one table per (thread count, batch size) of one machine:
 ///
 /// ```
-/// /                         attributes: format, format_version = 2, table_count
+/// /                         attributes: format, format_version = 3, table_count
 /// /threads_<t>_batch_<b>/   attributes: cpu_model, core_count, thread_count, batch_size, blas, date,
 ///                           naslab_version, settings_samples, settings_warmup, settings_iterations,
 ///                           settings_eviction_bytes, settings_rounds, scales ("group=factor,…"), per_kernel_overhead_ms,
-///                           per_network_overhead_ms, per_megabyte_ms, calibration_note, entry_count
+///                           per_network_overhead_ms, per_megabyte_ms, calibration_note, entry_count,
+///                           reference_ms (the reference network's time the table is expressed at)
 ///     entries/key           string [n]   (sorted; see `LatencyKernel`)
 ///     entries/median_ms     float64 [n]
 ///     entries/minimum_ms    float64 [n]
@@ -21,10 +22,11 @@ import HDF5Kit
 ///     calibration_networks/median_ms  float64 [m]      (their measured medians)
 /// ```
 ///
-/// Version-1 files (per-op tables, one per file) are refused with a request to rebuild.
+/// Older files (version 1: per-op tables, one per file; version 2: no reference time) are refused
+/// with a request to rebuild.
 extension LatencyTable {
     public static let fileFormat = "naslab-latency-table"
-    public static let fileFormatVersion = 2
+    public static let fileFormatVersion = 3
 
     /// The group of this table in a file.
     public var groupName: String { "threads_\(machine.threadCount)_batch_\(machine.batchSize)" }
@@ -63,6 +65,7 @@ extension LatencyTable {
         try g.setAttribute("per_network_overhead_ms", perNetworkOverheadMilliseconds)
         try g.setAttribute("per_megabyte_ms", perMegabyteMilliseconds)
         try g.setAttribute("calibration_note", calibrationNote)
+        try g.setAttribute("reference_ms", referenceMilliseconds)
         try g.setAttribute("entry_count", entries.count)
         if let width = calibrationNetworks.first?.features.count {
             let calibration = try g.createGroup("calibration_networks")
@@ -95,7 +98,7 @@ extension LatencyTable {
         }
         let version = try file.intAttribute("format_version")
         guard version == fileFormatVersion else {
-            throw invalid("format version \(version), this NASLab reads \(fileFormatVersion) (kernel-level tables): rebuild it with "
+            throw invalid("format version \(version), this NASLab reads \(fileFormatVersion) (kernel-level tables with a reference time): rebuild it with "
                           + "`naslab latency build-table --overwrite`")
         }
         var tables = [LatencyTable]()
@@ -135,6 +138,7 @@ extension LatencyTable {
                                        perNetworkOverheadMilliseconds: try g.doubleAttribute("per_network_overhead_ms"),
                                        calibrationNote: try g.stringAttribute("calibration_note"))
             table.perMegabyteMilliseconds = try g.doubleAttribute("per_megabyte_ms")
+            table.referenceMilliseconds = try g.doubleAttribute("reference_ms")
             if g.exists("calibration_networks") {
                 let calibration = try g.openGroup("calibration_networks")
                 let features = try calibration.read("features", as: Double.self)

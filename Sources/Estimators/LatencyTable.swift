@@ -259,6 +259,12 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     public var perNetworkOverheadMilliseconds: Double
     /// How the calibration terms were obtained ("" when not calibrated).
     public var calibrationNote: String
+    /// The machine's speed the table is expressed at: the median time (ms) of
+    /// ``LatencyProtocol/referenceGraph`` on the protocol's clock for this thread count while the
+    /// first entries were measured. Entries measured later and calibration medians are rescaled to
+    /// it by the reference timed alongside them, and ``predict(_:statistic:useRegressors:networkLevel:slowdown:)``
+    /// takes the current speed (``currentSlowdown(protocol:timings:)``). 0: unknown (no rescaling).
+    public var referenceMilliseconds: Double = 0
     /// The networks the table was calibrated on: network-level features and measured medians
     /// (the network-level model's training points; empty when not calibrated).
     public var calibrationNetworks: [CalibrationNetwork] = [] { didSet { cache = cache.keepingKernelModels() } }
@@ -269,14 +275,14 @@ public struct LatencyTable: Hashable, Codable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case machine, settings, entries, scales, perKernelOverheadMilliseconds, perMegabyteMilliseconds, perNetworkOverheadMilliseconds, calibrationNote
-        case calibrationNetworks
+        case calibrationNetworks, referenceMilliseconds
     }
 
     public static func == (a: LatencyTable, b: LatencyTable) -> Bool {
         a.machine == b.machine && a.settings == b.settings && a.entries == b.entries && a.scales == b.scales
             && a.perKernelOverheadMilliseconds == b.perKernelOverheadMilliseconds && a.perMegabyteMilliseconds == b.perMegabyteMilliseconds
             && a.perNetworkOverheadMilliseconds == b.perNetworkOverheadMilliseconds && a.calibrationNote == b.calibrationNote
-            && a.calibrationNetworks == b.calibrationNetworks
+            && a.calibrationNetworks == b.calibrationNetworks && a.referenceMilliseconds == b.referenceMilliseconds
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -341,8 +347,11 @@ public struct LatencyTable: Hashable, Codable, Sendable {
     ///   regressor covers; `NetworkGraphError` for inconsistent graphs.
     ///   - networkLevel: use the network-level model when the table has one (default); `false`:
     ///     the linear calibration terms only.
+    ///   - slowdown: the machine's current reference time over the table's
+    ///     (``currentSlowdown(protocol:timings:)``; 1: predict at the table's speed, 1.1: the machine
+    ///     runs 10 % slower now). Every part of the prediction is multiplied by it.
     public func predict(_ graph: NetworkGraph, statistic: LatencyStatistic = .median,
-                        useRegressors: Bool = true, networkLevel: Bool = true) throws -> LatencyPrediction {
+                        useRegressors: Bool = true, networkLevel: Bool = true, slowdown: Double = 1) throws -> LatencyPrediction {
         let kernels = try LatencyKernel.kernels(of: graph)
         let models = useRegressors ? regressors(statistic: statistic) : [:]
         var missing = Set<String>()
@@ -378,8 +387,9 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         if networkLevel, statistic == .median, let model = networkModel() {
             total = model.predict(Self.networkFeatures(linear: total, boundary: boundary, parts: parts, kernels: kernels))
         }
-        return LatencyPrediction(totalMilliseconds: total, boundaryMilliseconds: boundary,
-                                 overheadMilliseconds: total - sum - boundary, kernels: parts)
+        return LatencyPrediction(totalMilliseconds: slowdown * total, boundaryMilliseconds: slowdown * boundary,
+                                 overheadMilliseconds: slowdown * (total - sum - boundary),
+                                 kernels: parts.map { var k = $0; k.milliseconds *= slowdown; return k })
     }
 
     /// The network-level features of `graph` under this table (see ``networkFeatures(linear:boundary:parts:kernels:)``).
@@ -449,14 +459,14 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         return (model, linear, meanAbsolute(model) < meanAbsolute(linear) - requiredNetworkModelGain)
     }
 
-    /// Measures the kernels of `graph` the table lacks, adds them, and predicts it from entries only.
+    /// Measures the kernels of `graph` the table lacks, adds them, and predicts it (at `slowdown`).
     ///
     /// Uses the table's settings and thread count.
     /// - Throws: `LatencyTableError.incompatibleMachine` if this machine differs from the table's.
     @discardableResult
-    public mutating func predict(_ graph: NetworkGraph, measuringMissing: Bool) throws -> LatencyPrediction {
+    public mutating func predict(_ graph: NetworkGraph, measuringMissing: Bool, slowdown: Double = 1) throws -> LatencyPrediction {
         if measuringMissing { try measureMissingEntries(for: [graph]) }
-        return try predict(graph)
+        return try predict(graph, slowdown: slowdown)
     }
 
     /// Megabytes of float32 inputs and outputs of `kernels` (features 2 and 3).
@@ -479,6 +489,10 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         }
         return "other"   // every other op, by definition of the group
     }
+
+    /// Architectures per space measured whole to calibrate a table when none is said
+    /// (`naslab latency build-table --calibration`, `naslab-bench latency`).
+    public static let defaultCalibrationNetworksPerSpace = 40
 
     /// Fits the calibration terms on whole networks: weighted least squares (relative errors) of
     /// `measured − boundary ≈ Σ_g scale_g · Σ kernels of group g + perKernel · kernels + perMB · MB + perNetwork`

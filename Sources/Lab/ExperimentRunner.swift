@@ -89,6 +89,10 @@ public final class ExperimentRunner {
     private var proxyData: LabeledArrays?
     private var latencyTable: LatencyTable?
     private var latencyTableChanged = false
+    /// The machine's speed relative to the latency table's (``LatencyTable/currentSlowdown(protocol:timings:)``)
+    /// and when it was measured; re-measured when older than ``latencySlowdownLifetime``.
+    private var latencySlowdown: (value: Double, measured: Date)?
+    static let latencySlowdownLifetime: TimeInterval = 30
 
     // MARK: Starting and resuming
 
@@ -434,8 +438,8 @@ public final class ExperimentRunner {
         return Screened(proposal: proposal, text: text, row: row)
     }
 
-    /// Predicted batch-1 latency from the kernel-level latency table (docs/latency.md); kernels the
-    /// table lacks are measured once and added.
+    /// Predicted batch-1 latency from the kernel-level latency table (docs/latency.md) at the
+    /// machine's current speed; kernels the table lacks are measured once and added.
     private func predictedLatency(_ graph: NetworkGraph) throws -> Double {
         if latencyTable == nil {
             let path = config.constraints.latencyTable
@@ -447,7 +451,10 @@ public final class ExperimentRunner {
             }
         }
         let before = latencyTable!.entries.count
-        let prediction = try latencyTable!.predict(graph, measuringMissing: true)
+        if latencySlowdown == nil || Date().timeIntervalSince(latencySlowdown!.measured) > Self.latencySlowdownLifetime {
+            latencySlowdown = (try latencyTable!.currentSlowdown(), Date())
+        }
+        let prediction = try latencyTable!.predict(graph, measuringMissing: true, slowdown: latencySlowdown!.value)
         if latencyTable!.entries.count != before { latencyTableChanged = true }
         return prediction.totalMilliseconds
     }

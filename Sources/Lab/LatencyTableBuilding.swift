@@ -54,7 +54,8 @@ public enum LatencyTableBuilding {
     /// (other thread counts' tables in that file are kept).
     public static func build(spaces names: [String], inputShapes: [String], classCounts: [Int], samplesPerSpace: Int,
                              seed: UInt64, threads: Int, output: String, adaptiveRounds: Int = 1, adaptiveKernels: Int = 200,
-                             calibration: Int = 0, progress: @escaping (String) -> Void = { _ in }) throws -> Summary {
+                             calibration: Int = LatencyTable.defaultCalibrationNetworksPerSpace,
+                             progress: @escaping (String) -> Void = { _ in }) throws -> Summary {
         let start = Date()
         let graphs = try sampleNetworks(spaces: names, inputShapes: inputShapes, classCounts: classCounts, samples: samplesPerSpace, seed: seed)
         var lastReport = Date.distantPast
@@ -72,11 +73,9 @@ public enum LatencyTableBuilding {
         if calibration > 0 {
             let networks = try sampleNetworks(spaces: names, inputShapes: inputShapes, classCounts: classCounts,
                                               samples: calibration, seed: seed + 1)
-            let latencies = try LatencyMeasurement.measure(networks, threads: threads, progress: { done, total in
+            errors = try table.calibrate(measuring: networks, note: "\(networks.count) networks (seed \(seed + 1))", progress: { done, total in
                 progress("\(threads) thread(s): calibration timing \(done)/\(total)")
             })
-            errors = try table.calibrate(on: zip(networks, latencies).map { ($0, $1.medianMilliseconds) },
-                                         note: "\(networks.count) networks (seed \(seed + 1)), \(LatencyProtocol().clock(threads: threads).rawValue) clock, protocol medians")
         }
         let directory = (output as NSString).deletingLastPathComponent
         if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
@@ -100,10 +99,11 @@ public enum LatencyTableBuilding {
 
     /// Predicted and measured batch-1 latencies of architectures of a space, the way searches
     /// screen `max_latency_ms` (predicted: the table at `tablePath` for this thread count, kernels it
-    /// lacks measured once and saved into it) next to ``LatencyProtocol`` measurements.
+    /// lacks measured once and saved into it, at the machine's current speed) next to
+    /// ``LatencyProtocol`` measurements.
     public static func latencies(space name: String, architectures texts: [String], inputShape: FeatureShape?, classCount: Int,
                                  vocabulary: Int?, threads: Int, tablePath: String, measure: Bool,
-                                 progress: @escaping (String) -> Void = { _ in }) throws -> [(predicted: Double, measured: Double?)] {
+                                 progress: @escaping (String) -> Void = { _ in }) throws -> [(predicted: Double, measured: Double?, slowdown: Double)] {
         let space = try SpaceReference.resolve(name).space
         let graphs = try texts.map { try network(space, try space.parse($0), inputShape: inputShape, classCount: classCount, vocabulary: vocabulary) }
         var table = table(path: tablePath, threads: threads)
@@ -117,7 +117,8 @@ public enum LatencyTableBuilding {
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             try table.save(path: tablePath)
         }
-        let predicted = try graphs.map { try table.predict($0).totalMilliseconds }
+        let slowdown = try table.currentSlowdown()
+        let predicted = try graphs.map { try table.predict($0, slowdown: slowdown).totalMilliseconds }
         var measured = [Double?](repeating: nil, count: graphs.count)
         if measure {
             let results = try LatencyMeasurement.measure(graphs, threads: threads, progress: { done, total in
@@ -125,6 +126,6 @@ public enum LatencyTableBuilding {
             })
             measured = results.map(\.medianMilliseconds)
         }
-        return zip(predicted, measured).map { ($0, $1) }
+        return zip(predicted, measured).map { ($0, $1, slowdown) }
     }
 }

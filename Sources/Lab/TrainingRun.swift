@@ -185,6 +185,9 @@ public struct CostEstimate: Codable, Sendable {
     public var peak_activation_bytes: Int
     public var latency_ms_measured: Double?
     public var latency_ms_predicted: Double?
+    /// The machine's reference-network time now over the latency table's (1.1: 10 % slower than
+    /// when the table was measured); `latency_ms_predicted` includes it (docs/latency.md).
+    public var latency_slowdown: Double?
 
     /// The input shape `estimate` uses when none is given: 1×28×28 images (1×64×64 scenes for
     /// segmentation and detection, the default `fashion-scenes`), token sequences as the

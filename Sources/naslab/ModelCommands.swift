@@ -107,7 +107,8 @@ struct EstimateCommand: ParsableCommand {
         commandName: "estimate", abstract: "Params, MACs/FLOPs and latency (predicted and measured) of architectures, without training.",
         discussion: """
             latency_ms_predicted is what searches screen max_latency_ms with: this machine's kernel-level latency table \
-            for --threads (the per-user cache, or --latency-table), kernels it lacks measured once and added to it. \
+            for --threads (the per-user cache, or --latency-table), kernels it lacks measured once and added to it, \
+            scaled by latency_slowdown (a reference network's time now over its time when the table was measured). \
             latency_ms_measured is the median forward latency under the measurement protocol of docs/latency.md \
             (interleaved with a reference network). Both at batch 1.
             """)
@@ -148,6 +149,7 @@ struct EstimateCommand: ParsableCommand {
                 for (i, l) in latencies.enumerated() {
                     estimates[i].latency_ms_predicted = l.predicted
                     estimates[i].latency_ms_measured = l.measured
+                    estimates[i].latency_slowdown = l.slowdown
                 }
             }
             if json { try printJSON(estimates); return }
@@ -186,7 +188,8 @@ struct LatencyCommand: ParsableCommand {
         @Option(help: "Comma-separated thread counts, one table each (use the thread counts candidates get).") var threads = "1"
         @Option(help: "Rounds of adaptive sampling (neighbours of the kernels the regressors predict worst).") var adaptiveRounds = 1
         @Option(help: "Kernels added per adaptive round.") var adaptiveKernels = 200
-        @Option(help: "Calibrate on N further architectures per space measured whole (0: no calibration).") var calibration = 0
+        @Option(help: "Calibrate on N further architectures per space measured whole (0: no calibration).")
+        var calibration = LatencyTable.defaultCalibrationNetworksPerSpace
         @Option(name: [.short, .long], help: "The table file (default: the per-user cache, $NASLAB_CACHE_DIR or ~/.cache/naslab/latency-table.h5).")
         var output = ExperimentConfig(name: "latency").constraints.latencyTable
         @Flag(help: "Replace the file's existing tables of these thread counts (default: refuse).") var overwrite = false

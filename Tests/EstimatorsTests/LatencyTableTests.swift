@@ -220,6 +220,7 @@ final class LatencyTableTests: XCTestCase {
         one.scales = ["convolution": 1.1]
         one.perKernelOverheadMilliseconds = 0.0012
         one.calibrationNote = "test"
+        one.referenceMilliseconds = 0.1234
         var two = LatencyTable(machine: .current(threadCount: 2, batchSize: 1), entries: one.entries)
         two.perNetworkOverheadMilliseconds = 0.5
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("latency-\(UUID().uuidString)")
@@ -242,7 +243,8 @@ final class LatencyTableTests: XCTestCase {
         guard let h5dump else { throw XCTSkip("h5dump not installed") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: h5dump)
-        process.arguments = ["-d", "/threads_1_batch_1/entries/key", "-d", "/threads_1_batch_1/entries/family", "-a", "/threads_1_batch_1/cpu_model", path]
+        process.arguments = ["-d", "/threads_1_batch_1/entries/key", "-d", "/threads_1_batch_1/entries/family", "-a", "/threads_1_batch_1/cpu_model",
+                             "-a", "/threads_1_batch_1/reference_ms", path]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -254,6 +256,7 @@ final class LatencyTableTests: XCTestCase {
         XCTAssertTrue(text.contains("+batchNorm+activation(function:relu)@1x8x8"), text)
         XCTAssertTrue(text.contains("conv2d+batchNorm+activation[relu]"), text)
         XCTAssertTrue(text.contains(one.machine.cpuModel), text)
+        XCTAssertTrue(text.contains("0.1234"), text)
         XCTAssertThrowsError(try LatencyTable.load(path: directory.appendingPathComponent("missing.h5").path))
     }
 
@@ -274,6 +277,43 @@ final class LatencyTableTests: XCTestCase {
             XCTAssertLessThanOrEqual(r.minimumMilliseconds, r.roundMedians.max()!)
         }
         XCTAssertEqual(LatencyProtocol().clock(threads: 2), .wall)
+    }
+
+    /// A table is expressed at its reference time: timings taken while the machine runs at another
+    /// speed are rescaled to it, and predictions take the current speed. "A table built on a machine
+    /// twice as slow" is simulated by giving an empty table twice today's reference time.
+    func testTimingsAreExpressedAtTheTablesReferenceTimeAndPredictedAtTheCurrentSpeed() throws {
+        let graph = smallGraph(width: 16)
+        let networks = [4, 8, 12, 16, 24, 32].map { smallGraph(width: $0) }
+        let settings = LatencyTableSettings(samples: 21, warmup: 3, rounds: 3)
+        var now = LatencyTable.empty(threads: 1, settings: settings)
+        try now.measureMissingEntries(for: [graph])
+        XCTAssertGreaterThan(now.referenceMilliseconds, 0, "a new table takes the reference's time as its own")
+        let slowdownNow = try now.currentSlowdown()
+        XCTAssertEqual(slowdownNow, 1, accuracy: 0.3)
+
+        var slow = LatencyTable.empty(threads: 1, settings: settings)
+        slow.referenceMilliseconds = 2 * now.referenceMilliseconds
+        try slow.measureMissingEntries(for: [graph])
+        let stored = try slow.predict(graph, useRegressors: false).totalMilliseconds / now.predict(graph, useRegressors: false).totalMilliseconds
+        XCTAssertGreaterThan(stored, 1.5, "entries are stored at the table's (slower) speed")
+        XCTAssertLessThan(stored, 2.6)
+        let slowdownSlow = try slow.currentSlowdown()
+        XCTAssertEqual(slowdownSlow, 0.5, accuracy: 0.15)
+        let today = try slow.predict(graph, useRegressors: false, slowdown: slowdownSlow).totalMilliseconds
+            / now.predict(graph, useRegressors: false, slowdown: slowdownNow).totalMilliseconds
+        XCTAssertEqual(today, 1, accuracy: 0.3, "at the current speed both tables predict today's latency")
+
+        // Calibration medians are rescaled the same way.
+        let p = LatencyProtocol(warmup: 2, repeats: 11, rounds: 2, retries: 1, referenceRepeats: 11)
+        try now.measureMissingEntries(for: networks)
+        try slow.measureMissingEntries(for: networks)
+        try now.calibrate(measuring: networks, protocol: p, note: "now")
+        try slow.calibrate(measuring: networks, protocol: p, note: "slow")
+        let ratios = zip(slow.calibrationNetworks, now.calibrationNetworks).map { $0.milliseconds / $1.milliseconds }.sorted()
+        XCTAssertGreaterThan(ratios[ratios.count / 2], 1.5, "\(ratios)")
+        XCTAssertLessThan(ratios[ratios.count / 2], 2.6, "\(ratios)")
+        XCTAssertTrue(slow.calibrationNote.contains("reference time"), slow.calibrationNote)
     }
 
     func testBuildMeasuresSampledKernelsAdaptsAndPredictsMeasuredLatencyLoosely() throws {

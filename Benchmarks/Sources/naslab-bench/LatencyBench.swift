@@ -12,12 +12,14 @@ import Spaces
 /// and the segmentation spaces), `--table PATH` (load this thread count's table if the file has one,
 /// else build it and save it there), `--table-samples N` (architectures per space for the table,
 /// default 100), `--adaptive-rounds N` (1), `--adaptive-kernels N` (200), `--calibration N`
-/// (architectures per space measured whole to calibrate, default 0), `--count N` (held-out
+/// (architectures per space measured whole to calibrate, default `LatencyTable.defaultCalibrationNetworksPerSpace`), `--count N` (held-out
 /// architectures per space, default 40), `--rounds N` / `--repeats N` (measurement protocol,
 /// 3 / 31), `--clock wall|thread-cpu` (default: the protocol's), `--verbose`.
 ///
 /// Seeds: table 1, calibration 2, held-out 3 (disjoint draws). Held-out kernels the table lacks are
-/// predicted by the regressors (nothing is measured for them). The last line is `within 10%: <percent>`.
+/// predicted by the regressors (nothing is measured for them); each space's predictions are made at
+/// the machine's slowdown against the table measured just before (`LatencyTable.currentSlowdown`, the reference network
+/// only). The last line is `within 10%: <percent>`.
 func runLatencyBenchmark(_ arguments: [String]) throws {
     var options = [String: String]()
     var flags = Set<String>()
@@ -64,15 +66,14 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
                 FileHandle.standardError.write(Data("table: \(done)/\(total) kernel timings\n".utf8))
             }
         })
-        print(String(format: "table: %d kernels from %d networks (%d per space) + adaptive sampling, %.1f s (load %@)",
-                     table.entries.count, graphs.count, int("table-samples", 100), Date().timeIntervalSince(started), loadAverage()))
+        print(String(format: "table: %d kernels from %d networks (%d per space) + adaptive sampling, %.1f s, reference %.4f ms (load %@)",
+                     table.entries.count, graphs.count, int("table-samples", 100), Date().timeIntervalSince(started),
+                     table.referenceMilliseconds, loadAverage()))
         // 2. Optional calibration on whole networks (seed 2).
-        let calibration = int("calibration", 0)
+        let calibration = int("calibration", LatencyTable.defaultCalibrationNetworksPerSpace)
         if calibration > 0 {
             let networks = try LatencyTableBuilding.sampleNetworks(spaces: spaces, inputShapes: [], classCounts: [10], samples: calibration, seed: 2)
-            let measured = try LatencyMeasurement.measure(networks, threads: threads, protocol: protocolSettings)
-            let errors = try table.calibrate(on: zip(networks, measured).map { ($0, $1.medianMilliseconds) },
-                                             note: "benchmark: \(networks.count) networks, seed 2")
+            let errors = try table.calibrate(measuring: networks, protocol: protocolSettings, note: "benchmark: \(networks.count) networks, seed 2")
             print(String(format: "calibration: %d networks, scales %@, per kernel %+.5f ms, per network %+.5f ms, per MB %+.4f ms, %.1f %% within 10%% on them (load %@)",
                          networks.count, table.scales.keys.sorted().map { k in String(format: "%@ %.3f", k, table.scales[k]!) }.joined(separator: ", "), table.perKernelOverheadMilliseconds, table.perNetworkOverheadMilliseconds, table.perMegabyteMilliseconds,
                          100 * Double(errors.filter { abs($0) <= 0.1 }.count) / Double(errors.count), loadAverage()))
@@ -98,7 +99,9 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
     var disturbed = 0, retries = 0
     for space in spaces {
         let graphs = try LatencyTableBuilding.sampleNetworks(spaces: [space], inputShapes: [], classCounts: [10], samples: count, seed: 3)
-        let predictions = try graphs.map { try table.predict($0) }
+        // Predicted as a search screens: at the machine's speed just before (nothing of them is measured).
+        let slowdown = try table.currentSlowdown(protocol: protocolSettings)
+        let predictions = try graphs.map { try table.predict($0, slowdown: slowdown) }
         let measured = try LatencyMeasurement.measure(graphs, threads: threads, protocol: protocolSettings)
         var errors = [Double]()
         for (i, (p, m)) in zip(predictions, measured).enumerated() {
@@ -118,11 +121,11 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         let ms = measured.map(\.medianMilliseconds).sorted()
         let regressed = predictions.reduce(0) { $0 + $1.regressedKernelCount }, kernels = predictions.reduce(0) { $0 + $1.kernels.count }
         print(String(format: "%@: %d architectures, measured median %.4f ms [%.4f … %.4f], within 10%%: %.1f %%, mean |error| %.1f %%, "
-                     + "max |error| %.1f %%, mean error %+.1f %%, kernels regressed %d/%d (load %@)",
+                     + "max |error| %.1f %%, mean error %+.1f %%, kernels regressed %d/%d, slowdown %.3f (load %@)",
                      space, errors.count, ms[ms.count / 2], ms.first!, ms.last!,
                      100 * Double(errors.filter { abs($0) <= 0.1 }.count) / Double(errors.count),
                      100 * absolute.reduce(0, +) / Double(absolute.count), 100 * absolute.last!,
-                     100 * errors.reduce(0, +) / Double(errors.count), regressed, kernels, loadAverage()))
+                     100 * errors.reduce(0, +) / Double(errors.count), regressed, kernels, slowdown, loadAverage()))
     }
     let within = allErrors.filter { abs($0) <= 0.10 }.count
     print("overall: \(allErrors.count) held-out architectures of \(spaces.count) spaces, \(disturbed) with a round still disturbed after retries, "
