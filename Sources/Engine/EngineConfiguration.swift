@@ -74,7 +74,7 @@ func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, work: Int, _ body: (
         body(0..<count)
         return
     }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+    parallelFor(iterations: chunks) { c in
         let start = count * c / chunks
         let end = count * (c + 1) / chunks
         if start < end { body(start..<end) }

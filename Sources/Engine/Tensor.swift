@@ -28,25 +28,38 @@ public struct Tensor: Equatable, Sendable {
 }
 
 /// A manually managed Float32 buffer whose storage is reused across steps (grows, never shrinks).
+///
+/// Storage starts on a cache line (``alignment`` bytes): with the allocator's 16-byte alignment a
+/// kernel's 64-byte vector loads straddle two cache lines or not depending on where the heap
+/// happened to put its buffers, and the same network ran up to 1.5× slower from one instance
+/// to the next (measured: the latency protocol's reference network, 0.050 vs 0.077 ms).
 final class FloatBuffer {
+    /// Bytes the storage is aligned to: one cache line, one AVX-512 vector.
+    static let alignment = 64
+
     private(set) var pointer: UnsafeMutablePointer<Float>
     private(set) var capacity: Int
     private(set) var count: Int
 
     init(count: Int) {
         capacity = max(count, 1)
-        pointer = .allocate(capacity: capacity)
-        pointer.initialize(repeating: 0, count: capacity)
+        pointer = Self.allocate(capacity)
         self.count = count
+    }
+
+    private static func allocate(_ capacity: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Float>.stride, alignment: alignment)
+        let pointer = raw.bindMemory(to: Float.self, capacity: capacity)
+        pointer.initialize(repeating: 0, count: capacity)
+        return pointer
     }
 
     /// Sets the logical size; reallocates (contents undefined → zeroed) only when growing past capacity.
     func resize(_ newCount: Int) {
         if newCount > capacity {
-            pointer.deallocate()
+            UnsafeMutableRawPointer(pointer).deallocate()
             capacity = newCount
-            pointer = .allocate(capacity: capacity)
-            pointer.initialize(repeating: 0, count: capacity)
+            pointer = Self.allocate(capacity)
         }
         count = newCount
     }
@@ -62,5 +75,5 @@ final class FloatBuffer {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }

@@ -282,13 +282,13 @@ private struct Validator {
             switch ch {
             case "\n": line += 1; column = 0; inComment = false
             case "#": inComment = true
-            case "[", "{" where !inComment:
+            case "[" where !inComment, "{" where !inComment:
                 depth += 1
                 if depth > Validation.maximumNesting {
                     addError(line, column, "lists or mappings nested more than \(Validation.maximumNesting) levels deep")
                     return false
                 }
-            case "]", "}" where !inComment: depth = max(0, depth - 1)
+            case "]" where !inComment, "}" where !inComment: depth = max(0, depth - 1)
             default: break
             }
         }

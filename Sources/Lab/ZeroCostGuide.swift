@@ -262,7 +262,8 @@ struct ZeroCostCache {
             handle.write(Data(text.utf8))
             try? handle.close()
         } else {
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            // A cache: when it cannot be written the scores are computed again next time.
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         }
     }
 }

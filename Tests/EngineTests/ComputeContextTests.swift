@@ -97,3 +97,46 @@ private final class Collected: @unchecked Sendable {
     func append(_ item: String) { lock.withLock { stored.append(item) } }
     var items: [String] { lock.withLock { stored } }
 }
+
+/// `ComputeContext.parallelFor`: every iteration runs exactly once, on more than one thread when
+/// the context has several, and jobs of two callers at once (one finds the pool busy and runs on
+/// Dispatch) both complete.
+final class ParallelForTests: XCTestCase {
+    func testEveryIterationRunsOnceOnSeveralThreadsAndConcurrentCallersComplete() {
+        final class Tally: @unchecked Sendable {
+            let lock = NSLock()
+            var counts: [Int]
+            var threads = Set<UInt>()
+            init(_ n: Int) { counts = [Int](repeating: 0, count: n) }
+            func hit(_ i: Int) { lock.lock(); counts[i] += 1; threads.insert(UInt(bitPattern: Int(bitPattern: pthread_self()))); lock.unlock() }
+            var started: Int { lock.lock(); defer { lock.unlock() }; return counts.reduce(0, +) }
+        }
+        for threads in [1, 2, 3] {
+            for iterations in [0, 1, 2, 3, 7, 64] {
+                let tally = Tally(iterations)
+                let concurrent = threads >= 2 && (2...3).contains(iterations)
+                ComputeContext(threads: threads).parallelFor(iterations: iterations) { i in
+                    tally.hit(i)
+                    // Iteration 0 waits until every other iteration has started: only other threads can start them.
+                    guard concurrent, i == 0 else { return }
+                    let deadline = Date().addingTimeInterval(10)
+                    while tally.started < iterations, Date() < deadline { usleep(100) }
+                }
+                XCTAssertEqual(tally.counts, [Int](repeating: 1, count: iterations), "\(threads) threads, \(iterations) iterations")
+                if threads == 1 { XCTAssertLessThanOrEqual(tally.threads.count, 1) }
+                if concurrent {
+                    XCTAssertGreaterThanOrEqual(tally.threads.count, 2, "\(threads) threads, \(iterations) iterations")
+                    XCTAssertLessThanOrEqual(tally.threads.count, min(threads, iterations))
+                }
+            }
+        }
+        // Two callers at once, many small jobs each.
+        let tallies = (0..<2).map { _ in Tally(16) }
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            for _ in 0..<500 {
+                ComputeContext(threads: 2).parallelFor(iterations: 16) { i in tallies[caller].hit(i) }
+            }
+        }
+        for tally in tallies { XCTAssertEqual(tally.counts, [Int](repeating: 500, count: 16)) }
+    }
+}

@@ -159,6 +159,14 @@ final class ValidateCLITests: XCTestCase {
         let forced = try CLI.run(["validate", "--kind", "experiment", "--samples", "4", paths["ambiguous.yaml"]!])
         XCTAssertEqual(forced.status, 0, forced.stderr)
         XCTAssertTrue(forced.stdout.contains("valid experiment 'nobody-knows'"), forced.stdout)
+
+        // Brackets in comments do not count as nesting (they used to: "[" even inside a comment).
+        let commented = try corpus("validate-comments", [
+            "commented.yaml": Data(("# " + String(repeating: "[", count: 300) + "\nname: nobody-knows\n").utf8),
+        ])
+        let comments = try CLI.run(["validate", "--kind", "experiment", "--samples", "4", commented["commented.yaml"]!])
+        XCTAssertEqual(comments.status, 0, comments.stderr)
+        XCTAssertFalse(comments.stderr.contains("nested more than"), comments.stderr)
     }
 
     func testUnsatisfiableConstraintsAreAWarningWithTheSmallestCostsSeen() throws {

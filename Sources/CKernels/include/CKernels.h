@@ -30,4 +30,14 @@ const char *naslab_kernel_isa(void);
 /// for tests of every variant. Returns 0 (and changes nothing) when the CPU lacks it.
 int naslab_force_kernel_isa(const char *name);
 
+/// A hint to the CPU that the caller is spin-waiting (x86 `pause`, ARM `yield`): frees the core's
+/// resources for its sibling hyperthread and lowers the cost of the spin.
+static inline void naslab_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

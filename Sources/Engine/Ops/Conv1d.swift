@@ -130,7 +130,7 @@ final class Conv1dLayer: Layer {
         if threads == 1 {
             body(0, 0..<batch)
         } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            parallelFor(iterations: threads) { t in
                 body(t, (batch * t / threads)..<(batch * (t + 1) / threads))
             }
         }
@@ -256,7 +256,7 @@ final class Conv1dLayer: Layer {
                     b = UnsafePointer(ws)
                     ldb = positions
                 }
-                DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                parallelFor(iterations: split.parts) { t in
                     let (r, c) = split.part(t)
                     guard !r.isEmpty, !c.isEmpty else { return }
                     gemm(transposeA: false, transposeB: false, m: r.count, n: c.count, k: rows,

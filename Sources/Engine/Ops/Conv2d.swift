@@ -156,7 +156,7 @@ final class Conv2dLayer: Layer {
         if threads == 1 {
             body(0, 0..<batch, chunk)
         } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            parallelFor(iterations: threads) { t in
                 body(t, (batch * t / threads)..<(batch * (t + 1) / threads), chunk)
             }
         }
@@ -341,14 +341,14 @@ final class Conv2dLayer: Layer {
                     b = UnsafePointer(xg + n * outPlane)
                     ldb = np
                 } else {
-                    DispatchQueue.concurrentPerform(iterations: min(threads, rows)) { t in
+                    parallelFor(iterations: min(threads, rows)) { t in
                         let count = min(threads, rows)
                         im2col(xg, geo, first: n, count: 1, ws, rows: (rows * t / count)..<(rows * (t + 1) / count))
                     }
                     b = UnsafePointer(ws)
                     ldb = outPlane
                 }
-                DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                parallelFor(iterations: split.parts) { t in
                     let (r, c) = split.part(t)
                     guard !r.isEmpty, !c.isEmpty else { return }
                     gemm(transposeA: false, transposeB: false, m: r.count, n: c.count, k: rows,

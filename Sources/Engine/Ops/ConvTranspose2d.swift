@@ -141,7 +141,7 @@ final class ConvTranspose2dLayer: Layer {
         if threads == 1 {
             body(0, 0..<batch, chunk)
         } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            parallelFor(iterations: threads) { t in
                 body(t, (batch * t / threads)..<(batch * (t + 1) / threads), chunk)
             }
         }

@@ -204,7 +204,7 @@ struct DirectConvolution {
         if threads == 1 {
             body(0, 0..<batch)
         } else {
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            parallelFor(iterations: threads) { t in
                 body(t, (batch * t / threads)..<(batch * (t + 1) / threads))
             }
         }
@@ -229,7 +229,7 @@ struct DirectConvolution {
                 for g in 0..<groups {
                     input.pad(x + g * input.channels * inPlane, batch: batch, first: n, count: 1, into: padded)
                     let yg = y + g * outChannels * np
-                    DispatchQueue.concurrentPerform(iterations: split.parts) { t in
+                    parallelFor(iterations: split.parts) { t in
                         let rows = split.part(t).rows
                         guard !rows.isEmpty else { return }
                         input.convolve(padded: padded, weights: weights + g * weightsPerGroup + rows.lowerBound * input.channels * input.taps,

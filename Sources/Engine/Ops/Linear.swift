@@ -71,7 +71,7 @@ final class LinearLayer: Layer {
         if batch < threads, outFeatures >= 2 * threads, outFeatures * inFeatures * batch >= GEMMSplit.minimumWork {
             // Fewer samples than threads: split the output features (each row is still one dot product).
             let w = weight.pointer, x = inputs[0].pointer, outFeatures = self.outFeatures, inFeatures = self.inFeatures
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            parallelFor(iterations: threads) { t in
                 let r0 = outFeatures * t / threads, r1 = outFeatures * (t + 1) / threads
                 gemm(transposeA: false, transposeB: false, m: r1 - r0, n: batch, k: inFeatures,
                      a: w + r0 * inFeatures, lda: inFeatures, b: x, ldb: batch, beta: 0, c: y + r0 * batch, ldc: batch)

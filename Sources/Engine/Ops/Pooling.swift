@@ -115,19 +115,74 @@ final class MaxPoolLayer: Layer {
         self.outShape = outShape
     }
 
+    /// Whether `argmax` holds the last forward's window maxima (a forward in evaluation mode
+    /// skips them; a backward after it recomputes them).
+    private var argmaxValid = false
+
     func forward(_ inputs: [FloatBuffer], _ output: FloatBuffer, batch: Int, training: Bool, context: ExecutionContext) {
+        if training {
+            scanWithArgmax(inputs[0].pointer, output.pointer, batch: batch)
+        } else {
+            scanMaxima(inputs[0].pointer, output.pointer, batch: batch)
+            argmaxValid = false
+        }
+    }
+
+    /// Each output's window clipped to the image, once per row and column.
+    private func windows() -> (rowStart: [Int], rowEnd: [Int], columnStart: [Int], columnEnd: [Int]) {
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        let k = p.kernel, s = p.stride, pad = p.padding
+        return ((0..<oh).map { i in max(0, i * s - pad) }, (0..<oh).map { i in min(h, i * s - pad + k) },
+                (0..<ow).map { j in max(0, j * s - pad) }, (0..<ow).map { j in min(w, j * s - pad + k) })
+    }
+
+    /// Evaluation mode: the window maxima only, without branches on the data (a compare-and-select
+    /// per element, the vertical pass vectorised over whole rows): as fast for any input, so the
+    /// latency a table measures for it holds inside any network. NaN propagates, as PyTorch.
+    private func scanMaxima(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
+        let planes = inShape.channels * batch
+        let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
+        let (rowStart, rowEnd, columnStart, columnEnd) = windows()
+        parallelChunks(planes, work: planes * oh * ow * p.kernel * p.kernel) { range in
+            let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: w)
+            defer { rowMax.deallocate() }
+            for plane in range {
+                let xp = x + plane * h * w
+                for i in 0..<oh {
+                    let h0 = rowStart[i], h1 = rowEnd[i]
+                    rowMax.update(from: xp + h0 * w, count: w)
+                    for hi in (h0 + 1)..<max(h0 + 1, h1) {
+                        let line = xp + hi * w
+                        for c in 0..<w {
+                            let v = line[c], b = rowMax[c]
+                            rowMax[c] = (v > b || v != v) ? v : b
+                        }
+                    }
+                    let o = y + (plane * oh + i) * ow
+                    for j in 0..<ow {
+                        let w0 = columnStart[j], w1 = columnEnd[j]
+                        var best = rowMax[w0]
+                        for c in (w0 + 1)..<max(w0 + 1, w1) {
+                            let v = rowMax[c]
+                            best = (v > best || v != v) ? v : best
+                        }
+                        o[j] = best
+                    }
+                }
+            }
+        }
+    }
+
+    /// Training mode: the maxima and where they are (for the backward pass).
+    private func scanWithArgmax(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int) {
         let planes = inShape.channels * batch
         let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
         if argmax.count != planes * oh * ow { argmax = [Int32](repeating: 0, count: planes * oh * ow) }
-        let x = inputs[0].pointer, y = output.pointer
-        let p = self.p
-        // Each output's window clipped to the image once per row and column, so the scan itself
-        // has no bounds checks; the first element of the window seeds the maximum (windows are
-        // never empty: padding ≤ kernel / 2); ties keep the first index, a NaN wins (the last one,
-        // as PyTorch).
-        let k = p.kernel, s = p.stride, pad = p.padding
-        let columnStart = (0..<ow).map { j in max(0, j * s - pad) }, columnEnd = (0..<ow).map { j in min(w, j * s - pad + k) }
-        let rowStart = (0..<oh).map { i in max(0, i * s - pad) }, rowEnd = (0..<oh).map { i in min(h, i * s - pad + k) }
+        // The scan itself has no bounds checks; the first element of the window seeds the maximum
+        // (windows are never empty: padding ≤ kernel / 2); ties keep the first index, a NaN wins
+        // (the last one, as PyTorch).
+        let (rowStart, rowEnd, columnStart, columnEnd) = windows()
+        let k = p.kernel
         argmax.withUnsafeMutableBufferPointer { arg in
             let arg = arg.baseAddress!
             parallelChunks(planes, work: planes * oh * ow * k * k) { range in
@@ -157,11 +212,13 @@ final class MaxPoolLayer: Layer {
                 }
             }
         }
+        argmaxValid = true
     }
 
     func backward(_ inputs: [FloatBuffer], _ output: FloatBuffer, _ outputGradient: FloatBuffer,
                   _ inputGradients: [FloatBuffer?], _ accumulate: [Bool], batch: Int, context: ExecutionContext) {
         guard let dxBuffer = inputGradients[0] else { return }
+        if !argmaxValid { scanWithArgmax(inputs[0].pointer, output.pointer, batch: batch) }
         let planes = inShape.channels * batch
         let h = inShape.height, w = inShape.width, oh = outShape.height, ow = outShape.width
         let dx = dxBuffer.pointer, dy = outputGradient.pointer
