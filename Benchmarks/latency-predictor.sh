@@ -17,7 +17,9 @@
 # (and repeats the timings they hit) but cannot make a busy machine quiet.
 #
 # Environment: THREADS="1 2" (thread counts, one table each), COUNT=40, TABLE_SAMPLES=100,
-# CALIBRATION (default: LatencyTable.defaultCalibrationNetworksPerSpace, 40), TABLE=path (optional). Extra arguments go to naslab-bench (e.g. --verbose).
+# CALIBRATION (default: LatencyTable.defaultCalibrationNetworksPerSpace, 40), TABLE=path (optional). Extra arguments go to naslab-bench
+# (e.g. --verbose; --repeat-measurement 1 measures every held-out network a second time and prints how often
+# the two measurements agree within ±10 %: the bound any predictor meets on this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH_PATH:-.build}"

@@ -118,14 +118,20 @@ public struct ReferenceTimer {
         return median(samples.sorted())
     }
 
-    /// The median of `timings` timings on `threads` compute threads (ms): the machine's current
-    /// reference time, compared with a table's ``LatencyTable/referenceMilliseconds`` by
-    /// ``LatencyTable/currentSlowdown(protocol:timings:)``.
-    public static func measure(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 5) throws -> Double {
+    /// The median of `timings` timings on `threads` compute threads, `spacing` seconds apart (ms):
+    /// the machine's current reference time, compared with a table's
+    /// ``LatencyTable/referenceMilliseconds`` by ``LatencyTable/currentSlowdown(protocol:timings:)``.
+    /// Spread out, a disturbance of a few milliseconds hits one timing, not the median (five
+    /// back-to-back timings once came out 1.41× the table's for a moment's disturbance).
+    public static func measure(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 15,
+                               spacing: TimeInterval = 0.002) throws -> Double {
         let timer = try ReferenceTimer(threads: threads, protocol: p)
         return try ComputeContext(threads: threads).run {
             var values = [Double]()
-            for _ in 0..<max(1, timings) { values.append(try timer.time()) }
+            for i in 0..<max(1, timings) {
+                if i > 0, spacing > 0 { Thread.sleep(forTimeInterval: spacing) }
+                values.append(try timer.time())
+            }
             return median(values.sorted())
         }
     }

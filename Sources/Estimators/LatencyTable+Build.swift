@@ -208,10 +208,10 @@ extension LatencyTable {
     }
 
     /// How much slower the machine runs now than when the table was measured: the reference network's current time
-    /// (median of `timings` timings, ``ReferenceTimer/measure(threads:protocol:timings:)``) over
+    /// (median of `timings` timings spread over ~50 ms, ``ReferenceTimer/measure(threads:protocol:timings:spacing:)``) over
     /// ``referenceMilliseconds``; 1 for a table without a reference time. Pass it to `predict` to
     /// predict what the protocol would measure now.
-    public func currentSlowdown(protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 5) throws -> Double {
+    public func currentSlowdown(protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 15) throws -> Double {
         guard referenceMilliseconds > 0 else { return 1 }
         return try ReferenceTimer.measure(threads: machine.threadCount, protocol: p, timings: timings) / referenceMilliseconds
     }

@@ -14,7 +14,9 @@ import Spaces
 /// default 100), `--adaptive-rounds N` (1), `--adaptive-kernels N` (200), `--calibration N`
 /// (architectures per space measured whole to calibrate, default `LatencyTable.defaultCalibrationNetworksPerSpace`), `--count N` (held-out
 /// architectures per space, default 40), `--rounds N` / `--repeats N` (measurement protocol,
-/// 3 / 31), `--clock wall|thread-cpu` (default: the protocol's), `--verbose`.
+/// 3 / 31), `--clock wall|thread-cpu` (default: the protocol's), `--repeat-measurement 1` (measure
+/// every held-out network a second time and print how often the two measurements agree within
+/// ±10 %: what the measurement itself repeats to, a bound for any predictor), `--verbose`.
 ///
 /// Seeds: table 1, calibration 2, held-out 3 (disjoint draws). Held-out kernels the table lacks are
 /// predicted by the regressors (nothing is measured for them); each space's predictions are made at
@@ -96,12 +98,15 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
     // 3. Held-out architectures (seed 3), every space.
     let count = int("count", 40)
     var allErrors = [Double]()
+    var tableSpeedErrors = [Double]()   // the same predictions without the slowdown (at the table's speed)
+    var heldOut = [(graph: NetworkGraph, milliseconds: Double)]()
     var disturbed = 0, retries = 0
     for space in spaces {
         let graphs = try LatencyTableBuilding.sampleNetworks(spaces: [space], inputShapes: [], classCounts: [10], samples: count, seed: 3)
         // Predicted as a search screens: at the machine's speed just before (nothing of them is measured).
         let slowdown = try table.currentSlowdown(protocol: protocolSettings)
         let predictions = try graphs.map { try table.predict($0, slowdown: slowdown) }
+        let atTableSpeed = predictions.map { $0.totalMilliseconds / slowdown }
         let measured = try LatencyMeasurement.measure(graphs, threads: threads, protocol: protocolSettings)
         var errors = [Double]()
         for (i, (p, m)) in zip(predictions, measured).enumerated() {
@@ -117,6 +122,8 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
             }
         }
         allErrors += errors
+        tableSpeedErrors += zip(atTableSpeed, measured).map { ($0 - $1.medianMilliseconds) / $1.medianMilliseconds }
+        heldOut += zip(graphs, measured).map { ($0, $1.medianMilliseconds) }
         let absolute = errors.map(abs).sorted()
         let ms = measured.map(\.medianMilliseconds).sorted()
         let regressed = predictions.reduce(0) { $0 + $1.regressedKernelCount }, kernels = predictions.reduce(0) { $0 + $1.kernels.count }
@@ -127,6 +134,19 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
                      100 * absolute.reduce(0, +) / Double(absolute.count), 100 * absolute.last!,
                      100 * errors.reduce(0, +) / Double(errors.count), regressed, kernels, slowdown, loadAverage()))
     }
+    // 4. Optionally the measurement's own repeatability: every held-out network measured again (all
+    //    spaces in one round-robin), compared with its first measurement — the bound any predictor meets.
+    if int("repeat-measurement", 0) > 0 {
+        let again = try LatencyMeasurement.measure(heldOut.map(\.graph), threads: threads, protocol: protocolSettings)
+        let changes = zip(heldOut, again).map { ($1.medianMilliseconds - $0.milliseconds) / $0.milliseconds }
+        let sorted = changes.map(abs).sorted()
+        print(String(format: "measurement repeatability: %d held-out networks measured again: within 10%% of the first measurement %.1f %%, "
+                     + "median |change| %.1f %%, mean change %+.1f %% (load %@)", changes.count,
+                     100 * Double(changes.filter { abs($0) <= 0.1 }.count) / Double(changes.count), 100 * sorted[sorted.count / 2],
+                     100 * changes.reduce(0, +) / Double(changes.count), loadAverage()))
+    }
+    print(String(format: "without the slowdown (predicted at the table's speed): within 10%% %.1f %%",
+                 100 * Double(tableSpeedErrors.filter { abs($0) <= 0.10 }.count) / Double(tableSpeedErrors.count)))
     let within = allErrors.filter { abs($0) <= 0.10 }.count
     print("overall: \(allErrors.count) held-out architectures of \(spaces.count) spaces, \(disturbed) with a round still disturbed after retries, "
           + "\(retries) timings repeated; load \(loadAverage())")
