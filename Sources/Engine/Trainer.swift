@@ -189,8 +189,9 @@ public final class Trainer {
     ///     graph — and training continues with epoch `resume.epochsCompleted`. The result's `epochs`
     ///     include the restored ones; `.epochEnd` events are emitted for new epochs only. With the
     ///     same thread count the run ends bit-identical to an uninterrupted one.
-    ///   - checkpoint: called with the state after every finished epoch (after its `.epochEnd`
-    ///     event); an error it throws ends training and is rethrown.
+    ///   - checkpoint: called with the state after every finished epoch, before its `.epochEnd`
+    ///     event (so an observer never reports an epoch no checkpoint holds); an error it throws
+    ///     ends training and is rethrown.
     ///   - shouldStop: asked after each epoch's checkpoint; `true` ends training by throwing
     ///     `TrainingInterrupted` (after the last epoch it is ignored and the run completes).
     /// - Returns: per-epoch metrics and the status; a NaN/infinite loss stops the run with
@@ -272,11 +273,13 @@ public final class Trainer {
             }
             m.seconds = Date().timeIntervalSince(epochStart)
             metrics.append(m)
-            emit(.epochEnd(m))
+            // The checkpoint first: whoever reports `.epochEnd` (the API's epochs_completed) never
+            // reports an epoch that a restart after a kill could not resume from.
             if let checkpoint {
                 try checkpoint(try snapshot(network: network, optimizer: optimizer, step: step, epochs: metrics,
                                             indices: indices, rng: rng))
             }
+            emit(.epochEnd(m))
             if epoch + 1 < c.epochs, let shouldStop, shouldStop() {
                 throw TrainingInterrupted(epochsCompleted: metrics.count)
             }

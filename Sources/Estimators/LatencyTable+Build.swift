@@ -218,11 +218,22 @@ extension LatencyTable {
 
     /// Measures `networks` whole with the measurement protocol (``LatencyMeasurement/measure(_:threads:protocol:reference:seed:progress:)``),
     /// expresses each median at the table's speed (its reference time over the reference's time
-    /// around that timing) and calibrates on them (``calibrate(on:note:)``).
+    /// around that timing) and calibrates on them (``calibrate(on:note:)``). Kernels of them that
+    /// neither an entry nor a regressor covers are measured into the table first.
     /// - Returns: the calibrated table's relative errors on the networks, at the table's speed.
     @discardableResult
     public mutating func calibrate(measuring networks: [NetworkGraph], protocol p: LatencyProtocol = LatencyProtocol(), note: String,
                                    progress: (Int, Int) -> Void = { _, _ in }) throws -> [Double] {
+        // Kernels neither an entry nor a regressor covers (a small table) are measured first.
+        var unpredictable = [LatencyKernel]()
+        var queued = Set<String>()
+        for graph in networks {
+            let keys = Set(try unpredictableKeys(for: graph))
+            for kernel in try LatencyKernel.kernels(of: graph) where keys.contains(kernel.key) && queued.insert(kernel.key).inserted {
+                unpredictable.append(kernel)
+            }
+        }
+        try measure(unpredictable)
         let measured = try LatencyMeasurement.measure(networks, threads: machine.threadCount, protocol: p, progress: progress)
         if referenceMilliseconds <= 0 { referenceMilliseconds = median(measured.map(\.referenceMilliseconds).sorted()) }
         let reference = referenceMilliseconds
