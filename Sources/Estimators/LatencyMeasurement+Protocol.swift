@@ -86,17 +86,18 @@ public struct ProtocolLatency: Hashable, Codable, Sendable {
     public var referenceMilliseconds: Double
 }
 
-/// Times ``LatencyProtocol/referenceGraph`` on the protocol's clock: how fast the machine runs
-/// right now. A timing is `warmup` untimed and `referenceRepeats` timed passes; its value is their
-/// median. Call ``time()`` inside a ``ComputeContext`` of the thread count being measured.
-public struct ReferenceTimer {
+/// One network timed on the measurement protocol's clock: built from its graph with seeded weights
+/// and a seeded batch-1 input, each timing `warmup` untimed passes then `repeats` timed ones. The
+/// protocol times every network with it, and the reference network (``reference(threads:protocol:)``)
+/// tells how fast the machine runs right now. Call ``time(repeats:)`` inside a ``ComputeContext`` of
+/// the thread count being measured.
+public struct NetworkTimer {
     let network: Network
     let input: Tensor
     let settings: LatencyProtocol
     let clock: LatencyMeasurement.Clock
 
-    public init(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(),
-                graph: NetworkGraph = LatencyProtocol.referenceGraph, seed: UInt64 = 0) throws {
+    public init(_ graph: NetworkGraph, threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), seed: UInt64 = 0) throws {
         var rng = SeededGenerator(seed: seed)
         network = try Network(graph: graph, rng: &rng)
         let s = graph.inputShape
@@ -105,32 +106,41 @@ public struct ReferenceTimer {
         clock = p.clock(threads: threads)
     }
 
-    /// One timing of the reference network (ms).
-    public func time() throws -> Double {
+    /// The timer of ``LatencyProtocol/referenceGraph``.
+    public static func reference(threads: Int, protocol p: LatencyProtocol = LatencyProtocol()) throws -> NetworkTimer {
+        try NetworkTimer(LatencyProtocol.referenceGraph, threads: threads, protocol: p)
+    }
+
+    /// One timing: the median and the fastest of `repeats` passes after the warm-up (ms).
+    public func time(repeats: Int) throws -> (median: Double, minimum: Double) {
         for _ in 0..<settings.warmup { _ = try network.forward(input, training: false) }
         var samples = [Double]()
-        samples.reserveCapacity(settings.referenceRepeats)
-        for _ in 0..<max(1, settings.referenceRepeats) {
+        samples.reserveCapacity(repeats)
+        for _ in 0..<max(1, repeats) {
             let t0 = clock.nanoseconds()
             _ = try network.forward(input, training: false)
             samples.append(Double(clock.nanoseconds() - t0) / 1e6)
         }
-        return median(samples.sorted())
+        let sorted = samples.sorted()
+        return (median(sorted), sorted[0])
     }
+
+    /// One reference timing: the median of the protocol's `referenceRepeats` passes (ms).
+    public func referenceTime() throws -> Double { try time(repeats: settings.referenceRepeats).median }
 
     /// The median of `timings` timings on `threads` compute threads, `spacing` seconds apart (ms):
     /// the machine's current reference time, compared with a table's
     /// ``LatencyTable/referenceMilliseconds`` by ``LatencyTable/currentSlowdown(protocol:timings:)``.
     /// Spread out, a disturbance of a few milliseconds hits one timing, not the median (five
     /// back-to-back timings once came out 1.41× the table's for a moment's disturbance).
-    public static func measure(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 15,
+    public static func measureReference(threads: Int, protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 15,
                                spacing: TimeInterval = 0.002) throws -> Double {
-        let timer = try ReferenceTimer(threads: threads, protocol: p)
+        let timer = try NetworkTimer.reference(threads: threads, protocol: p)
         return try ComputeContext(threads: threads).run {
             var values = [Double]()
             for i in 0..<max(1, timings) {
                 if i > 0, spacing > 0 { Thread.sleep(forTimeInterval: spacing) }
-                values.append(try timer.time())
+                values.append(try timer.referenceTime())
             }
             return median(values.sorted())
         }
@@ -147,39 +157,20 @@ extension LatencyMeasurement {
         precondition(threads >= 1 && p.repeats >= 1 && p.rounds >= 1)
         let clock = p.clock(threads: threads)
         return try ComputeContext(threads: threads).run {
-            func prepare(_ graph: NetworkGraph) throws -> (Network, Tensor) {
-                var rng = SeededGenerator(seed: seed)
-                let network = try Network(graph: graph, rng: &rng)
-                let s = graph.inputShape
-                let values = (0..<s.elementCount).map { _ in rng.nextUnitFloat() * 2 - 1 }
-                return (network, Tensor(shape: [1, s.channels, s.height, s.width], values: values))
-            }
-            func time(_ n: (Network, Tensor), repeats: Int) throws -> (median: Double, minimum: Double) {
-                for _ in 0..<p.warmup { _ = try n.0.forward(n.1, training: false) }
-                var samples = [Double]()
-                samples.reserveCapacity(repeats)
-                for _ in 0..<repeats {
-                    let t0 = clock.nanoseconds()
-                    _ = try n.0.forward(n.1, training: false)
-                    samples.append(Double(clock.nanoseconds() - t0) / 1e6)
-                }
-                let sorted = samples.sorted()
-                return (median(sorted), sorted[0])
-            }
-            let referenceTimer = try ReferenceTimer(threads: threads, protocol: p, graph: reference, seed: seed)
-            var quiet = try referenceTimer.time()
+            let referenceTimer = try NetworkTimer(reference, threads: threads, protocol: p, seed: seed)
+            var quiet = try referenceTimer.referenceTime()
             var results = [(rounds: [Double], ratios: [Double], references: [Double], minimum: Double, disturbed: Int, retries: Int)](
                 repeating: ([], [], [], .infinity, 0, 0), count: graphs.count)
             var done = 0
             for round in 0..<p.rounds {
                 for step in graphs.indices {
                     let i = (step + round * max(1, graphs.count / p.rounds)) % graphs.count
-                    let network = try prepare(graphs[i])
+                    let network = try NetworkTimer(graphs[i], threads: threads, protocol: p, seed: seed)
                     var best: (median: Double, minimum: Double, ratio: Double, reference: Double)?
                     for attempt in 0...max(0, p.retries) {
-                        let before = try referenceTimer.time()
-                        let m = try time(network, repeats: p.repeats)
-                        let after = try referenceTimer.time()
+                        let before = try referenceTimer.referenceTime()
+                        let m = try network.time(repeats: p.repeats)
+                        let after = try referenceTimer.referenceTime()
                         quiet = min(quiet, before, after)
                         let ratio = max(before, after) / quiet
                         if best == nil || ratio < best!.ratio { best = (m.median, m.minimum, ratio, (before + after) / 2) }

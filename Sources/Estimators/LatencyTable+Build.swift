@@ -148,15 +148,21 @@ extension LatencyTable {
     @discardableResult
     public mutating func measureMissingEntries(for graphs: [NetworkGraph],
                                                progress: (LatencyTableProgress) -> Void = { _ in }) throws -> [String] {
+        let kernels = try Self.distinctKernels(of: graphs) { entries[$0.key] == nil }
+        try measure(kernels, progress: progress)
+        return kernels.map(\.key)
+    }
+
+    /// The distinct kernels (by key, in first-seen order) of `graphs` that `keep` admits.
+    static func distinctKernels(of graphs: [NetworkGraph], where keep: (LatencyKernel) -> Bool) throws -> [LatencyKernel] {
         var kernels = [LatencyKernel]()
         var queued = Set<String>()
         for graph in graphs {
-            for kernel in try LatencyKernel.kernels(of: graph) where entries[kernel.key] == nil && queued.insert(kernel.key).inserted {
+            for kernel in try LatencyKernel.kernels(of: graph) where keep(kernel) && queued.insert(kernel.key).inserted {
                 kernels.append(kernel)
             }
         }
-        try measure(kernels, progress: progress)
-        return kernels.map(\.key)
+        return kernels
     }
 
     /// Kernels timed between two timings of the reference network while measuring entries.
@@ -164,7 +170,7 @@ extension LatencyTable {
 
     /// Measures `kernels` (all of them, `settings.rounds` round-robin passes) and stores their entries.
     ///
-    /// The reference network (``ReferenceTimer``, the measurement protocol's clock) is timed before
+    /// The reference network (``NetworkTimer/reference(threads:protocol:)``, the measurement protocol's clock) is timed before
     /// each round and after every ``kernelsPerReferenceTiming`` kernels. A table without a
     /// ``referenceMilliseconds`` takes the median of these timings as its own; every entry's
     /// timings are rescaled by the table's reference time over the median reference time of their
@@ -176,19 +182,19 @@ extension LatencyTable {
                                           naslabVersion: machine.naslabVersion)
         guard here.isCompatible(with: machine) else { throw LatencyTableError.incompatibleMachine(table: machine, current: here) }
         let context = ComputeContext(threads: machine.threadCount)
-        let reference = try ReferenceTimer(threads: machine.threadCount)
+        let reference = try NetworkTimer.reference(threads: machine.threadCount)
         let rounds = max(1, settings.rounds)
         var perRound = [[LatencyEntry]](repeating: [], count: kernels.count)
         var roundReferences = [[Double]](repeating: [], count: rounds)
         var done = 0
         for round in 0..<rounds {
-            roundReferences[round].append(try context.run { try reference.time() })
+            roundReferences[round].append(try context.run { try reference.referenceTime() })
             for (index, kernel) in kernels.enumerated() {
                 let entry = try context.run { try LatencyTable.measure(kernel, batchSize: machine.batchSize, settings: settings) }
                 perRound[index].append(entry)
                 done += 1
                 if (index + 1) % Self.kernelsPerReferenceTiming == 0 || index == kernels.count - 1 {
-                    roundReferences[round].append(try context.run { try reference.time() })
+                    roundReferences[round].append(try context.run { try reference.referenceTime() })
                 }
                 progress(.measured(key: kernel.key, done: done, total: kernels.count * rounds, milliseconds: entry.medianMilliseconds))
             }
@@ -208,12 +214,12 @@ extension LatencyTable {
     }
 
     /// How much slower the machine runs now than when the table was measured: the reference network's current time
-    /// (median of `timings` timings spread over ~50 ms, ``ReferenceTimer/measure(threads:protocol:timings:spacing:)``) over
+    /// (median of `timings` timings spread over ~50 ms, ``NetworkTimer/measureReference(threads:protocol:timings:spacing:)``) over
     /// ``referenceMilliseconds``; 1 for a table without a reference time. Pass it to `predict` to
     /// predict what the protocol would measure now.
     public func currentSlowdown(protocol p: LatencyProtocol = LatencyProtocol(), timings: Int = 15) throws -> Double {
         guard referenceMilliseconds > 0 else { return 1 }
-        return try ReferenceTimer.measure(threads: machine.threadCount, protocol: p, timings: timings) / referenceMilliseconds
+        return try NetworkTimer.measureReference(threads: machine.threadCount, protocol: p, timings: timings) / referenceMilliseconds
     }
 
     /// Measures `networks` whole with the measurement protocol (``LatencyMeasurement/measure(_:threads:protocol:reference:seed:progress:)``),
@@ -225,15 +231,8 @@ extension LatencyTable {
     public mutating func calibrate(measuring networks: [NetworkGraph], protocol p: LatencyProtocol = LatencyProtocol(), note: String,
                                    progress: (Int, Int) -> Void = { _, _ in }) throws -> [Double] {
         // Kernels neither an entry nor a regressor covers (a small table) are measured first.
-        var unpredictable = [LatencyKernel]()
-        var queued = Set<String>()
-        for graph in networks {
-            let keys = Set(try unpredictableKeys(for: graph))
-            for kernel in try LatencyKernel.kernels(of: graph) where keys.contains(kernel.key) && queued.insert(kernel.key).inserted {
-                unpredictable.append(kernel)
-            }
-        }
-        try measure(unpredictable)
+        let models = regressors()
+        try measure(try Self.distinctKernels(of: networks) { entries[$0.key] == nil && models[$0.family] == nil })
         let measured = try LatencyMeasurement.measure(networks, threads: machine.threadCount, protocol: p, progress: progress)
         if referenceMilliseconds <= 0 { referenceMilliseconds = median(measured.map(\.referenceMilliseconds).sorted()) }
         let reference = referenceMilliseconds
