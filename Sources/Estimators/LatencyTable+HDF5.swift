@@ -31,20 +31,46 @@ extension LatencyTable {
     /// The group of this table in a file.
     public var groupName: String { "threads_\(machine.threadCount)_batch_\(machine.batchSize)" }
 
+    /// How ``save(path:mode:)`` treats the file's table of the same thread count and batch size.
+    public enum SaveMode: Sendable {
+        /// This table replaces it (a built or recalibrated table).
+        case replace
+        /// When it is of a compatible machine, the entries this table has and it lacks are added to
+        /// it (rescaled to its reference time) and its calibration is kept; otherwise this table
+        /// replaces it. Searches and `naslab estimate` grow the table by the kernels they measure:
+        /// two of them saving at once both keep theirs.
+        case addEntries
+    }
+
     /// Writes the table to `path`, keeping the file's tables of other thread counts or batch sizes
-    /// (a file that is not a readable table file is replaced).
-    public func save(path: String) throws {
-        var tables = (try? LatencyTable.loadAll(path: path)) ?? []
-        tables.removeAll { $0.groupName == groupName }
-        tables.append(self)
-        tables.sort { $0.groupName < $1.groupName }
-        let file = try H5File.create(path: path, truncate: true)
-        defer { try? file.close() }
-        try file.setAttribute("format", LatencyTable.fileFormat)
-        try file.setAttribute("format_version", LatencyTable.fileFormatVersion)
-        try file.setAttribute("table_count", tables.count)
-        for table in tables { try table.write(into: try file.createGroup(table.groupName)) }
-        try file.flush()
+    /// (a file that is not a readable table file is replaced). Saves are serialised by a lock
+    /// (``FileLock``; across processes and threads) and replace the file atomically, so readers
+    /// never see a half-written file and concurrent savers lose nothing.
+    public func save(path: String, mode: SaveMode = .replace) throws {
+        try FileLock.withExclusiveLock(for: path) {
+            var tables = (try? LatencyTable.loadAll(path: path)) ?? []
+            var saved = self
+            if mode == .addEntries, let onFile = tables.first(where: { $0.groupName == groupName }), onFile.machine.isCompatible(with: machine) {
+                saved = onFile
+                let factor = onFile.referenceMilliseconds > 0 && referenceMilliseconds > 0 ? onFile.referenceMilliseconds / referenceMilliseconds : 1
+                for (key, entry) in entries where onFile.entries[key] == nil {
+                    var rescaled = entry
+                    rescaled.medianMilliseconds *= factor
+                    rescaled.minimumMilliseconds *= factor
+                    saved.entries[key] = rescaled
+                }
+            }
+            tables.removeAll { $0.groupName == groupName }
+            tables.append(saved)
+            tables.sort { $0.groupName < $1.groupName }
+            let file = try H5File.create(path: path, truncate: true, persistence: .atomicReplace)
+            defer { try? file.close() }
+            try file.setAttribute("format", LatencyTable.fileFormat)
+            try file.setAttribute("format_version", LatencyTable.fileFormatVersion)
+            try file.setAttribute("table_count", tables.count)
+            for table in tables { try table.write(into: try file.createGroup(table.groupName)) }
+            try file.flush()
+        }
     }
 
     private func write(into g: H5Group) throws {

@@ -363,7 +363,7 @@ public final class ExperimentRunner {
             let path = config.constraints.latencyTable
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            try latencyTable.save(path: path)
+            try latencyTable.save(path: path, mode: .addEntries)
         }
         let wall = Date().timeIntervalSince(start)
         let fresh = max(1, rows.filter { $0.status != .rejected }.count)

@@ -115,7 +115,7 @@ public enum LatencyTableBuilding {
         if !added.isEmpty {
             let directory = (tablePath as NSString).deletingLastPathComponent
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            try table.save(path: tablePath)
+            try table.save(path: tablePath, mode: .addEntries)
         }
         let slowdown = try table.currentSlowdown()
         let predicted = try graphs.map { try table.predict($0, slowdown: slowdown).totalMilliseconds }

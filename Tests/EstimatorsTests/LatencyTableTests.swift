@@ -260,6 +260,70 @@ final class LatencyTableTests: XCTestCase {
         XCTAssertThrowsError(try LatencyTable.load(path: directory.appendingPathComponent("missing.h5").path))
     }
 
+    /// Searches and `naslab estimate` save the kernels they measured with `.addEntries`: entries the
+    /// file lacks are added at the file's reference time, its own entries and calibration stay; many
+    /// savers at once (threads of one server; the lock is also cross-process) lose nothing, and a
+    /// reader never meets a half-written file.
+    func testConcurrentSavesAddTheirEntriesAndLoseNothing() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("latency-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("table.h5").path
+        var base = try syntheticTable(for: [smallGraph()])
+        base.referenceMilliseconds = 0.1
+        base.perNetworkOverheadMilliseconds = 0.25
+        base.calibrationNote = "calibrated"
+        try base.save(path: path)
+
+        // A table measured at half the file's speed (reference 0.2 ms): a new entry of 0.8 ms is
+        // 0.4 ms at the file's reference time; an entry the file has keeps the file's value.
+        var grown = base
+        grown.referenceMilliseconds = 0.2
+        grown.perNetworkOverheadMilliseconds = 9
+        let existing = try XCTUnwrap(base.entries.keys.sorted().first)
+        grown.entries[existing]!.medianMilliseconds = 123
+        grown.entries["test-kernel@slow"] = LatencyEntry(medianMilliseconds: 0.8, minimumMilliseconds: 0.6, sampleCount: 3)
+        try grown.save(path: path, mode: .addEntries)
+        var onFile = try XCTUnwrap(try LatencyTable.load(path: path, threads: 1))
+        XCTAssertEqual(onFile.entries["test-kernel@slow"]?.medianMilliseconds ?? 0, 0.4, accuracy: 1e-12)
+        XCTAssertEqual(onFile.entries["test-kernel@slow"]?.minimumMilliseconds ?? 0, 0.3, accuracy: 1e-12)
+        XCTAssertEqual(onFile.entries[existing], base.entries[existing])
+        XCTAssertEqual(onFile.perNetworkOverheadMilliseconds, 0.25, "the file's calibration is kept")
+        XCTAssertEqual(onFile.referenceMilliseconds, 0.1)
+
+        // 8 savers at once, each adding its own 5 kernels, while a reader keeps loading the file.
+        let savers = 8, perSaver = 5
+        let failures = LockedList()
+        DispatchQueue.concurrentPerform(iterations: savers + 1) { i in
+            do {
+                if i == savers {
+                    for _ in 0..<40 { _ = try LatencyTable.loadAll(path: path) }
+                    return
+                }
+                var mine = base
+                for k in 0..<perSaver {
+                    mine.entries["saver\(i)-kernel\(k)"] = LatencyEntry(medianMilliseconds: Double(i * perSaver + k + 1), minimumMilliseconds: 0.1, sampleCount: 1)
+                    try mine.save(path: path, mode: .addEntries)
+                }
+            } catch {
+                failures.append("\(i): \(error)")
+            }
+        }
+        XCTAssertEqual(failures.items, [])
+        onFile = try XCTUnwrap(try LatencyTable.load(path: path, threads: 1))
+        for i in 0..<savers {
+            for k in 0..<perSaver {
+                XCTAssertEqual(onFile.entries["saver\(i)-kernel\(k)"]?.medianMilliseconds, Double(i * perSaver + k + 1), "saver \(i) kernel \(k)")
+            }
+        }
+        XCTAssertEqual(onFile.entries.count, base.entries.count + 1 + savers * perSaver)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".partial") }, [])
+
+        // `.replace` (build-table) replaces the group.
+        try base.save(path: path)
+        XCTAssertEqual(try LatencyTable.load(path: path, threads: 1), base)
+    }
+
     func testProtocolMeasuresEveryNetworkInRoundsAgainstTheReference() throws {
         let graphs = [smallGraph(width: 4), smallGraph(width: 8)]
         var calls = 0
@@ -342,4 +406,12 @@ final class LatencyTableTests: XCTestCase {
         XCTAssertThrowsError(try LatencyTable.build(spaces: [space], network: { s, a, i, c in try s.network(for: a, inputShape: i, classCount: c) },
                                                     inputShapes: [], classCounts: [10], samplesPerSpace: 1, seed: 1, threads: 1))
     }
+}
+
+/// A list appended to from several threads.
+private final class LockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values = [String]()
+    func append(_ value: String) { lock.withLock { values.append(value) } }
+    var items: [String] { lock.withLock { values } }
 }
