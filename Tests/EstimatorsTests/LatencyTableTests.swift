@@ -353,8 +353,7 @@ final class LatencyTableTests: XCTestCase {
         var now = LatencyTable.empty(threads: 1, settings: settings)
         try now.measureMissingEntries(for: [graph])
         XCTAssertGreaterThan(now.referenceMilliseconds, 0, "a new table takes the reference's time as its own")
-        let slowdownNow = try now.currentSlowdown()
-        XCTAssertEqual(slowdownNow, 1, accuracy: 0.3)
+        XCTAssertEqual(try now.currentSlowdown(), 1, accuracy: 0.5, "the machine's speed has not changed much since")
 
         var slow = LatencyTable.empty(threads: 1, settings: settings)
         slow.referenceMilliseconds = 2 * now.referenceMilliseconds
@@ -362,8 +361,12 @@ final class LatencyTableTests: XCTestCase {
         let stored = try slow.predict(graph, useRegressors: false).totalMilliseconds / now.predict(graph, useRegressors: false).totalMilliseconds
         XCTAssertGreaterThan(stored, 1.5, "entries are stored at the table's (slower) speed")
         XCTAssertLessThan(stored, 2.6)
-        let slowdownSlow = try slow.currentSlowdown()
-        XCTAssertEqual(slowdownSlow, 0.5, accuracy: 0.15)
+        // The machine's load may change between the table's reference and now (CI shares the
+        // machine): compare the two tables' slowdowns measured back to back, the median of 3 pairs.
+        var pairs = [(now: Double, slow: Double)]()
+        for _ in 0..<3 { pairs.append((try now.currentSlowdown(), try slow.currentSlowdown())) }
+        let (slowdownNow, slowdownSlow) = pairs.sorted { $0.slow / $0.now < $1.slow / $1.now }[1]
+        XCTAssertEqual(slowdownSlow / slowdownNow, 0.5, accuracy: 0.1, "\(pairs)")
         let today = try slow.predict(graph, useRegressors: false, slowdown: slowdownSlow).totalMilliseconds
             / now.predict(graph, useRegressors: false, slowdown: slowdownNow).totalMilliseconds
         XCTAssertEqual(today, 1, accuracy: 0.3, "at the current speed both tables predict today's latency")
