@@ -57,7 +57,7 @@ struct SuiteNetwork {
 }
 
 /// `naslab-bench suite --network NAME --mode train|latency [--steps N | --seconds S] [--warmup N]
-/// [--repeats N] [--profile] [--graph-out FILE]`, run inside `--threads T` (main.swift's compute context).
+/// [--repeats N] [--profile [--profile-ops]] [--graph-out FILE]`, run inside `--threads T` (main.swift's compute context).
 ///
 /// - train: samples/s of SGD steps (momentum 0.9, softmax cross-entropy) at the network's batch:
 ///   `--steps` steps, or as many as fit in `--seconds` (default 5; at least 2), after `--warmup` (2).
@@ -110,15 +110,17 @@ func suiteBenchmark(_ arguments: [String]) throws {
         }
         let rate = Double(steps * batch) / (now() - t)
         if arguments.contains("--profile") {
-            // Where a training step's time goes, by op kind (forward + backward, 2 profiled steps).
+            // Where a training step's time goes, by op kind, or by op and attributes with --profile-ops
+            // (forward + backward, 2 profiled steps).
             network.isProfiling = true
             for _ in 0..<2 { try step() }
             network.isProfiling = false
             var byKind = [String: (forward: Double, backward: Double)]()
             for node in graph.nodes {
                 guard let p = network.profile[node.name] else { continue }
-                let entry = byKind[node.op.kind] ?? (0, 0)
-                byKind[node.op.kind] = (entry.forward + p.forward / 2, entry.backward + p.backward / 2)
+                let key = arguments.contains("--profile-ops") ? node.op.description : node.op.kind
+                let entry = byKind[key] ?? (0, 0)
+                byKind[key] = (entry.forward + p.forward / 2, entry.backward + p.backward / 2)
             }
             for (kind, p) in byKind.sorted(by: { $0.value.forward + $0.value.backward > $1.value.forward + $1.value.backward }) {
                 print(String(format: "  %-18@ forward %8.1f ms  backward %8.1f ms per step", kind, p.forward * 1000, p.backward * 1000))
