@@ -1,5 +1,5 @@
 import XCTest
-@testable import Engine
+import Engine
 import NASCore
 
 /// Evaluation-mode max pooling is a separate, branch-free kernel without argmax (the latency path);
