@@ -5,13 +5,17 @@ import Dispatch
 /// direct kernels (`CKernels`, AVX-512 / AVX2 / baseline picked for the CPU) instead of im2col +
 /// GEMM. `Conv2dLayer` and `Conv1dLayer` both run their stride-1 windows through it.
 ///
-/// The trick is the "padded-row" layout: each image is copied once into a zero-padded plane of
-/// `paddedHeight × paddedWidth`, the images of a chunk follow each other, and the output is
-/// computed for every position `q = n·paddedPlane + ho·paddedWidth + wo` of the same row width.
-/// Tap `(ki, kj)` of the window then reads input `q + offsets[ki·kw + kj]` for every output at
-/// once, so a convolution is `channels × taps` shifted multiply-adds over long contiguous rows (no
-/// taps-times larger column matrix); the columns `wo ≥ outWidth` computed on the way are dropped
-/// when the output is copied out.
+/// The trick is the "padded-row" layout: the images of a chunk are copied once into one long row
+/// per channel with zeros around them, rows of `pitch = width + paddingWidth` floats and planes of
+/// `(height + paddingHeight)` rows, and the output is computed for every position
+/// `q = n·plane + ho·pitch + wo` of the same pitch. Tap `(ki, kj)` of the window then reads input
+/// `q + offsets[ki·kw + kj]` for every output at once, so a convolution is `channels × taps`
+/// shifted multiply-adds over long contiguous rows (no taps-times larger column matrix); the
+/// positions computed on the way that are no output (`wo ≥ outWidth`, `ho ≥ outHeight`) are dropped
+/// when the output is copied out. The zeros are shared: a row's right padding is the next row's
+/// left padding and an image's bottom padding the next image's top padding, so only `padding`
+/// (not `2·padding`) zero columns and rows per image are computed on the way — 81 instead of
+/// 100 positions for an 8×8 image with padding 1.
 ///
 /// The backward pass reuses both kernels: the input gradient of a stride-1 convolution is the
 /// convolution of the output gradient, padded by `dilation·(k−1) − padding`, with the weights
@@ -49,17 +53,23 @@ struct DirectConvolution {
             self.dilation = dilation
             self.paddingHeight = paddingHeight
             self.paddingWidth = paddingWidth
-            let rowWidth = width + 2 * paddingWidth
+            let rowWidth = width + paddingWidth
             offsets = (0..<(kernelHeight * kernelWidth)).map { t in
                 (t / kernelWidth) * dilation * rowWidth + (t % kernelWidth) * dilation
             }
         }
 
         var taps: Int { kernelHeight * kernelWidth }
-        var paddedWidth: Int { width + 2 * paddingWidth }
-        var paddedPlane: Int { (height + 2 * paddingHeight) * paddedWidth }
+        /// Floats from one row of an image to the next: the row and the zeros it shares with the
+        /// next row (its right padding, that row's left padding).
+        var pitch: Int { width + paddingWidth }
+        /// Floats from one image to the next: its rows and the zero rows it shares with the next
+        /// image (its bottom padding, that image's top padding).
+        var plane: Int { (height + paddingHeight) * pitch }
+        /// Zeros before the first image's first pixel: the first image's top and left padding.
+        var lead: Int { paddingHeight * pitch + paddingWidth }
         var outHeight: Int { height + 2 * paddingHeight - dilation * (kernelHeight - 1) }
-        var outWidth: Int { paddedWidth - dilation * (kernelWidth - 1) }
+        var outWidth: Int { width + 2 * paddingWidth - dilation * (kernelWidth - 1) }
 
         /// The layout of the transposed convolution (the input gradient's): over `outChannels`
         /// planes of this one's output size, padded by `dilation·(k−1) − padding`.
@@ -70,21 +80,28 @@ struct DirectConvolution {
                    paddingWidth: dilation * (kernelWidth - 1) - paddingWidth)
         }
 
-        /// Floats of one channel's padded rows for `count` images.
-        func rowLength(images count: Int) -> Int { count * paddedPlane }
+        /// Floats of one channel's padded rows for `count` images: the lead, then one plane per
+        /// image (the last one's zero rows are the bottom padding). The last computed output reads
+        /// up to position `rowLength − 1 − (pitch − outWidth − paddingWidth)`, inside it because
+        /// `padding ≤ dilation·(k − 1)` (``DirectConvolution/applies``) keeps output rows within
+        /// the pitch.
+        func rowLength(images count: Int) -> Int { lead + count * plane }
 
         /// Output positions the kernels compute for `count` images: up to the last valid output of
         /// the last image (every input they read then lies inside the chunk's padded rows).
         func computedLength(images count: Int) -> Int {
-            (count - 1) * paddedPlane + (outHeight - 1) * paddedWidth + outWidth
+            (count - 1) * plane + (outHeight - 1) * pitch + outWidth
         }
+
+        /// Floats of padded rows for `channels` channels of `count` images and the kernels' slack.
+        func floats(channels: Int, images count: Int) -> Int { channels * rowLength(images: count) + DirectConvolution.slack }
 
         /// Copies images `first ..< first + count` of a CNHW buffer (`channels` planes of `batch`
         /// images) into zero-padded rows, channel c at `destination + c·rowLength(count)`, followed
         /// by ``DirectConvolution/slack`` zeros.
         func pad(_ source: UnsafePointer<Float>, batch: Int, first: Int, count: Int, into destination: UnsafeMutablePointer<Float>) {
             place(source, planes: channels, batch: batch, first: first, count: count, height: height, width: width,
-                  at: paddingHeight * paddedWidth + paddingWidth, into: destination)
+                  at: lead, into: destination)
             (destination + channels * rowLength(images: count)).update(repeating: 0, count: DirectConvolution.slack)
         }
 
@@ -98,7 +115,7 @@ struct DirectConvolution {
         }
 
         /// Zeroes `planes` padded rows of `count` images and copies each image's `height × width`
-        /// plane into them, its top-left pixel at padded position `offset`.
+        /// plane into them, the top-left pixel of image `n` at position `offset + n·plane`.
         private func place(_ source: UnsafePointer<Float>, planes: Int, batch: Int, first: Int, count: Int, height: Int,
                            width: Int, at offset: Int, into destination: UnsafeMutablePointer<Float>) {
             let length = rowLength(images: count)
@@ -107,8 +124,8 @@ struct DirectConvolution {
                 row.update(repeating: 0, count: length)
                 for n in 0..<count {
                     let plane = source + (c * batch + first + n) * height * width
-                    let target = row + n * paddedPlane + offset
-                    for h in 0..<height { (target + h * paddedWidth).update(from: plane + h * width, count: width) }
+                    let target = row + n * self.plane + offset
+                    for h in 0..<height { (target + h * pitch).update(from: plane + h * width, count: width) }
                 }
             }
         }
@@ -124,7 +141,7 @@ struct DirectConvolution {
                 for n in 0..<count {
                     let plane = destination + (o * batch + first + n) * outHeight * outWidth
                     for h in 0..<outHeight {
-                        storeOrAdd(row + n * paddedPlane + h * paddedWidth, plane + h * outWidth, count: outWidth,
+                        storeOrAdd(row + n * self.plane + h * pitch, plane + h * outWidth, count: outWidth,
                                    accumulate: accumulate)
                     }
                 }
@@ -162,7 +179,7 @@ struct DirectConvolution {
     /// Floats after a padded buffer that the kernels may read (lanes past the last position).
     static let slack = 16
     /// Bumped whenever the kernels change in a way that moves their timings (latency tables record it).
-    static let revision = 1
+    static let revision = 2
     /// Floats of padded rows per chunk (1 MiB). Measured on NB201 training (16 channels at 32×32):
     /// 2^17 left the weight-gradient kernel with one image per call and the backward pass ~25 %
     /// slower; 2^18–2^20 were alike within the machine's noise.
@@ -194,7 +211,7 @@ struct DirectConvolution {
     /// Images per kernel call for `floatsPerImage` floats of padded rows per image.
     private func chunk(floatsPerImage: Int) -> Int {
         max(ConvolutionLayerChunking.images(budget: Self.budget, perImage: max(1, floatsPerImage)),
-            (Self.minimumPositions + input.paddedPlane - 1) / input.paddedPlane)
+            (Self.minimumPositions + input.plane - 1) / input.plane)
     }
 
     /// Splits the batch into one contiguous image range per thread (one thread for small work).
@@ -219,10 +236,14 @@ struct DirectConvolution {
         let inPlane = batch * input.height * input.width
         let outPlane = input.outHeight * input.outWidth
         let np = batch * outPlane
-        let perImage = (input.channels + outChannels) * input.paddedPlane
+        let perImage = (input.channels + outChannels) * input.plane
+        // Padded input rows and slack, then the output rows.
+        func workspace(images: Int) -> Int {
+            input.floats(channels: input.channels, images: images) + outChannels * input.rowLength(images: images)
+        }
         if splitImages {
             let length = input.rowLength(images: 1)
-            context.reserve(threads: 1, workspace: perImage + Self.slack, partial: 0)
+            context.reserve(threads: 1, workspace: workspace(images: 1), partial: 0)
             let padded = context.workspaces[0].pointer, output = padded + input.channels * length + Self.slack
             let split = GEMMSplit(m: outChannels, n: 0, threads: ComputeContext.current.threads)
             for n in 0..<batch {
@@ -245,7 +266,7 @@ struct DirectConvolution {
             return
         }
         let maxChunk = chunk(floatsPerImage: perImage)
-        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: perImage * maxChunk + Self.slack, partial: 0)
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: workspace(images: maxChunk), partial: 0)
         _ = forEachThread(batch: batch) { t, images in
             let padded = context.workspaces[t].pointer
             var first = images.lowerBound
@@ -292,11 +313,15 @@ struct DirectConvolution {
                 }
             }
         }
-        let perImage = (input.channels + outChannels) * input.paddedPlane
-            + (dx == nil ? 0 : (input.channels + outChannels) * transposed.paddedPlane)
+        let perImage = (input.channels + outChannels) * input.plane
+            + (dx == nil ? 0 : (input.channels + outChannels) * transposed.plane)
         let maxChunk = chunk(floatsPerImage: perImage)
-        context.reserve(threads: min(ComputeContext.current.threads, batch),
-                        workspace: perImage * maxChunk + 2 * Self.slack, partial: weightCount)
+        // Padded input rows and slack, the output gradient at output positions; for the input
+        // gradient the output gradient's padded rows and slack, then the transposed output rows.
+        let workspace = input.floats(channels: input.channels, images: maxChunk) + outChannels * input.rowLength(images: maxChunk)
+            + (dx == nil ? 0 : transposed.floats(channels: outChannels, images: maxChunk)
+                + input.channels * transposed.rowLength(images: maxChunk))
+        context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: workspace, partial: weightCount)
         let threads = flipped.withUnsafeBufferPointer { flippedWeights in
             forEachThread(batch: batch) { t, images in
                 let ws = context.workspaces[t].pointer
