@@ -199,11 +199,18 @@ struct DirectConvolution {
             && paddingHeight <= dilation * (kernelHeight - 1) && paddingWidth <= dilation * (kernelWidth - 1)
     }
 
+    /// Whether the output gradient's padded rows (``transposed``) put every output at the position
+    /// the weight-gradient kernel reads it from (``Layout/embed``) shifted by their lead: same pitch,
+    /// plane and lead — "same" convolutions (output size = input size: 3×3 with padding 1, …).
+    let gradientLayoutsCoincide: Bool
+
     init(input: Layout, outChannels: Int, groups: Int) {
         self.input = input
         self.outChannels = outChannels
         self.groups = groups
         transposed = input.transposed(outChannels: outChannels)
+        gradientLayoutsCoincide = transposed.pitch == input.pitch && transposed.plane == input.plane
+            && transposed.lead == input.lead
     }
 
     private var weightsPerGroup: Int { outChannels * input.channels * input.taps }
@@ -337,11 +344,18 @@ struct DirectConvolution {
                     for g in 0..<groups {
                         let dyg = dy + g * outChannels * np
                         input.pad(x + g * input.channels * inPlane, batch: batch, first: first, count: count, into: padded)
-                        input.embed(dyg, rows: outChannels, batch: batch, first: first, count: count, into: gradient)
-                        input.correlate(gradient: gradient, rows: outChannels, padded: padded, count: count,
-                                        into: dw + g * weightsPerGroup)
+                        // "Same" convolutions: the padded output gradient, seen from its lead on, is
+                        // the output gradient at output positions too — one copy serves both kernels.
+                        let shared = dx != nil && gradientLayoutsCoincide
+                        if shared {
+                            transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient)
+                        } else {
+                            input.embed(dyg, rows: outChannels, batch: batch, first: first, count: count, into: gradient)
+                        }
+                        input.correlate(gradient: shared ? paddedGradient + transposed.lead : gradient, rows: outChannels,
+                                        padded: padded, count: count, into: dw + g * weightsPerGroup)
                         guard let dx else { continue }
-                        transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient)
+                        if !shared { transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient) }
                         transposed.convolve(padded: paddedGradient, weights: flippedWeights.baseAddress! + g * weightsPerGroup,
                                             rows: input.channels, count: count, output: inputGradient)
                         transposed.extract(inputGradient, rows: 0..<input.channels, batch: batch, first: first, count: count,
