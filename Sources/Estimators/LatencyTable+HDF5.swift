@@ -51,14 +51,7 @@ extension LatencyTable {
             var tables = (try? LatencyTable.loadAll(path: path)) ?? []
             var saved = self
             if mode == .addEntries, let onFile = tables.first(where: { $0.groupName == groupName }), onFile.machine.isCompatible(with: machine) {
-                saved = onFile
-                let factor = onFile.referenceMilliseconds > 0 && referenceMilliseconds > 0 ? onFile.referenceMilliseconds / referenceMilliseconds : 1
-                for (key, entry) in entries where onFile.entries[key] == nil {
-                    var rescaled = entry
-                    rescaled.medianMilliseconds *= factor
-                    rescaled.minimumMilliseconds *= factor
-                    saved.entries[key] = rescaled
-                }
+                saved = onFile.adding(entriesOf: self)
             }
             tables.removeAll { $0.groupName == groupName }
             tables.append(saved)

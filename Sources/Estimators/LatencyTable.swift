@@ -303,6 +303,22 @@ public struct LatencyTable: Hashable, Codable, Sendable {
         self.calibrationNote = calibrationNote
     }
 
+    /// This table with the entries of `other` it lacks, each rescaled from `other`'s reference time
+    /// to this table's (the same kernel at this table's speed); this table's own entries,
+    /// calibration and machine stay. What a search adds to the table on file (``SaveMode/addEntries``).
+    public func adding(entriesOf other: LatencyTable) -> LatencyTable {
+        var merged = self
+        let factor = referenceMilliseconds > 0 && other.referenceMilliseconds > 0
+            ? referenceMilliseconds / other.referenceMilliseconds : 1
+        for (key, entry) in other.entries where entries[key] == nil {
+            var rescaled = entry
+            rescaled.medianMilliseconds *= factor
+            rescaled.minimumMilliseconds *= factor
+            merged.entries[key] = rescaled
+        }
+        return merged
+    }
+
     /// The per-family regressors fitted on the entries (families with at least
     /// ``minimumEntriesForRegressor`` entries), for the given statistic.
     public func regressors(statistic: LatencyStatistic = .median) -> [String: KernelRegressor] {

@@ -14,8 +14,7 @@ public enum FileLock {
     /// Runs `body` while holding the lock for `path`, waiting for other holders.
     /// - Throws: `HDF5Error.openFailed` if the lock file cannot be created; whatever `body` throws.
     public static func withExclusiveLock<T>(for path: String, _ body: () throws -> T) throws -> T {
-        let url = URL(fileURLWithPath: path)
-        let lockPath = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).lock").path
+        let lockPath = HiddenSibling.path(beside: path, suffix: "lock")
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw HDF5Error.openFailed(path: lockPath, reason: "cannot create the lock file: \(String(cString: strerror(errno)))")

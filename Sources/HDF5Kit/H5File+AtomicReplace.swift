@@ -104,17 +104,13 @@ final class AtomicReplaceStore: @unchecked Sendable {
     }
 
     /// The temporary file a flush writes before renaming it over `path`.
-    private var temporaryPath: String {
-        let url = URL(fileURLWithPath: path)
-        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).partial").path
-    }
+    private var temporaryPath: String { HiddenSibling.path(beside: path, suffix: "\(getpid()).partial") }
 
     /// Deletes temporary files of writers killed during a flush (we hold the writer lock, so no
     /// other process is writing one).
     private func removeAbandonedTemporaryFiles() {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent()
-        let prefix = ".\(url.lastPathComponent).", suffix = ".partial"
+        let (directory, prefix) = HiddenSibling.parts(beside: path)
+        let suffix = ".partial"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
             where name.hasPrefix(prefix) && name.hasSuffix(suffix) && Int(name.dropFirst(prefix.count).dropLast(suffix.count)) != nil {
             unlink(directory.appendingPathComponent(name).path)

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import NASCore
+import TestSupport
 import XCTest
 
 /// The injected compute context: scoped, nested, per thread and per task, and two jobs with
@@ -51,7 +52,7 @@ final class ComputeContextTests: XCTestCase {
     func testConcurrentJobsKeepTheirOwnContextAndResults() throws {
         let alone1 = try ComputeContext(threads: 1).run { try Self.step() }
         let alone2 = try ComputeContext(threads: 2).run { try Self.step() }
-        let failures = Collected()
+        let failures = LockedList()
         let done = DispatchGroup()
         for threads in [1, 2] {
             done.enter()
@@ -79,7 +80,7 @@ final class ComputeContextTests: XCTestCase {
         done.wait()
         XCTAssertEqual(failures.items, [])
         // Threads started outside a context start from the machine's.
-        let outside = Collected()
+        let outside = LockedList()
         let t = DispatchGroup()
         t.enter()
         ComputeContext(threads: 1).run {
@@ -91,12 +92,6 @@ final class ComputeContextTests: XCTestCase {
 }
 
 /// Strings appended from several threads.
-private final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = [String]()
-    func append(_ item: String) { lock.withLock { stored.append(item) } }
-    var items: [String] { lock.withLock { stored } }
-}
 
 /// `ComputeContext.parallelFor`: every iteration runs exactly once, on more than one thread when
 /// the context has several, and jobs of two callers at once (one finds the pool busy and runs on

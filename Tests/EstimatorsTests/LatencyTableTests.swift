@@ -3,6 +3,7 @@ import Foundation
 import Engine
 import NASCore
 import Spaces
+import TestSupport
 import XCTest
 
 final class LatencyTableTests: XCTestCase {
@@ -260,6 +261,27 @@ final class LatencyTableTests: XCTestCase {
         XCTAssertThrowsError(try LatencyTable.load(path: directory.appendingPathComponent("missing.h5").path))
     }
 
+    /// `adding(entriesOf:)`, without a file: entries the table lacks are added at its reference
+    /// time (measured at a quarter of its speed: a quarter of the time), its own entries stay; with
+    /// an unknown reference time (0) they are added as measured.
+    func testAddingEntriesRescalesTheMissingOnesAndKeepsItsOwn() throws {
+        var base = try syntheticTable(for: [smallGraph()])
+        base.referenceMilliseconds = 0.1
+        var other = base
+        other.referenceMilliseconds = 0.4
+        let existing = try XCTUnwrap(base.entries.keys.sorted().first)
+        other.entries[existing]!.medianMilliseconds = 99
+        other.entries["test-kernel@new"] = LatencyEntry(medianMilliseconds: 2, minimumMilliseconds: 1, sampleCount: 3)
+        let merged = base.adding(entriesOf: other)
+        XCTAssertEqual(merged.entries["test-kernel@new"]?.medianMilliseconds ?? 0, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(merged.entries["test-kernel@new"]?.minimumMilliseconds ?? 0, 0.25, accuracy: 1e-12)
+        XCTAssertEqual(merged.entries[existing], base.entries[existing])
+        XCTAssertEqual(merged.entries.count, base.entries.count + 1)
+        XCTAssertEqual(merged.referenceMilliseconds, 0.1)
+        other.referenceMilliseconds = 0
+        XCTAssertEqual(base.adding(entriesOf: other).entries["test-kernel@new"]?.medianMilliseconds, 2)
+    }
+
     /// Searches and `naslab estimate` save the kernels they measured with `.addEntries`: entries the
     /// file lacks are added at the file's reference time, its own entries and calibration stay; many
     /// savers at once (threads of one server; the lock is also cross-process) lose nothing, and a
@@ -412,9 +434,3 @@ final class LatencyTableTests: XCTestCase {
 }
 
 /// A list appended to from several threads.
-private final class LockedList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values = [String]()
-    func append(_ value: String) { lock.withLock { values.append(value) } }
-    var items: [String] { lock.withLock { values } }
-}
