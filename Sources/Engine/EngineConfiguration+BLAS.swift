@@ -10,7 +10,7 @@ extension EngineConfiguration {
 
     /// Everything that decides how fast the engine's kernels run: the BLAS (``blasDescription``)
     /// and NASLab's own direct-convolution kernels with their revision and instruction set, e.g.
-    /// `OpenBLAS 0.3.21 … (Haswell); direct convolution r1 (avx512)`. Latency tables measured under
+    /// `OpenBLAS 0.3.21 … (Haswell); direct convolution r2 (avx512)`. Latency tables measured under
     /// another description are not reused.
     public static var kernelsDescription: String {
         "\(blasDescription); direct convolution r\(DirectConvolution.revision) (\(DirectConvolution.instructionSet))"
