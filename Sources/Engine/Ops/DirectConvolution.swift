@@ -53,16 +53,17 @@ struct DirectConvolution {
             self.dilation = dilation
             self.paddingHeight = paddingHeight
             self.paddingWidth = paddingWidth
-            let rowWidth = width + paddingWidth
+            let pitch = Self.pitch(width: width, paddingWidth: paddingWidth)
             offsets = (0..<(kernelHeight * kernelWidth)).map { t in
-                (t / kernelWidth) * dilation * rowWidth + (t % kernelWidth) * dilation
+                (t / kernelWidth) * dilation * pitch + (t % kernelWidth) * dilation
             }
         }
 
         var taps: Int { kernelHeight * kernelWidth }
         /// Floats from one row of an image to the next: the row and the zeros it shares with the
         /// next row (its right padding, that row's left padding).
-        var pitch: Int { width + paddingWidth }
+        var pitch: Int { Self.pitch(width: width, paddingWidth: paddingWidth) }
+        static func pitch(width: Int, paddingWidth: Int) -> Int { width + paddingWidth }
         /// Floats from one image to the next: its rows and the zero rows it shares with the next
         /// image (its bottom padding, that image's top padding).
         var plane: Int { (height + paddingHeight) * pitch }
@@ -320,12 +321,16 @@ struct DirectConvolution {
                 }
             }
         }
-        let perImage = (input.channels + outChannels) * input.plane
+        // "Same" convolutions with an input gradient: the padded output gradient, seen from its
+        // lead on, is the output gradient at output positions too — one copy serves both kernels.
+        let shared = dx != nil && gradientLayoutsCoincide
+        let perImage = input.channels * input.plane + (shared ? 0 : outChannels * input.plane)
             + (dx == nil ? 0 : (input.channels + outChannels) * transposed.plane)
         let maxChunk = chunk(floatsPerImage: perImage)
-        // Padded input rows and slack, the output gradient at output positions; for the input
-        // gradient the output gradient's padded rows and slack, then the transposed output rows.
-        let workspace = input.floats(channels: input.channels, images: maxChunk) + outChannels * input.rowLength(images: maxChunk)
+        // Padded input rows and slack, the output gradient at output positions (unless shared); for
+        // the input gradient the output gradient's padded rows and slack, then the transposed output rows.
+        func gradientFloats(images: Int) -> Int { shared ? 0 : outChannels * input.rowLength(images: images) }
+        let workspace = input.floats(channels: input.channels, images: maxChunk) + gradientFloats(images: maxChunk)
             + (dx == nil ? 0 : transposed.floats(channels: outChannels, images: maxChunk)
                 + input.channels * transposed.rowLength(images: maxChunk))
         context.reserve(threads: min(ComputeContext.current.threads, batch), workspace: workspace, partial: weightCount)
@@ -339,14 +344,11 @@ struct DirectConvolution {
                     let count = min(maxChunk, images.upperBound - first)
                     let padded = ws
                     let gradient = padded + input.channels * input.rowLength(images: count) + Self.slack
-                    let paddedGradient = gradient + outChannels * input.rowLength(images: count)
+                    let paddedGradient = gradient + gradientFloats(images: count)
                     let inputGradient = paddedGradient + outChannels * transposed.rowLength(images: count) + Self.slack
                     for g in 0..<groups {
                         let dyg = dy + g * outChannels * np
                         input.pad(x + g * input.channels * inPlane, batch: batch, first: first, count: count, into: padded)
-                        // "Same" convolutions: the padded output gradient, seen from its lead on, is
-                        // the output gradient at output positions too — one copy serves both kernels.
-                        let shared = dx != nil && gradientLayoutsCoincide
                         if shared {
                             transposed.pad(dyg, batch: batch, first: first, count: count, into: paddedGradient)
                         } else {
