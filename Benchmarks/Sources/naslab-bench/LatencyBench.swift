@@ -99,7 +99,8 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
     let count = int("count", 40)
     var allErrors = [Double]()
     var tableSpeedErrors = [Double]()   // the same predictions without the slowdown (at the table's speed)
-    var heldOut = [(graph: NetworkGraph, milliseconds: Double)]()
+    var ownSpeedErrors = [Double]()     // at the slowdown of the reference timed around each network's own measurement
+    var heldOut = [(graph: NetworkGraph, milliseconds: Double, referenceMilliseconds: Double)]()
     var disturbed = 0, retries = 0
     for space in spaces {
         let graphs = try LatencyTableBuilding.sampleNetworks(spaces: [space], inputShapes: [], classCounts: [10], samples: count, seed: 3)
@@ -123,7 +124,10 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         }
         allErrors += errors
         tableSpeedErrors += zip(atTableSpeed, measured).map { ($0 - $1.medianMilliseconds) / $1.medianMilliseconds }
-        heldOut += zip(graphs, measured).map { ($0, $1.medianMilliseconds) }
+        ownSpeedErrors += zip(atTableSpeed, measured).map { p, m in
+            (p * m.referenceMilliseconds / table.referenceMilliseconds - m.medianMilliseconds) / m.medianMilliseconds
+        }
+        heldOut += zip(graphs, measured).map { ($0, $1.medianMilliseconds, $1.referenceMilliseconds) }
         let absolute = errors.map(abs).sorted()
         let ms = measured.map(\.medianMilliseconds).sorted()
         let regressed = predictions.reduce(0) { $0 + $1.regressedKernelCount }, kernels = predictions.reduce(0) { $0 + $1.kernels.count }
@@ -144,9 +148,21 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
                      + "median |change| %.1f %%, mean change %+.1f %% (load %@)", changes.count,
                      100 * Double(changes.filter { abs($0) <= 0.1 }.count) / Double(changes.count), 100 * sorted[sorted.count / 2],
                      100 * changes.reduce(0, +) / Double(changes.count), loadAverage()))
+        // The same pairs, each measurement expressed at one speed (divided by the reference's time around it).
+        let atOneSpeed = zip(heldOut, again).map { first, second in
+            (second.medianMilliseconds / second.referenceMilliseconds - first.milliseconds / first.referenceMilliseconds)
+                / (first.milliseconds / first.referenceMilliseconds)
+        }
+        let sortedAtOneSpeed = atOneSpeed.map(abs).sorted()
+        print(String(format: "measurement repeatability at one speed (each measurement over the reference's time around it): within 10%% %.1f %%, "
+                     + "median |change| %.1f %%, mean change %+.1f %%",
+                     100 * Double(atOneSpeed.filter { abs($0) <= 0.1 }.count) / Double(atOneSpeed.count),
+                     100 * sortedAtOneSpeed[sortedAtOneSpeed.count / 2], 100 * atOneSpeed.reduce(0, +) / Double(atOneSpeed.count)))
     }
     print(String(format: "without the slowdown (predicted at the table's speed): within 10%% %.1f %%",
                  100 * Double(tableSpeedErrors.filter { abs($0) <= 0.10 }.count) / Double(tableSpeedErrors.count)))
+    print(String(format: "at the speed of each network's own measurement (the reference timed around it): within 10%% %.1f %%",
+                 100 * Double(ownSpeedErrors.filter { abs($0) <= 0.10 }.count) / Double(ownSpeedErrors.count)))
     let within = allErrors.filter { abs($0) <= 0.10 }.count
     print("overall: \(allErrors.count) held-out architectures of \(spaces.count) spaces, \(disturbed) with a round still disturbed after retries, "
           + "\(retries) timings repeated; load \(loadAverage())")
