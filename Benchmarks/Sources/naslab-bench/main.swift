@@ -148,8 +148,8 @@ func fashionBenchmark(_ arguments: [String]) throws {
 
 EngineConfiguration.relaunchWithOptimizedOpenBLASIfNeeded()
 let arguments = Array(CommandLine.arguments.dropFirst())
-// Every benchmark runs in the ComputeContext of its --threads (latency: default 1; others: 2).
-let context = ComputeContext(threads: intOption("threads", arguments, default: arguments.first == "latency" ? 1 : 2))
+// Every benchmark runs in the ComputeContext of its --threads (latency, machine-noise: default 1; others: 2).
+let context = ComputeContext(threads: intOption("threads", arguments, default: ["latency", "machine-noise"].contains(arguments.first ?? "") ? 1 : 2))
 do {
     switch arguments.first {
     case "engine": try context.run { try engineBenchmark(arguments) }
@@ -159,8 +159,9 @@ do {
     case "latency": try context.run { try runLatencyBenchmark(Array(arguments.dropFirst())) }
     case "nb201-proxies": try context.run { try nb201ProxiesBenchmark(arguments) }
     case "suite": try context.run { try suiteBenchmark(arguments) }
+    case "machine-noise": try context.run { try runMachineNoiseBenchmark(arguments) }
     default:
-        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench nb201-proxies [--table CSV] [--output CSV] [--proxies synflow,params,flops]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]\n       naslab-bench suite --network NAME --mode train|latency [--threads N] [--steps N] [--repeats N] [--graph-out FILE]")
+        print("usage: naslab-bench engine [--threads N] [--batch N] [--steps N] [--warmup N] [--size N]\n       naslab-bench fashion [--threads N] [--epochs N] [--batch N] [--directory DIR] [--progress]\n       naslab-bench nb201 [--seeds N] [--budget N] [--table CSV]\n       naslab-bench nb201-proxies [--table CSV] [--output CSV] [--proxies synflow,params,flops]\n       naslab-bench throughput [--evaluations N] [--table CSV]\n       naslab-bench latency [options: see Benchmarks/latency-predictor.sh]\n       naslab-bench machine-noise [--seconds N] [--threads N] [--megabytes N]\n       naslab-bench suite --network NAME --mode train|latency [--threads N] [--steps N] [--repeats N] [--graph-out FILE]")
         exit(arguments.isEmpty ? 0 : 2)
     }
 } catch {
