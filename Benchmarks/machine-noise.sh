@@ -13,14 +13,8 @@
 # Environment: THREADS="1 2", SECONDS_PER_RUN=20.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCRATCH="${SCRATCH_PATH:-.build}"
-swift build -c release --scratch-path "$SCRATCH" --product naslab-bench >&2
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/naslab-bench"
-for threads in ${THREADS:-1 2}; do
-    echo "== threads $threads, reference network alone"
-    "$BIN" machine-noise --threads "$threads" --seconds "${SECONDS_PER_RUN:-20}" --megabytes 0 | tail -1
-done
-for threads in ${THREADS:-1 2}; do
-    echo "== threads $threads, reference network and memory stream"
-    "$BIN" machine-noise --threads "$threads" --seconds "${SECONDS_PER_RUN:-20}" --megabytes 64
-done
+noise() {   # builds (release, once) and runs naslab-bench machine-noise
+    swift run -c release --scratch-path "${SCRATCH_PATH:-.build}" naslab-bench machine-noise --seconds "${SECONDS_PER_RUN:-20}" "$@"
+}
+for t in ${THREADS:-1 2}; do echo "== threads $t, reference network alone"; noise --threads "$t" --megabytes 0 | tail -1; done
+for t in ${THREADS:-1 2}; do echo "== threads $t, reference network and memory stream"; noise --threads "$t" --megabytes 64; done
