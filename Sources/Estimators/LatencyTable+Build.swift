@@ -321,6 +321,14 @@ extension LatencyTable {
     }
 }
 
+extension LatencyTable {
+    /// The share (percent) of relative errors within ±`tolerance` — nn-Meter's accuracy metric
+    /// ("within 10 %"), used wherever NASLab reports a predictor's or a measurement's agreement.
+    public static func percentWithin(_ relativeErrors: [Double], tolerance: Double = 0.1) -> Double {
+        relativeErrors.isEmpty ? 0 : 100 * Double(relativeErrors.filter { abs($0) <= tolerance }.count) / Double(relativeErrors.count)
+    }
+}
+
 /// Median of sorted values.
 func median(_ sorted: [Double]) -> Double {
     precondition(!sorted.isEmpty)

@@ -226,9 +226,8 @@ struct LatencyCommand: ParsableCommand {
                     var line = "wrote \(summary.path): \(summary.entries) kernels (\(summary.adaptiveEntries) by adaptive sampling) in "
                         + String(format: "%.1f", summary.seconds) + " s (\(summary.machine))"
                     if !summary.calibrationErrors.isEmpty {
-                        let within = summary.calibrationErrors.filter { abs($0) <= 0.1 }.count
                         line += String(format: "; calibrated on %d networks, %.0f %% within ±10 %%", summary.calibrationErrors.count,
-                                       100 * Double(within) / Double(summary.calibrationErrors.count))
+                                       LatencyTable.percentWithin(summary.calibrationErrors))
                     }
                     print(line)
                 }

@@ -78,13 +78,12 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
             let errors = try table.calibrate(measuring: networks, protocol: protocolSettings, note: "benchmark: \(networks.count) networks, seed 2")
             print(String(format: "calibration: %d networks, scales %@, per kernel %+.5f ms, per network %+.5f ms, per MB %+.4f ms, %.1f %% within 10%% on them (load %@)",
                          networks.count, table.scales.keys.sorted().map { k in String(format: "%@ %.3f", k, table.scales[k]!) }.joined(separator: ", "), table.perKernelOverheadMilliseconds, table.perNetworkOverheadMilliseconds, table.perMegabyteMilliseconds,
-                         100 * Double(errors.filter { abs($0) <= 0.1 }.count) / Double(errors.count), loadAverage()))
+                         LatencyTable.percentWithin(errors), loadAverage()))
             if let check = table.networkModelCrossValidation() {
-                func within(_ e: [Double]) -> Double { 100 * Double(e.filter { abs($0) <= 0.1 }.count) / Double(e.count) }
                 func meanAbsolute(_ e: [Double]) -> Double { 100 * e.reduce(0) { $0 + abs($1) } / Double(e.count) }
                 print(String(format: "network-level model: %@; 5-fold cross-validation on the calibration networks: within 10%% %.1f %% (mean |error| %.1f %%), linear terms alone %.1f %% (%.1f %%)",
-                             check.modelIsBetter ? "used" : "not used", within(check.model), meanAbsolute(check.model),
-                             within(check.linear), meanAbsolute(check.linear)))
+                             check.modelIsBetter ? "used" : "not used", LatencyTable.percentWithin(check.model), meanAbsolute(check.model),
+                             LatencyTable.percentWithin(check.linear), meanAbsolute(check.linear)))
             }
         }
         if let path = options["table"] {
@@ -134,7 +133,7 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         print(String(format: "%@: %d architectures, measured median %.4f ms [%.4f … %.4f], within 10%%: %.1f %%, mean |error| %.1f %%, "
                      + "max |error| %.1f %%, mean error %+.1f %%, kernels regressed %d/%d, slowdown %.3f (load %@)",
                      space, errors.count, ms[ms.count / 2], ms.first!, ms.last!,
-                     100 * Double(errors.filter { abs($0) <= 0.1 }.count) / Double(errors.count),
+                     LatencyTable.percentWithin(errors),
                      100 * absolute.reduce(0, +) / Double(absolute.count), 100 * absolute.last!,
                      100 * errors.reduce(0, +) / Double(errors.count), regressed, kernels, slowdown, loadAverage()))
     }
@@ -146,7 +145,7 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         let sorted = changes.map(abs).sorted()
         print(String(format: "measurement repeatability: %d held-out networks measured again: within 10%% of the first measurement %.1f %%, "
                      + "median |change| %.1f %%, mean change %+.1f %% (load %@)", changes.count,
-                     100 * Double(changes.filter { abs($0) <= 0.1 }.count) / Double(changes.count), 100 * sorted[sorted.count / 2],
+                     LatencyTable.percentWithin(changes), 100 * sorted[sorted.count / 2],
                      100 * changes.reduce(0, +) / Double(changes.count), loadAverage()))
         // The same pairs, each measurement expressed at one speed (divided by the reference's time around it).
         let atOneSpeed = zip(heldOut, again).map { first, second in
@@ -156,17 +155,16 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         let sortedAtOneSpeed = atOneSpeed.map(abs).sorted()
         print(String(format: "measurement repeatability at one speed (each measurement over the reference's time around it): within 10%% %.1f %%, "
                      + "median |change| %.1f %%, mean change %+.1f %%",
-                     100 * Double(atOneSpeed.filter { abs($0) <= 0.1 }.count) / Double(atOneSpeed.count),
+                     LatencyTable.percentWithin(atOneSpeed),
                      100 * sortedAtOneSpeed[sortedAtOneSpeed.count / 2], 100 * atOneSpeed.reduce(0, +) / Double(atOneSpeed.count)))
     }
     print(String(format: "without the slowdown (predicted at the table's speed): within 10%% %.1f %%",
-                 100 * Double(tableSpeedErrors.filter { abs($0) <= 0.10 }.count) / Double(tableSpeedErrors.count)))
+                 LatencyTable.percentWithin(tableSpeedErrors)))
     print(String(format: "at the speed of each network's own measurement (the reference timed around it): within 10%% %.1f %%",
-                 100 * Double(ownSpeedErrors.filter { abs($0) <= 0.10 }.count) / Double(ownSpeedErrors.count)))
-    let within = allErrors.filter { abs($0) <= 0.10 }.count
+                 LatencyTable.percentWithin(ownSpeedErrors)))
     print("overall: \(allErrors.count) held-out architectures of \(spaces.count) spaces, \(disturbed) with a round still disturbed after retries, "
           + "\(retries) timings repeated; load \(loadAverage())")
-    print(String(format: "within 10%%: %.1f", 100 * Double(within) / Double(allErrors.count)))
+    print(String(format: "within 10%%: %.1f", LatencyTable.percentWithin(allErrors)))
 }
 
 /// The 1-, 5- and 15-minute load averages from /proc/loadavg.
