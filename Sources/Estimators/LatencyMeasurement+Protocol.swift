@@ -84,6 +84,13 @@ public struct ProtocolLatency: Hashable, Codable, Sendable {
     /// the reference timings just before and after; ms): the machine's speed when this network was
     /// measured (``LatencyTable/referenceMilliseconds``).
     public var referenceMilliseconds: Double
+
+    /// The median expressed at the machine speed whose reference time is `reference` (ms): scaled
+    /// by `reference` over the reference's time around this measurement (a table's speed:
+    /// ``LatencyTable/referenceMilliseconds``).
+    public func medianMilliseconds(atReference reference: Double) -> Double {
+        medianMilliseconds * reference / referenceMilliseconds
+    }
 }
 
 /// One network timed on the measurement protocol's clock: built from its graph with seeded weights

@@ -236,7 +236,7 @@ extension LatencyTable {
         let measured = try LatencyMeasurement.measure(networks, threads: machine.threadCount, protocol: p, progress: progress)
         if referenceMilliseconds <= 0 { referenceMilliseconds = median(measured.map(\.referenceMilliseconds).sorted()) }
         let reference = referenceMilliseconds
-        return try calibrate(on: zip(networks, measured).map { ($0, $1.medianMilliseconds * reference / $1.referenceMilliseconds) },
+        return try calibrate(on: zip(networks, measured).map { ($0, $1.medianMilliseconds(atReference: reference)) },
                              note: note + ", \(p.clock(threads: machine.threadCount).rawValue) clock, protocol medians at the table's reference time")
     }
 

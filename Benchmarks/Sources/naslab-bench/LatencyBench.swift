@@ -99,7 +99,7 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
     var allErrors = [Double]()
     var tableSpeedErrors = [Double]()   // the same predictions without the slowdown (at the table's speed)
     var ownSpeedErrors = [Double]()     // at the slowdown of the reference timed around each network's own measurement
-    var heldOut = [(graph: NetworkGraph, milliseconds: Double, referenceMilliseconds: Double)]()
+    var heldOut = [(graph: NetworkGraph, measured: ProtocolLatency)]()
     var disturbed = 0, retries = 0
     for space in spaces {
         let graphs = try LatencyTableBuilding.sampleNetworks(spaces: [space], inputShapes: [], classCounts: [10], samples: count, seed: 3)
@@ -124,9 +124,10 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
         allErrors += errors
         tableSpeedErrors += zip(atTableSpeed, measured).map { ($0 - $1.medianMilliseconds) / $1.medianMilliseconds }
         ownSpeedErrors += zip(atTableSpeed, measured).map { p, m in
-            (p * m.referenceMilliseconds / table.referenceMilliseconds - m.medianMilliseconds) / m.medianMilliseconds
+            let atTable = m.medianMilliseconds(atReference: table.referenceMilliseconds)
+            return (p - atTable) / atTable
         }
-        heldOut += zip(graphs, measured).map { ($0, $1.medianMilliseconds, $1.referenceMilliseconds) }
+        heldOut += zip(graphs, measured).map { ($0, $1) }
         let absolute = errors.map(abs).sorted()
         let ms = measured.map(\.medianMilliseconds).sorted()
         let regressed = predictions.reduce(0) { $0 + $1.regressedKernelCount }, kernels = predictions.reduce(0) { $0 + $1.kernels.count }
@@ -141,22 +142,17 @@ func runLatencyBenchmark(_ arguments: [String]) throws {
     //    spaces in one round-robin), compared with its first measurement — the bound any predictor meets.
     if int("repeat-measurement", 0) > 0 {
         let again = try LatencyMeasurement.measure(heldOut.map(\.graph), threads: threads, protocol: protocolSettings)
-        let changes = zip(heldOut, again).map { ($1.medianMilliseconds - $0.milliseconds) / $0.milliseconds }
-        let sorted = changes.map(abs).sorted()
-        print(String(format: "measurement repeatability: %d held-out networks measured again: within 10%% of the first measurement %.1f %%, "
-                     + "median |change| %.1f %%, mean change %+.1f %% (load %@)", changes.count,
-                     LatencyTable.percentWithin(changes), 100 * sorted[sorted.count / 2],
-                     100 * changes.reduce(0, +) / Double(changes.count), loadAverage()))
-        // The same pairs, each measurement expressed at one speed (divided by the reference's time around it).
-        let atOneSpeed = zip(heldOut, again).map { first, second in
-            (second.medianMilliseconds / second.referenceMilliseconds - first.milliseconds / first.referenceMilliseconds)
-                / (first.milliseconds / first.referenceMilliseconds)
+        // Relative changes from the first measurement: as measured, then with both measurements
+        // expressed at the table's speed (each over the reference's time around it).
+        func changes(_ milliseconds: (ProtocolLatency) -> Double) -> String {
+            let c = zip(heldOut, again).map { (milliseconds($1) - milliseconds($0.measured)) / milliseconds($0.measured) }
+            let sorted = c.map(abs).sorted()
+            return String(format: "within 10%% of the first measurement %.1f %%, median |change| %.1f %%, mean change %+.1f %%",
+                          LatencyTable.percentWithin(c), 100 * sorted[sorted.count / 2], 100 * c.reduce(0, +) / Double(c.count))
         }
-        let sortedAtOneSpeed = atOneSpeed.map(abs).sorted()
-        print(String(format: "measurement repeatability at one speed (each measurement over the reference's time around it): within 10%% %.1f %%, "
-                     + "median |change| %.1f %%, mean change %+.1f %%",
-                     LatencyTable.percentWithin(atOneSpeed),
-                     100 * sortedAtOneSpeed[sortedAtOneSpeed.count / 2], 100 * atOneSpeed.reduce(0, +) / Double(atOneSpeed.count)))
+        print("measurement repeatability: \(heldOut.count) held-out networks measured again: \(changes(\.medianMilliseconds)) (load \(loadAverage()))")
+        print("measurement repeatability at one speed (each measurement over the reference's time around it): "
+              + changes { $0.medianMilliseconds(atReference: table.referenceMilliseconds) })
     }
     print(String(format: "without the slowdown (predicted at the table's speed): within 10%% %.1f %%",
                  LatencyTable.percentWithin(tableSpeedErrors)))
